@@ -1,0 +1,3 @@
+from fountain.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Model providers behind one async protocol (see :mod:`fountain.providers.base`)."""

@@ -1,0 +1,117 @@
+"""Frozen value types shared by every stage of a run."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange: what the user said and what the assistant answered."""
+
+    user: str
+    assistant: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage of one or more requests."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Usage":
+        data = data or {}
+        return cls(int(data.get("prompt_tokens", 0) or 0), int(data.get("completion_tokens", 0) or 0))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a sample came from; written as the record's ``metadata``."""
+
+    kind: str  # "seed" | "derivation" | "variation"
+    direction: str
+    category: str
+    conversation_type: str = "conversation"  # "conversation" | "instruct"
+    parent_id: str | None = None
+    prefix_turns: int = 0
+    provider: str = ""
+    model: str = ""
+    prompt_hash: str = ""
+    usage: Usage = field(default_factory=Usage)
+    spec_fingerprint: str = ""
+    persona: str | None = None
+    iteration: int = 0
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A generated conversation with its provenance.
+
+    For a derivation, ``turns`` is the full training conversation: the parent's prefix followed by
+    the continuation the model wrote.
+    """
+
+    id: str
+    turns: tuple[Turn, ...]
+    provenance: Provenance
+    system: str | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        """OpenAI chat ``messages`` for this conversation."""
+        out: list[dict[str, str]] = []
+        if self.system:
+            out.append({"role": "system", "content": self.system})
+        for turn in self.turns:
+            out.append({"role": "user", "content": turn.user})
+            out.append({"role": "assistant", "content": turn.assistant})
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """The default output record: ``{"messages": [...], "metadata": {...}}``."""
+        meta = asdict(self.provenance)
+        meta["type"] = meta.pop("conversation_type")
+        meta = {"id": self.id, **meta}
+        return {"messages": self.messages(), "metadata": meta}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Sample":
+        """Inverse of :meth:`to_record` (raises KeyError/TypeError/ValueError on bad input)."""
+        meta = dict(record.get("metadata") or {})
+        system = None
+        users: list[str] = []
+        assistants: list[str] = []
+        for message in record["messages"]:
+            role, content = message["role"], message["content"]
+            if role == "system":
+                system = content
+            elif role == "user":
+                users.append(content)
+            elif role == "assistant":
+                assistants.append(content)
+            else:
+                raise ValueError(f"unknown role {role!r}")
+        if len(users) != len(assistants):
+            raise ValueError("user and assistant messages do not pair up")
+        sample_id = meta.pop("id", "")
+        meta["conversation_type"] = meta.pop("type", "conversation")
+        meta["usage"] = Usage.from_dict(meta.get("usage"))
+        known = set(Provenance.__dataclass_fields__)
+        prov = Provenance(**{k: v for k, v in meta.items() if k in known})
+        return cls(sample_id, tuple(Turn(u, a) for u, a in zip(users, assistants)), prov, system)
+
+    def with_id(self, new_id: str) -> "Sample":
+        return replace(self, id=new_id)
