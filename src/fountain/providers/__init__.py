@@ -1,1 +1,121 @@
-"""Model providers behind one async protocol (see :mod:`fountain.providers.base`)."""
+"""Model providers behind one async protocol (see :mod:`fountain.providers.base`).
+
+The registry: :func:`resolve_provider_config` merges the CLI flags, the environment and the
+spec's ``model`` block into a :class:`ProviderConfig`; :func:`create_provider` builds the provider
+it names. Adapter modules (and their SDKs) are imported only when that provider is created.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from fountain.errors import FountainError
+from fountain.providers.base import (Completion, Message, Provider, ProviderConfig, Request,
+                                     Sampling)
+
+if TYPE_CHECKING:
+    from fountain.spec import ModelSettings
+
+__all__ = ["PROVIDERS", "DEFAULT_MODELS", "DEFAULT_PROVIDER", "Completion", "Message", "Provider",
+           "ProviderConfig", "Request", "Sampling", "create_provider", "resolve_provider_config",
+           "check_provider_name"]
+
+# name -> "module:Class"
+PROVIDERS: dict[str, str] = {
+    "local": "fountain.providers.local:LocalProvider",
+    "openai": "fountain.providers.openai:OpenAIProvider",
+    "anthropic": "fountain.providers.anthropic:AnthropicProvider",
+    "gemini": "fountain.providers.gemini:GeminiProvider",
+    "fake": "fountain.providers.fake:FakeProvider",
+}
+
+DEFAULT_PROVIDER = "local"
+# None: the provider chooses (local: the bundled SmolLM2-135M-Instruct; fake: no model at all).
+DEFAULT_MODELS: dict[str, str | None] = {
+    "local": None,
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-haiku-4-5",
+    "gemini": "gemini-2.5-flash",
+    "fake": None,
+}
+
+ENV_PROVIDER = "FOUNTAIN_PROVIDER"
+ENV_MODEL = "FOUNTAIN_MODEL"
+ENV_BASE_URL = "FOUNTAIN_BASE_URL"
+
+
+def check_provider_name(name: str, *, location: str | None = None) -> str:
+    """The canonical (lower-case) provider name, or a FountainError with a suggestion."""
+    canonical = name.strip().lower()
+    if canonical in PROVIDERS:
+        return canonical
+    close = difflib.get_close_matches(canonical, list(PROVIDERS), n=1, cutoff=0.5)
+    suggestion = f"did you mean {close[0]!r}? " if close else ""
+    raise FountainError(f"unknown provider {name!r}", location=location,
+                        hint=f"{suggestion}known providers: {', '.join(PROVIDERS)}")
+
+
+def create_provider(config: ProviderConfig) -> Provider:
+    """Build the provider ``config.provider`` names (imports its module, and SDK, only now)."""
+    name = check_provider_name(config.provider)
+    module_name, _, class_name = PROVIDERS[name].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(config)
+
+
+def _clean(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def resolve_provider_config(spec_model: ModelSettings | None, *, provider: str | None = None,
+                            model: str | None = None, base_url: str | None = None,
+                            env: Mapping[str, str] | None = None) -> ProviderConfig:
+    """Merge the provider settings: CLI flags > environment > spec ``model`` block > default.
+
+    Environment: ``FOUNTAIN_PROVIDER``, ``FOUNTAIN_MODEL``, ``FOUNTAIN_BASE_URL``. A layer's model
+    and base URL apply only when that layer names no provider or names the provider finally chosen,
+    so ``--provider openai`` does not inherit the spec's Gemini model name. Without any model the
+    provider's default (``DEFAULT_MODELS``) is used.
+    """
+    env = os.environ if env is None else env
+    spec_provider = _clean(getattr(spec_model, "provider", None))
+    # (provider, model, base_url, where the provider came from) per layer, strongest first
+    layers = [
+        (_clean(provider), _clean(model), _clean(base_url), "--provider"),
+        (_clean(env.get(ENV_PROVIDER)), _clean(env.get(ENV_MODEL)), _clean(env.get(ENV_BASE_URL)),
+         ENV_PROVIDER),
+        (spec_provider, _clean(getattr(spec_model, "name", None)),
+         _clean(getattr(spec_model, "base_url", None)), "setup.yaml: model.provider"),
+    ]
+    chosen = DEFAULT_PROVIDER
+    for layer_provider, _, _, where in layers:
+        if layer_provider is not None:
+            chosen = check_provider_name(layer_provider, location=where)
+            break
+    layers = [(p if p is None else p.lower(), m, u, w) for p, m, u, w in layers]
+
+    def first(index: int) -> str | None:
+        for layer in layers:
+            if layer[0] in (None, chosen) and layer[index] is not None:
+                return layer[index]
+        return None
+
+    spec_applies = spec_model is not None and (spec_provider is None or spec_provider.lower() == chosen)
+    sampling = Sampling()
+    timeout_s = 120.0
+    api_key_env = None
+    if spec_applies:
+        sampling = Sampling(temperature=spec_model.temperature, top_p=spec_model.top_p,
+                            max_tokens=spec_model.max_tokens)
+        if spec_model.timeout_s is not None:
+            timeout_s = float(spec_model.timeout_s)
+        api_key_env = _clean(spec_model.api_key_env)
+    return ProviderConfig(provider=chosen, model=first(1) or DEFAULT_MODELS[chosen],
+                          base_url=first(2), api_key_env=api_key_env, timeout_s=timeout_s,
+                          sampling=sampling)

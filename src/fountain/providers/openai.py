@@ -1,0 +1,275 @@
+"""OpenAI Chat Completions, and any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio).
+
+Talks HTTP directly through one shared keep-alive ``aiohttp`` session instead of the ``openai``
+SDK: on a 2-core machine the SDK's client tops out near 240 requests/s where a plain aiohttp loop
+reaches about 2,190 (see DESIGN.md), and the engine, not the SDK, owns retries. Per request the
+work is one dict, one ``json.dumps`` and one ``json.loads``.
+
+Structured output: ``response_format`` of type ``json_schema`` (strict) when the request has a
+schema. A server that rejects it with a 400 about the response format is asked again at once with
+the next weaker form (non-strict schema, then ``json_object``, then none), and that choice is kept
+for the rest of the run.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from fountain import __version__
+from fountain.errors import (AuthenticationError, BadRequestError, ModelNotFoundError, ProviderError,
+                             QuotaExceededError, RateLimitError)
+from fountain.providers.base import Completion, ProviderConfig, Request
+from fountain.providers.http import (combined_seed, merged_sampling, new_session, read_key,
+                                     retry_after_from_headers, transient)
+from fountain.types import Usage
+
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+# Structured-output levels, strongest first; a server that refuses one gets the next.
+LEVELS = ("json_schema_strict", "json_schema", "json_object", "none")
+_FORMAT_COMPLAINT = re.compile(r"response_format|json_schema|json schema|schema|strict|json_object",
+                               re.IGNORECASE)
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def normalize_base_url(base_url: str | None) -> str:
+    """``http://host:port`` gets ``/v1`` (what every compatible server serves); a pasted
+    ``.../chat/completions`` is trimmed back to the base."""
+    url = (base_url or DEFAULT_BASE_URL).strip().rstrip("/")
+    if url.endswith("/chat/completions"):
+        url = url[: -len("/chat/completions")]
+    if not urlsplit(url).path:
+        url += "/v1"
+    return url
+
+
+def _is_official(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "api.openai.com" or host.endswith(".openai.com")
+
+
+def _is_local(url: str) -> bool:
+    """Loopback and private-network hosts: where self-hosted servers (Ollama, vLLM...) live."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "::1", "0.0.0.0", "host.docker.internal") or host.endswith(".local"):
+        return True
+    return (host.startswith(("127.", "10.", "192.168."))
+            or re.match(r"^172\.(1[6-9]|2\d|3[01])\.", host) is not None)
+
+
+def _schema_name(schema: dict[str, Any]) -> str:
+    name = _NAME_CHARS.sub("_", str(schema.get("title") or "response")).strip("_")
+    return (name or "response")[:64]
+
+
+class OpenAIProvider:
+    """The ``openai`` provider: Chat Completions over plain HTTP."""
+
+    name = "openai"
+
+    def __init__(self, config: ProviderConfig):
+        self.model = config.model or DEFAULT_MODEL
+        self.base_url = normalize_base_url(config.base_url)
+        self._url = self.base_url + "/chat/completions"
+        self._official = _is_official(self.base_url)
+        self._timeout_s = float(config.timeout_s)
+        self._key_env = config.api_key_env or DEFAULT_KEY_ENV
+        # The OpenAI API always needs a key, and so does any server for which the user named a key
+        # variable. A self-hosted server usually needs none. OPENAI_API_KEY itself is sent only to
+        # OpenAI and to local servers: a third-party host gets a key only through api_key_env.
+        key = None
+        if config.api_key_env is not None or self._official or _is_local(self.base_url):
+            key = read_key((self._key_env,), provider="openai",
+                           required=self._official or config.api_key_env is not None)
+        self._sent_key = key is not None
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": f"fountain/{__version__}"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        self._headers = headers  # the only place the key lives
+        self.sampling = config.sampling  # defaults for requests that leave a parameter unset
+        self._max_tokens_field = "max_completion_tokens" if self._official else "max_tokens"
+        self._max_connections = int(config.extra.get("max_connections", 1024))
+        forced = config.extra.get("structured_output")
+        if forced is not None and forced not in LEVELS and forced != "auto":
+            raise BadRequestError(f"unknown structured_output {forced!r}",
+                                  hint=f"one of auto, {', '.join(LEVELS)}")
+        self._level = 0 if forced in (None, "auto") else LEVELS.index(forced)
+        self._formats: dict[int, tuple[dict[str, Any], list[dict[str, Any] | None]]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
+
+    def identity(self) -> dict[str, Any]:
+        return {"provider": self.name, "model": self.model, "base_url": self.base_url}
+
+    @property
+    def structured_output(self) -> str:
+        """The structured-output form in use now (after any fallback)."""
+        return LEVELS[self._level]
+
+    # --- request building ------------------------------------------------------------------------
+
+    def _response_formats(self, schema: dict[str, Any]) -> list[dict[str, Any] | None]:
+        # Built once per schema object (the engine reuses one schema for a whole run).
+        cached = self._formats.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        name = _schema_name(schema)
+        formats: list[dict[str, Any] | None] = [
+            {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
+            {"type": "json_schema", "json_schema": {"name": name, "schema": schema}},
+            {"type": "json_object"},
+            None,
+        ]
+        if len(self._formats) > 64:
+            self._formats.clear()
+        self._formats[id(schema)] = (schema, formats)
+        return formats
+
+    def _body(self, request: Request, level: int) -> bytes:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        sampling = merged_sampling(self.sampling, request.sampling)
+        if "max_tokens" in sampling:
+            payload[self._max_tokens_field] = sampling.pop("max_tokens")
+        payload.update(sampling)
+        seed = combined_seed(request)
+        if seed is not None:
+            payload["seed"] = seed
+        if request.schema is not None:
+            response_format = self._response_formats(request.schema)[level]
+            if response_format is not None:
+                payload["response_format"] = response_format
+        return json.dumps(payload, ensure_ascii=False).encode()
+
+    # --- the call ----------------------------------------------------------------------------------
+
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            self._session = new_session(timeout_s=self._timeout_s, limit=self._max_connections,
+                                        headers=self._headers)
+            self._loop = loop
+        return self._session
+
+    async def complete(self, request: Request) -> Completion:
+        """One attempt (plus an immediate resend if the server refuses the output format)."""
+        level = self._level
+        while True:
+            status, headers, raw = await self._post(self._body(request, level))
+            if status == 200:
+                return self._parse(raw, request, level)
+            message, code = _error_message(raw)
+            if (status == 400 and request.schema is not None and level < len(LEVELS) - 1
+                    and _FORMAT_COMPLAINT.search(message or "")):
+                level += 1
+                # Remember the weaker form; concurrent requests may already have gone further.
+                self._level = max(self._level, level)
+                level = self._level
+                continue
+            raise self._error(status, headers, message, code)
+
+    async def _post(self, body: bytes) -> tuple[int, Any, bytes]:
+        session = self._session_for_loop()
+        try:
+            async with session.post(self._url, data=body) as response:
+                return response.status, response.headers, await response.read()
+        except asyncio.TimeoutError as error:
+            raise transient("openai", f"no answer from {self.base_url} within {self._timeout_s:g}s",
+                            error) from None
+        except aiohttp.ClientError as error:
+            raise transient("openai", f"connection to {self.base_url} failed", error) from None
+
+    def _parse(self, raw: bytes, request: Request, level: int) -> Completion:
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise transient("openai", f"malformed JSON in a 200 answer from {self.base_url}: "
+                                      f"{raw[:120]!r}", status=200) from None
+        try:
+            choice = answer["choices"][0]
+            message = choice.get("message") or {}
+            content = message.get("content")
+            finish_reason = choice.get("finish_reason")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise transient("openai", f"unexpected answer shape from {self.base_url}: "
+                                      f"{raw[:120]!r}", status=200) from None
+        if isinstance(content, list):  # some servers return content parts
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        if content is None and message.get("refusal"):
+            content, finish_reason = str(message["refusal"]), "refusal"
+        text = content or ""
+        data = None
+        if request.schema is not None or LEVELS[level] == "json_object":
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = None  # validation extracts JSON from prose and reports what failed
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        return Completion(text=text, data=data, finish_reason=finish_reason,
+                          usage=Usage.from_dict(usage if isinstance(usage, dict) else None),
+                          model=str(answer.get("model") or self.model))
+
+    def _error(self, status: int, headers: Any, message: str | None, code: str | None) -> ProviderError:
+        said = f": {message}" if message else ""
+        if status in (401, 403):
+            if not self._sent_key:
+                return AuthenticationError(
+                    f"the server at {self.base_url} wants an API key ({status}){said}", status=status,
+                    hint="name the variable that holds its key with model.api_key_env in setup.yaml "
+                         "(OPENAI_API_KEY is sent only to api.openai.com and local servers)")
+            return AuthenticationError(f"the key in {self._key_env} was refused ({status}){said}",
+                                       status=status, hint=f"check the value of {self._key_env}")
+        if status == 404:
+            return ModelNotFoundError(
+                f"model {self.model!r} was not found at {self.base_url} (404){said}", status=status,
+                hint="check the model name (--model); for a local server, check that the base URL "
+                     "ends with /v1 and that the model is loaded")
+        if status == 429:
+            if code is not None and "insufficient_quota" in code:
+                return QuotaExceededError(f"the OpenAI account's quota is exhausted{said}", status=status,
+                                          hint="check the plan and billing details; retrying will not help")
+            return RateLimitError(f"rate limited by {self.base_url} (429){said}", status=status,
+                                  retry_after=retry_after_from_headers(headers),
+                                  hint="the engine slows down and retries")
+        if status in (408, 409) or status >= 500:
+            return transient("openai", f"server error {status} from {self.base_url}{said}", status=status)
+        return BadRequestError(f"{self.base_url} rejected the request ({status}){said}", status=status,
+                               hint="check the model settings (sampling, max_tokens) in setup.yaml")
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+def _error_message(raw: bytes) -> tuple[str | None, str | None]:
+    """(message, code) from an error body in OpenAI's, vLLM's or Ollama's shape."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        text = raw.decode("utf-8", "replace").strip()
+        return (text[:300] or None), None
+    if not isinstance(body, dict):
+        return str(body)[:300], None
+    error = body.get("error", body)
+    if isinstance(error, str):
+        return error[:500], None
+    if isinstance(error, dict):
+        # code and type both: OpenAI marks an exhausted quota in either
+        code = " ".join(str(error[k]) for k in ("code", "type") if error.get(k) is not None)
+        message = error.get("message")
+        return (str(message)[:500] if message else None), (code or None)
+    return None, None

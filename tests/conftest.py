@@ -1,0 +1,37 @@
+"""Shared pytest fixtures."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# benchmarks/ is not a package: make benchmarks/mock_server.py importable as ``mock_server``.
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+# --- mock model API server (benchmarks/mock_server.py) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _mock_server_session():
+    from mock_server import start_in_thread
+
+    handle = start_in_thread()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def mock_server(_mock_server_session):
+    """A loopback server speaking the OpenAI, Anthropic and Gemini APIs, reset for each test.
+
+    ``.url`` (Anthropic/Gemini base URL), ``.openai_base_url``, ``.requests`` (recorded, without
+    auth headers), ``.configure(latency_ms=, faults=[...], api_key=, models=, ...)``,
+    ``.duplicates()``.
+    """
+    _mock_server_session.reset()
+    yield _mock_server_session
+    _mock_server_session.reset()
