@@ -139,3 +139,7 @@ class OutputError(FountainError):
 
 class BudgetExceededError(FountainError):
     """The run stopped before exceeding the cost budget (``--budget``)."""
+
+
+class ErrorRateError(FountainError):
+    """Too many requests failed over a recent window (``--max-error-rate``): the run stopped."""

@@ -1,0 +1,412 @@
+"""Throughput benchmark: fountain's request path against a loopback mock OpenAI server.
+
+    python benchmarks/throughput.py                       # 10,000 requests, concurrency 256, 100 ms
+    python benchmarks/throughput.py --error-rate 0.2      # with injected 429/500/timeouts/bad JSON
+    python benchmarks/throughput.py --requests 2000 --records 20000 --json results.json
+
+The mock server (``benchmarks/mock_server.py``) runs in a separate process, so the CPU time
+measured here (``time.process_time``) is the client's alone. Three phases:
+
+1. **baseline**: a plain ``aiohttp`` loop sends the same request bodies (no faults), the best
+   this machine can do against this server;
+2. **fountain**: the real ``openai`` adapter + :class:`fountain.dispatch.Dispatcher` (response
+   cache, adaptive limiter, retries, cost) + validation + one journal line per accepted sample,
+   with the configured faults; every request must end accepted or rejected with a reason;
+3. **memory**: in a fresh process, N records appended to a journal, read back and exported as
+   ``dataset.jsonl``; prints the peak RSS of that process.
+
+Targets (issue 4): at least 90% of the ideal (concurrency / latency) at concurrency 256 and 100 ms
+over 10,000 requests, read against the plain loop on a machine where client and server share few
+cores; under 2 ms of fountain CPU per request; under 300 MB RSS at 100,000 records.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # for mock_server.free_port
+
+TARGET_RATIO = 0.90
+TARGET_CPU_MS = 2.0
+TARGET_RSS_MB = 300.0
+SYSTEM = "You write realistic multi-turn conversations between a client and a counselor as JSON."
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# --- the mock server, in its own process ---------------------------------------------------------
+
+
+class Server:
+    def __init__(self, latency_ms: float, jitter_ms: float):
+        from mock_server import free_port
+
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "mock_server.py"), "--port", str(self.port),
+             "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms), "--timeout-s", "5"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = self.process.stdout.readline()
+        if "listening" not in line:
+            self.process.kill()
+            raise SystemExit(f"the mock server did not start: {line}{self.process.stdout.read()}")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            async with session.request(method, self.url + path, json=body) as response:
+                return await response.json()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+# --- phase 1: a plain aiohttp loop ------------------------------------------------------------------
+
+
+def request_body(i: int, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"model": "mock-model", "temperature": 0.8, "max_tokens": 512, "seed": i,
+            "messages": [{"role": "system", "content": SYSTEM},
+                         {"role": "user", "content": f"Write conversation number {i} about a shared budget."}],
+            "response_format": {"type": "json_schema",
+                                "json_schema": {"name": "conversation", "schema": schema, "strict": True}}}
+
+
+async def baseline(url: str, n: int, concurrency: int, schema: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0)
+    statuses: Counter[int] = Counter()
+    next_index = iter(range(n))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker() -> None:
+            for i in next_index:
+                body = json.dumps(request_body(i, schema)).encode()
+                async with session.post(url + "/v1/chat/completions", data=body,
+                                        headers={"Content-Type": "application/json"}) as response:
+                    json.loads(await response.read())
+                    statuses[response.status] += 1
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"requests": n, "wall_s": wall, "rps": n / wall, "cpu_ms_per_request": 1000 * cpu / n,
+            "statuses": dict(statuses)}
+
+
+# --- phase 2: fountain ----------------------------------------------------------------------------------
+
+
+async def fountain_phase(url: str, n: int, concurrency: int, folder: Path, *, use_cache: bool,
+                         timeout_s: float, validate: bool = True, journal_lines: bool = True,
+                         fsync: bool = True) -> dict[str, Any]:
+    from fountain.cache import ResponseCache
+    from fountain.cost import PriceTable
+    from fountain.dispatch import Dispatcher
+    from fountain.errors import ProviderError
+    from fountain.journal import Journal
+    from fountain.providers import create_provider
+    from fountain.providers.base import Message, ProviderConfig, Request, Sampling
+    from fountain.throttle import RetryPolicy
+    from fountain.types import Provenance, Sample
+    from fountain.validate import Rules, request_schema, validate_completion
+
+    rules = Rules(min_turns=1, max_turns=8)
+    schema = request_schema(rules)
+    provider = create_provider(ProviderConfig(provider="openai", model="mock-model",
+                                              base_url=url + "/v1", timeout_s=timeout_s))
+    cache = ResponseCache(folder / "cache.sqlite") if use_cache else None
+    dispatcher = Dispatcher(provider, cache=cache, concurrency=concurrency,
+                            retry=RetryPolicy(max_attempts=8, base_delay=0.2, max_delay=2.0),
+                            prices=PriceTable.load(), max_error_rate=0.9, error_window=200)
+    journal = Journal(folder / "seeds.jsonl", fsync=fsync)
+    rejects = Journal(folder / "rejects.jsonl", fsync=fsync)
+    outcomes: Counter[str] = Counter()
+    sampling = Sampling(temperature=0.8, max_tokens=512)
+    system = Message("system", SYSTEM)
+
+    async def one(i: int) -> None:
+        request = Request(messages=(system, Message("user", f"Write conversation number {i} about a shared budget.")),
+                          schema=schema, sampling=sampling, sample_index=i, seed=1, purpose="seed")
+        try:
+            completion = await dispatcher.complete(request)
+        except ProviderError as error:
+            outcomes["rejected:provider_error"] += 1
+            rejects.append({"id": f"s{i}", "kind": "seed", "reason": "provider_error",
+                            "detail": f"{type(error).__name__}: {error.message}"})
+            return
+        if not validate:
+            outcomes["accepted (not validated)"] += 1
+            return
+        result = validate_completion(completion.data if completion.data is not None else completion.text,
+                                     spec_or_rules=rules, finish_reason=completion.finish_reason)
+        if result.ok and not journal_lines:
+            outcomes["accepted (not written)"] += 1
+        elif result.ok:
+            sample = Sample(f"s{i}", result.turns, Provenance(
+                kind="seed", direction="budget", category="counsel", provider="openai",
+                model=completion.model, usage=completion.usage))
+            journal.append(sample.to_record())
+            outcomes["accepted"] += 1
+        else:
+            outcomes[f"rejected:{result.reason}"] += 1
+            rejects.append({"id": f"s{i}", "kind": "seed", "reason": result.reason,
+                            "detail": result.detail, "raw": completion.text[:2000]})
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    # Bounded workers, as an engine schedules tasks (the limiter still decides what is in flight).
+    indices = iter(range(n))
+
+    async def worker() -> None:
+        for i in indices:
+            await one(i)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    await provider.aclose()
+    journal.close()
+    rejects.close()
+    stats = dispatcher.stats
+    if cache is not None:
+        cache.close()
+    return {"requests": n, "wall_s": wall, "rps": n / wall, "cpu_ms_per_request": 1000 * cpu / n,
+            "outcomes": dict(outcomes), "accounted": sum(outcomes.values()),
+            "retries": stats.retries, "errors": dict(stats.errors), "provider_calls": stats.requests,
+            "final_concurrency_limit": dispatcher.limiter.limit, "usage": stats.usage.to_dict()}
+
+
+# --- phase 2b: the whole engine ----------------------------------------------------------------------
+
+
+async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsync: bool = True) -> dict[str, Any]:
+    """``fountain run`` in-process on a copy of samples/marriage_counsel: about ``n`` seed
+    conversations, one request each (json mode, no derivations)."""
+    import shutil
+
+    from fountain.engine import RunOptions, run_async
+    from fountain.spec import load_spec
+
+    import yaml
+
+    spec_dir = folder / "spec"
+    shutil.copytree(HERE.parent / "samples" / "marriage_counsel", spec_dir,
+                    ignore=shutil.ignore_patterns("output"))
+    # Dedup is a separate stage after generation (and the mock's templated answers are all
+    # near-duplicates): this phase measures generation.
+    setup = spec_dir / "setup.yaml"
+    data = yaml.safe_load(setup.read_text())
+    data.setdefault("raters", {})["dedup"] = {"enabled": False}
+    setup.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    spec = load_spec(spec_dir)
+    per_direction = max(1, n // len(spec.seed_directions))
+    options = RunOptions(output=folder / "out", provider="openai", model="mock-model",
+                         base_url=url + "/v1", seed=1, concurrency=concurrency, mode="json",
+                         seeds_per_direction=per_direction, derivations_per_direction=0, quiet=True,
+                         fsync=fsync)
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = await run_async(spec, options)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = result.stats
+    tasks = per_direction * len(spec.seed_directions)
+    rejected = result.counts.get("rejected", {})
+    return {"requests": stats.requests, "conversations": tasks, "wall_s": wall,
+            "rps": stats.requests / wall, "cpu_ms_per_request": 1000 * cpu / max(1, stats.requests),
+            "outcomes": {"accepted": result.dataset_records, **{f"rejected:{k}": v for k, v in rejected.items()}},
+            "accounted": result.dataset_records + sum(rejected.values()),
+            "retries": stats.retries, "errors": dict(stats.errors)}
+
+
+# --- phase 3: memory ----------------------------------------------------------------------------------------
+
+
+def memory_phase(records: int) -> dict[str, Any]:
+    """Append ``records`` samples to a journal, read them back and export the dataset (fresh process)."""
+    from fountain.export import export_dataset
+    from fountain.journal import Journal, read_journal
+    from fountain.types import Provenance, Sample, Turn, Usage
+
+    baseline_mb = peak_rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        start = time.perf_counter()
+        # fsync off: this phase measures memory, not the disk (the fountain phase fsyncs every line)
+        with Journal(folder / "seeds.jsonl", fsync=False) as journal:
+            for i in range(records):
+                turns = tuple(Turn(f"User line {i}.{t}: how do we split the rent fairly this month?",
+                                   f"Assistant line {i}.{t}: list the fixed costs first, then agree "
+                                   f"on a rule both of you can check every month.") for t in range(3))
+                journal.append(Sample(f"s{i}", turns, Provenance(
+                    kind="seed", direction="budget", category="counsel", provider="openai",
+                    model="mock-model", usage=Usage(300, 200))).to_record())
+        written_mb = peak_rss_mb()
+        read = read_journal(folder / "seeds.jsonl")
+        samples = (Sample.from_record(record) for record in read)
+        path = export_dataset(samples, folder)
+        with open(path, "rb") as handle:
+            exported = sum(1 for _ in handle)
+        size_mb = (folder / "seeds.jsonl").stat().st_size / 1e6
+    return {"records": records, "exported": exported, "journal_mb": size_mb,
+            "peak_rss_mb": peak_rss_mb(), "rss_after_write_mb": written_mb,
+            "rss_at_start_mb": baseline_mb, "seconds": time.perf_counter() - start}
+
+
+# --- driver -------------------------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from fountain.validate import Rules, request_schema
+
+    server = Server(args.latency_ms, args.jitter_ms)
+    results: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items() if k != "json"},
+                               "cpus": os.cpu_count()}
+    try:
+        schema = request_schema(Rules(min_turns=1, max_turns=8))
+        if not args.skip_baseline:
+            await server.call("POST", "/__mock__/configure", {"error_rate": 0.0, "record": False})
+            results["baseline"] = await baseline(server.url, args.requests, args.concurrency, schema)
+        rates = dict(item.split("=", 1) for item in args.fault)
+        await server.call("POST", "/__mock__/reset")  # counters (and options: set them again)
+        await server.call("POST", "/__mock__/configure", {
+            "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms,
+            "error_rate": args.error_rate, "fault_rates": {k: float(v) for k, v in rates.items()},
+            "record": False, "retry_after": args.retry_after, "timeout_s": 5.0, "seed": 1})
+        with tempfile.TemporaryDirectory() as tmp:
+            results["fountain"] = await fountain_phase(server.url, args.requests, args.concurrency,
+                                                       Path(tmp), use_cache=not args.no_cache,
+                                                       timeout_s=args.timeout_s,
+                                                       validate=not args.no_validate,
+                                                       journal_lines=not args.no_journal,
+                                                       fsync=not args.no_fsync)
+        results["server"] = await server.call("GET", "/__mock__/stats")
+        if args.engine:
+            await server.call("POST", "/__mock__/reset")
+            await server.call("POST", "/__mock__/configure", {
+                "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms, "record": False,
+                "error_rate": args.error_rate, "retry_after": args.retry_after, "timeout_s": 5.0})
+            with tempfile.TemporaryDirectory() as tmp:
+                results["engine"] = await engine_phase(server.url, args.requests, args.concurrency, Path(tmp),
+                                                       fsync=not args.no_fsync)
+    finally:
+        server.stop()
+    results["client_peak_rss_mb"] = peak_rss_mb()
+    if args.records:
+        done = subprocess.run([sys.executable, __file__, "--memory-only", "--records", str(args.records)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"memory phase failed:\n{done.stderr}")
+        results["memory"] = json.loads(done.stdout)
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    settings = results["settings"]
+    ideal = settings["concurrency"] / (settings["latency_ms"] / 1000) if settings["latency_ms"] else None
+    f = results["fountain"]
+    print(f"machine: {results['cpus']} CPU(s); mock server in a separate process")
+    print(f"{settings['requests']:,} requests, concurrency {settings['concurrency']}, latency "
+          f"{settings['latency_ms']:g} ms (jitter {settings['jitter_ms']:g}), error rate "
+          f"{settings['error_rate']:g}" + (f", faults {settings['fault']}" if settings["fault"] else ""))
+    if ideal:
+        print(f"ideal (concurrency / latency): {ideal:,.0f} requests/s")
+    b = results.get("baseline")
+    if b:
+        print(f"plain aiohttp loop: {b['rps']:,.0f} requests/s"
+              + (f" ({b['rps'] / ideal:.0%} of ideal)" if ideal else "")
+              + f", {b['cpu_ms_per_request']:.3f} ms CPU/request")
+    print(f"fountain:           {f['rps']:,.0f} requests/s"
+          + (f" ({f['rps'] / ideal:.0%} of ideal)" if ideal else "")
+          + (f", {f['rps'] / b['rps']:.0%} of the plain loop" if b else "")
+          + f", {f['cpu_ms_per_request']:.3f} ms CPU/request")
+    print(f"  provider calls {f['provider_calls']:,}, retries {f['retries']:,}, errors {f['errors']}, "
+          f"concurrency limit at the end {f['final_concurrency_limit']}")
+    print(f"  outcomes: {f['outcomes']}  (accounted {f['accounted']:,} of {f['requests']:,})")
+    print(f"  server saw: {results['server']}")
+    e = results.get("engine")
+    if e:
+        print(f"engine (fountain run, json mode): {e['rps']:,.0f} requests/s"
+              + (f" ({e['rps'] / ideal:.0%} of ideal)" if ideal else "")
+              + (f", {e['rps'] / b['rps']:.0%} of the plain loop" if b else "")
+              + f", {e['cpu_ms_per_request']:.3f} ms CPU/request; {e['conversations']:,} conversations: "
+              f"{e['outcomes']}, retries {e['retries']}")
+    print(f"client peak RSS: {results['client_peak_rss_mb']:.0f} MB")
+    m = results.get("memory")
+    if m:
+        print(f"memory: {m['records']:,} records ({m['journal_mb']:.0f} MB of JSONL) journal -> export: "
+              f"peak RSS {m['peak_rss_mb']:.0f} MB (after writing {m['rss_after_write_mb']:.0f} MB), "
+              f"{m['seconds']:.1f} s")
+    print("targets:")
+    if ideal:
+        ratio_ideal = f["rps"] / ideal
+        line = f"  throughput >= {TARGET_RATIO:.0%} of ideal: {ratio_ideal:.0%}"
+        if b:
+            line += f"; against the plain loop on this machine: {f['rps'] / b['rps']:.0%}"
+        met = ratio_ideal >= TARGET_RATIO or (b is not None and f["rps"] / b["rps"] >= TARGET_RATIO)
+        print(line + ("  MET" if met else "  NOT MET"))
+    cpu_met = f["cpu_ms_per_request"] < TARGET_CPU_MS
+    print(f"  CPU < {TARGET_CPU_MS:g} ms/request: {f['cpu_ms_per_request']:.3f} ms  {'MET' if cpu_met else 'NOT MET'}")
+    if m:
+        print(f"  RSS < {TARGET_RSS_MB:g} MB at {m['records']:,} records: {m['peak_rss_mb']:.0f} MB  "
+              f"{'MET' if m['peak_rss_mb'] < TARGET_RSS_MB else 'NOT MET'}")
+    every = f["accounted"] == f["requests"] and (not e or e["accounted"] == e["conversations"])
+    print(f"  every request accepted or rejected with a reason: {'yes' if every else 'NO'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="fountain throughput benchmark (see the module docstring)")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--jitter-ms", type=float, default=0.0)
+    parser.add_argument("--error-rate", type=float, default=0.0,
+                        help="share of requests failing, spread over 429/500/timeout/malformed")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=RATE",
+                        help="rate of one fault (429, 500, timeout, malformed, 400, ...); repeatable")
+    parser.add_argument("--retry-after", default="1", help="Retry-After sent with an injected 429")
+    parser.add_argument("--timeout-s", type=float, default=10.0, help="client timeout per request")
+    parser.add_argument("--records", type=int, default=100_000,
+                        help="records for the memory phase (0 skips it)")
+    parser.add_argument("--no-cache", action="store_true", help="run the fountain phase without the cache")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="breakdown: skip validation and journal writes in the fountain phase")
+    parser.add_argument("--no-fsync", action="store_true",
+                        help="journal lines without an fsync each (what a kill -9 cannot lose anyway)")
+    parser.add_argument("--no-journal", action="store_true",
+                        help="breakdown: validate but do not write journal lines")
+    parser.add_argument("--engine", action="store_true",
+                        help="also run the whole engine (fountain run on samples/marriage_counsel)")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_only:
+        print(json.dumps(memory_phase(args.records)))
+        return
+    results = asyncio.run(run(args))
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
