@@ -1,0 +1,573 @@
+"""Validation of model output: JSON extraction -> conversation schema -> turn rules -> elimination.
+
+Pure functions, no I/O: the engine calls :func:`validate_completion` on every answer and either
+keeps the turns (:class:`Accepted`) or retries / writes a reject with a short reason code
+(:class:`Rejected`). Reason codes:
+
+- ``invalid_json``: no JSON value could be read from the text;
+- ``truncated``: the JSON starts but never ends (the answer hit its token limit);
+- ``schema``: JSON, but not the conversation shape (wrong or extra keys, empty strings, ...);
+- ``turn_count``: the right shape with too few or too many turns;
+- ``elimination:<rule>``: the Evol-Instruct elimination rules and fountain's turn rules, where
+  ``<rule>`` is ``repetition``, ``no_information_gain``, ``refusal``, ``stopwords_only``,
+  ``placeholder`` or ``leaked_template``.
+
+Nothing here raises on model output: every input ends as Accepted or Rejected.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+from fountain.resources import load_schema
+from fountain.types import Turn
+
+CONVERSATION = "conversation"
+INSTRUCT = "instruct"
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer is usable: ``turns`` are what the model wrote (for a derivation, the continuation)."""
+
+    turns: tuple[Turn, ...]
+    ok = True
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The answer is not usable: ``reason`` is a short code, ``detail`` says what was wrong."""
+
+    reason: str
+    detail: str
+    ok = False
+
+
+class ExtractionError(ValueError):
+    """No JSON value in a text. ``reason`` is ``invalid_json`` or ``truncated``."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+# Template words that must never reach a training conversation (Evol-Instruct's list plus the
+# markers of fountain's own prompts). Matched case-insensitively.
+LEAK_WORDS: tuple[str, ...] = (
+    "#rewritten prompt#", "#given prompt#", "#created prompt#", "rewritten prompt", "given prompt",
+    "erdiagram", "%s", "{{", "}}", "{%", "%}",
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything validation needs from a spec (so this module never depends on spec.py)."""
+
+    type: str = CONVERSATION  # "conversation" | "instruct"
+    min_turns: int = 1
+    max_turns: int = 8
+    delimiter: str | None = None
+    leak_words: tuple[str, ...] = LEAK_WORDS
+    roles: tuple[str, ...] = ()  # role names, stripped from the start of turn-by-turn utterances
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, type: str | None = None, min_turns: int | None = None,
+                  max_turns: int | None = None) -> "Rules":
+        gen = spec.generation
+        kind = type or gen.type
+        lo = min_turns if min_turns is not None else gen.min_turns
+        hi = max_turns if max_turns is not None else gen.max_turns
+        if kind == INSTRUCT:
+            lo = hi = 1
+        lo, hi = max(1, lo), max(1, hi)
+        delimiter = (spec.delimiter or "").strip() or None
+        return cls(type=kind, min_turns=min(lo, hi), max_turns=hi, delimiter=delimiter,
+                   roles=tuple(r for r in (spec.user_role, spec.assistant_role) if r))
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return (1, 1) if self.type == INSTRUCT else (self.min_turns, self.max_turns)
+
+
+def _rules(spec_or_rules: Any) -> Rules:
+    return spec_or_rules if isinstance(spec_or_rules, Rules) else Rules.from_spec(spec_or_rules)
+
+
+# --- schemas -----------------------------------------------------------------------------------
+
+
+def _inline(node: Any, defs: dict[str, Any], *, keep_pattern: bool) -> Any:
+    """``node`` with every local ``$ref`` replaced by its definition (providers differ in $ref support)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            return _inline(defs[name], defs, keep_pattern=keep_pattern)
+        return {k: _inline(v, defs, keep_pattern=keep_pattern) for k, v in node.items()
+                if k not in ("$defs", "$id", "$schema", "title", "description")
+                and (keep_pattern or k != "pattern")}
+    if isinstance(node, list):
+        return [_inline(v, defs, keep_pattern=keep_pattern) for v in node]
+    return node
+
+
+@lru_cache(maxsize=64)
+def _schema(kind: str, lo: int, hi: int, keep_pattern: bool) -> dict[str, Any]:
+    base = load_schema("conversation.schema.json")
+    defs = base["$defs"]
+    if kind == INSTRUCT:
+        return _inline(defs["instruct"], defs, keep_pattern=keep_pattern)
+    schema = _inline(copy.deepcopy(base), defs, keep_pattern=keep_pattern)
+    schema["properties"]["conversations"]["minItems"] = lo
+    schema["properties"]["conversations"]["maxItems"] = hi
+    return schema
+
+
+def request_schema(rules: Rules) -> dict[str, Any]:
+    """The JSON schema sent with a request (self-contained, no ``$ref``, no regex ``pattern``).
+
+    A fresh copy each call, so a provider adapter may adapt it freely.
+    """
+    lo, hi = rules.bounds
+    return copy.deepcopy(_schema(rules.type, lo, hi, False))
+
+
+@lru_cache(maxsize=64)
+def _validator(kind: str, lo: int, hi: int):
+    from jsonschema import Draft202012Validator
+
+    schema = _schema(kind, lo, hi, True)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def validation_schema(rules: Rules) -> dict[str, Any]:
+    """The schema answers are checked against (the request schema plus non-blank strings)."""
+    lo, hi = rules.bounds
+    return copy.deepcopy(_schema(rules.type, lo, hi, True))
+
+
+# --- JSON extraction ---------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript|js)?[ \t]*\n?(.*?)(?:```|\Z)", re.S)
+_SMART = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
+
+
+def _strip_trailing_commas(text: str) -> str:
+    """Remove commas directly before ``}`` or ``]``, outside strings."""
+    out: list[str] = []
+    in_string = escaped = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch == ",":
+            j = i + 1
+            while j < n and text[j] in " \t\r\n":
+                j += 1
+            if j < n and text[j] in "}]":
+                i += 1
+                continue
+            out.append(ch)
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """Index just past the bracket that closes ``text[start]``, or None when the text ends first."""
+    stack: list[str] = []
+    in_string = escaped = False
+    pairs = {"{": "}", "[": "]"}
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in pairs:
+            stack.append(pairs[ch])
+        elif ch in "}]":
+            if not stack or stack[-1] != ch:
+                return i + 1  # mismatched: let the parser report it
+            stack.pop()
+            if not stack:
+                return i + 1
+    return None
+
+
+def _loads(candidate: str) -> Any:
+    """json.loads, then with trailing commas removed, then with smart quotes made plain."""
+    try:
+        return json.loads(candidate)
+    except ValueError:
+        pass
+    fixed = _strip_trailing_commas(candidate)
+    try:
+        return json.loads(fixed)
+    except ValueError:
+        pass
+    if any(q in candidate for q in "\u201c\u201d\u201e\u2033"):
+        return json.loads(_strip_trailing_commas(candidate.translate(_SMART)))
+    raise ValueError("not JSON")
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a model's answer.
+
+    Survives code fences, prose before or after the value, trailing commas and curly quotes used
+    as JSON quotes. Raises :class:`ExtractionError` with reason ``truncated`` when a value starts
+    but never closes, else ``invalid_json``.
+    """
+    if not isinstance(text, str):
+        raise ExtractionError("invalid_json", f"expected text, got {type(text).__name__}")
+    stripped = text.strip()
+    if not stripped:
+        raise ExtractionError("invalid_json", "the answer is empty")
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    sources = [m.group(1) for m in _FENCE.finditer(stripped) if m.group(1).strip()]
+    sources.append(stripped)
+    truncated = False
+    for source in sources:
+        # Try each opening bracket in turn (prose may contain a stray "[" before the object);
+        # a bounded number of starts keeps a pathological answer from costing much.
+        starts = [i for i, ch in enumerate(source) if ch in "{["][:50]
+        for start in starts:
+            end = _balanced_end(source, start)
+            if end is None:
+                truncated = True
+                # A value that never closes: every later start lies inside it.
+                break
+            try:
+                return _loads(source[start:end])
+            except ValueError:
+                continue
+    if truncated:
+        raise ExtractionError(
+            "truncated", "the JSON starts but never ends (the answer was probably cut at its token limit)")
+    snippet = " ".join(stripped.split())[:80]
+    raise ExtractionError("invalid_json", f"no JSON object found in the answer: {snippet!r}")
+
+
+# --- shape -------------------------------------------------------------------------------------
+
+
+def _is_turn_list(value: Any) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(t, dict) and set(t) == {"user", "assistant"} for t in value))
+
+
+def _from_messages(value: Any) -> list[dict[str, Any]] | None:
+    """Chat messages (role/content) alternating user, assistant, ... as turn dicts, else None."""
+    if not (isinstance(value, list) and value and len(value) % 2 == 0):
+        return None
+    turns: list[dict[str, Any]] = []
+    for i in range(0, len(value), 2):
+        u, a = value[i], value[i + 1]
+        if not (isinstance(u, dict) and isinstance(a, dict) and set(u) == set(a) == {"role", "content"}
+                and u["role"] == "user" and a["role"] == "assistant"):
+            return None
+        turns.append({"user": u["content"], "assistant": a["content"]})
+    return turns
+
+
+def normalize_shape(data: Any, kind: str) -> Any:
+    """Map the unambiguous near-misses onto the schema's shape; anything else is left as it is.
+
+    Accepted near-misses: a bare list of turns; a bare ``{"user", "assistant"}`` object; the
+    singular/plural key swapped (``conversation`` holding a list, ``conversations`` holding one
+    pair); OpenAI-style ``messages`` alternating user/assistant. Wrong keys are never renamed.
+    """
+    if isinstance(data, dict) and set(data) == {"messages"}:
+        turns = _from_messages(data["messages"])
+        if turns is not None:
+            data = turns
+    elif isinstance(data, list):
+        turns = _from_messages(data)
+        if turns is not None:
+            data = turns
+    if kind == INSTRUCT:
+        if isinstance(data, dict) and set(data) == {"user", "assistant"}:
+            return {"conversation": data}
+        if _is_turn_list(data) and len(data) == 1:
+            return {"conversation": data[0]}
+        if isinstance(data, dict) and len(data) == 1:
+            (key, value), = data.items()
+            if key in ("conversation", "conversations") and _is_turn_list(value) and len(value) == 1:
+                return {"conversation": value[0]}
+            if key == "conversations" and isinstance(value, dict):
+                return {"conversation": value}
+        return data
+    if _is_turn_list(data):
+        return {"conversations": data}
+    if isinstance(data, dict) and set(data) == {"user", "assistant"}:
+        return {"conversations": [data]}
+    if isinstance(data, dict) and len(data) == 1:
+        (key, value), = data.items()
+        if key == "conversation" and _is_turn_list(value):
+            return {"conversations": value}
+        if key in ("conversation", "conversations") and isinstance(value, dict) \
+                and set(value) == {"user", "assistant"}:
+            return {"conversations": [value]}
+    return data
+
+
+def _path(error) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return "/".join(parts) if parts else "(top level)"
+
+
+def check_shape(data: Any, rules: Rules) -> tuple[Turn, ...] | Rejected:
+    """Turns of a parsed answer, or the schema / turn-count problem."""
+    data = normalize_shape(data, rules.type)
+    lo, hi = rules.bounds
+    validator = _validator(rules.type, lo, hi)
+    errors = list(validator.iter_errors(data))
+    if errors:
+        count_errors = [e for e in errors if e.validator in ("minItems", "maxItems")
+                        and list(e.absolute_path) == ["conversations"]]
+        if count_errors and len(count_errors) == len(errors):
+            n = len(data["conversations"])
+            return Rejected("turn_count", f"{n} turns; the spec asks for {lo} to {hi}")
+        from jsonschema.exceptions import best_match
+
+        error = best_match(e for e in errors if e not in count_errors) if len(errors) > len(count_errors) \
+            else errors[0]
+        message = error.message
+        if error.validator == "pattern":
+            message = "a turn is empty (only whitespace)"
+        return Rejected("schema", f"{_path(error)}: {message}"[:300])
+    if rules.type == INSTRUCT:
+        pair = data["conversation"]
+        return (Turn(pair["user"].strip(), pair["assistant"].strip()),)
+    return tuple(Turn(t["user"].strip(), t["assistant"].strip()) for t in data["conversations"])
+
+
+# --- turn and elimination rules ----------------------------------------------------------------
+
+# A standard English stop-word list (the NLTK one, slightly extended with contractions' parts).
+STOP_WORDS = frozenset("""
+a about above after again against ain all am an and any are aren as at be because been before being
+below between both but by can couldn d did didn do does doesn doing don down during each few for from
+further had hadn has hasn have haven having he her here hers herself him himself his how i if in into
+is isn it its itself just ll m ma me mightn more most mustn my myself needn no nor not now o of off on
+once only or other our ours ourselves out over own re s same shan she should shouldn so some such t
+than that the their theirs them themselves then there these they this those through to too under
+until up ve very was wasn we were weren what when where which while who whom why will with won
+wouldn y you your yours yourself yourselves
+""".split())
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+
+# Evol-Instruct eliminates answers that contain "sorry" and are under 80 words. Taken literally that
+# drops every empathetic reply ("I'm sorry to hear that...") which counselling-style data is full
+# of, so fountain requires an apology or AI disclaimer *together with* a refusal.
+_REFUSAL = re.compile(
+    r"\b(?:sorry|apologi[sz]e)\b[^.!?\n]{0,60}?\b(?:can(?:no|'|’)t|can not|unable|not able|won(?:'|’)t|"
+    r"will not|not (?:allowed|permitted)|refuse)\b"
+    r"|\bas an ai(?: language model)?\b"
+    r"|\bi(?:'m| am) (?:just )?an ai\b"
+    r"|\bi (?:can(?:no|'|’)t|cannot|am unable to|won(?:'|’)t) (?:help(?! but)|assist|provide|comply|answer|do that)",
+    re.I)
+REFUSAL_MAX_WORDS = 80
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _norm(text: str) -> str:
+    """Case, punctuation and whitespace folded: two texts that differ only there are 'the same'."""
+    return " ".join(words(text))
+
+
+def _leak(text: str, rules: Rules) -> str | None:
+    low = text.lower()
+    for word in rules.leak_words:
+        if word in low:
+            return word
+    if rules.delimiter and len(rules.delimiter) >= 3 and rules.delimiter in text:
+        return rules.delimiter
+    return None
+
+
+def check_message(text: str, role: str, rules: Rules) -> Rejected | None:
+    """Rules that apply to one message alone (also used per utterance in turn-by-turn mode)."""
+    if not text or not text.strip():
+        return Rejected("schema", f"an empty {role} message")
+    leaked = _leak(text, rules)
+    if leaked is not None:
+        return Rejected("elimination:leaked_template", f"the {role} message contains {leaked!r}")
+    tokens = words(text)
+    if len(tokens) == 1 and tokens[0] not in STOP_WORDS:
+        # Not an Evol-Instruct rule: small models fill JSON slots with a name or a placeholder
+        # ("John", "text1") instead of an utterance.
+        return Rejected("elimination:placeholder",
+                        f"the {role} message is a single word, not an utterance: {text.strip()[:60]!r}")
+    if all(t in STOP_WORDS for t in tokens):
+        return Rejected("elimination:stopwords_only",
+                        f"the {role} message is only punctuation and stop words: {text.strip()[:60]!r}")
+    if role == "assistant" and len(tokens) < REFUSAL_MAX_WORDS and _REFUSAL.search(text):
+        return Rejected("elimination:refusal",
+                        f"the assistant refuses in under {REFUSAL_MAX_WORDS} words: {text.strip()[:80]!r}")
+    return None
+
+
+def check_turns(turns: Sequence[Turn], rules: Rules, *, kind: str = "seed",
+                prefix: Sequence[Turn] = (), parent: Sequence[Turn] = ()) -> Rejected | None:
+    """Turn and elimination rules over a whole answer.
+
+    ``kind`` is ``seed`` or ``derivation``; for a derivation, ``turns`` is the continuation,
+    ``prefix`` what it continues and ``parent`` the whole conversation the prefix came from.
+    """
+    lo, hi = rules.bounds
+    if not lo <= len(turns) <= hi:
+        return Rejected("turn_count", f"{len(turns)} turns; the spec asks for {lo} to {hi}")
+    for i, turn in enumerate(turns, 1):
+        for role, text in (("user", turn.user), ("assistant", turn.assistant)):
+            problem = check_message(text, role, rules)
+            if problem is not None:
+                return Rejected(problem.reason, f"turn {i}: {problem.detail}")
+    # Repetition: a message equal to the one right before it (an echo, or a turn that repeats
+    # the previous one), counted across the prefix/continuation boundary.
+    messages = [m for t in (*prefix, *turns) for m in (t.user, t.assistant)]
+    start = 2 * len(prefix)
+    for i in range(max(start, 1), len(messages)):
+        if _norm(messages[i]) == _norm(messages[i - 1]):
+            return Rejected("elimination:repetition",
+                            f"message {i + 1} repeats the message before it: {messages[i].strip()[:60]!r}")
+    seen_turns = {(_norm(t.user), _norm(t.assistant)) for t in prefix}
+    for i, turn in enumerate(turns, 1):
+        key = (_norm(turn.user), _norm(turn.assistant))
+        if i > 1 and key == (_norm(turns[i - 2].user), _norm(turns[i - 2].assistant)):
+            return Rejected("elimination:repetition", f"turn {i} repeats turn {i - 1}")
+    # No information gain: every turn of the continuation already occurs in the parent
+    # conversation or the prefix (it repeats or copies what it was asked to continue).
+    if kind == "derivation":
+        known = seen_turns | {(_norm(t.user), _norm(t.assistant)) for t in parent}
+        known_messages = {_norm(m) for t in (*prefix, *parent) for m in (t.user, t.assistant)}
+        if all((_norm(t.user), _norm(t.assistant)) in known
+               or (_norm(t.user) in known_messages and _norm(t.assistant) in known_messages)
+               for t in turns):
+            return Rejected("elimination:no_information_gain",
+                            "every turn of the continuation repeats the conversation it continues")
+    return None
+
+
+def validate_completion(text_or_data: Any, *, spec_or_rules: Any, kind: str = "seed",
+                        prefix: Sequence[Turn] = (), parent: Sequence[Turn] = (),
+                        finish_reason: str | None = None) -> Accepted | Rejected:
+    """Validate one answer (raw text, or already parsed JSON) -> :class:`Accepted` | :class:`Rejected`.
+
+    ``spec_or_rules`` is a Spec or :class:`Rules`. Never raises on model output.
+    """
+    rules = _rules(spec_or_rules)
+    try:
+        if isinstance(text_or_data, str):
+            try:
+                data = extract_json(text_or_data)
+            except ExtractionError as error:
+                reason = error.reason
+                if reason == "invalid_json" and finish_reason == "length":
+                    reason = "truncated"
+                return Rejected(reason, error.detail)
+        else:
+            data = text_or_data
+        shaped = check_shape(data, rules)
+        if isinstance(shaped, Rejected):
+            return shaped
+        problem = check_turns(shaped, rules, kind=kind, prefix=prefix, parent=parent)
+        return problem or Accepted(shaped)
+    except RecursionError:
+        return Rejected("invalid_json", "the JSON nests too deeply")
+
+
+# --- turn-by-turn utterances -------------------------------------------------------------------
+
+_SPACE = re.compile(r"\s+")
+
+
+def _role_pattern(roles: Iterable[str]) -> re.Pattern[str]:
+    names = {"user", "assistant", "human", "ai", "gpt", "bot", "system"}
+    for role in roles:
+        role = role.strip()
+        if role:
+            names.add(role.lower())
+            names.add(role.replace("_", " ").lower())
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?:^|\n|(?<=[.!?\"”)]\s))\s*[*_#>\"]*\s*(?:{alternatives})\s*[*_]*\s*(?:\([^)\n]{{0,40}}\))?\s*[*_]*\s*:[*_]*",
+                      re.I)
+
+
+@lru_cache(maxsize=32)
+def _cached_role_pattern(roles: tuple[str, ...]) -> re.Pattern[str]:
+    return _role_pattern(roles)
+
+
+def clean_utterance(text: str, roles: Sequence[str] = ()) -> str:
+    """One turn-by-turn utterance made clean: role prefixes stripped, cut where the model starts
+    writing the other side's line (``COUNSELOR:``), quotes around the whole removed, whitespace
+    collapsed. May return "" (which validation then rejects)."""
+    if not isinstance(text, str):
+        return ""
+    pattern = _cached_role_pattern(tuple(roles))
+    text = text.strip()
+    # Strip any leading role labels ("COUNSELEE: ", "**User:** ").
+    while True:
+        match = pattern.match(text)
+        if not match or match.start() != 0:
+            break
+        text = text[match.end():].lstrip()
+    # Cut at the first role marker later in the text: the model began the other side's line.
+    match = pattern.search(text)
+    if match:
+        text = text[:match.start()]
+    text = _SPACE.sub(" ", text).strip()
+    if len(text) >= 2 and text[0] in "\"“" and text[-1] in "\"”" and text.count('"') <= 2:
+        text = text[1:-1].strip()
+    return text
+
+
+def trim_to_sentence(text: str) -> str:
+    """Drop a trailing unfinished sentence (an utterance cut at its token limit)."""
+    match = None
+    for match in re.finditer(r"[.!?…](?:[\"'”)\]]*)(?=\s|$)", text):
+        pass
+    if match is None or match.end() < len(text) // 5:
+        return text.strip()
+    return text[:match.end()].strip()
+
+
+__all__ = [
+    "Accepted", "Rejected", "Rules", "ExtractionError", "extract_json", "normalize_shape",
+    "check_shape", "check_message", "check_turns", "validate_completion", "request_schema",
+    "validation_schema", "clean_utterance", "trim_to_sentence", "STOP_WORDS", "LEAK_WORDS",
+]
+
