@@ -312,3 +312,19 @@ def test_single_word_placeholders_are_eliminated():
     assert result.reason == "elimination:placeholder"
     result = check(_conv(("We need help with our budget.", "text1")))
     assert result.reason == "elimination:placeholder"
+
+
+def test_narration_in_turn_by_turn_utterances():
+    from fountain.validate import check_utterance
+
+    rules = Rules(roles=("COUNSELEE", "MARRIAGE_COUNSELOR"))
+    problem = check_utterance("The marriage counselor smiles and says hello.", "assistant", rules)
+    assert problem.reason == "elimination:narration"
+    assert check_utterance("Counselor, thank you for seeing me today.", "user", rules) is None
+    assert check_utterance("I think the counselor is right about this.", "user", rules) is None
+    assert check_utterance("...", "user", rules).reason == "elimination:stopwords_only"
+
+
+def test_stage_directions_and_the_role_label():
+    assert clean_utterance("The counselor: I'm here *smiles warmly* to help.", ("COUNSELEE", "COUNSELOR")) == \
+        "I'm here to help."

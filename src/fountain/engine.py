@@ -31,7 +31,7 @@ from fountain.journal import Journal, read_journal, write_jsonl_atomic
 from fountain.plan import DERIVATION, SEED, Task, derivation_tasks, seed_tasks
 from fountain.providers.base import Message, Provider, Request, Sampling
 from fountain.types import Provenance, Sample, Turn, Usage
-from fountain.validate import (Accepted, Rejected, Rules, check_message, check_turns, clean_utterance,
+from fountain.validate import (Accepted, Rejected, Rules, check_turns, check_utterance, clean_utterance,
                                request_schema, trim_to_sentence, validate_completion, words)
 
 MODES = ("auto", "json", "turns")
@@ -419,7 +419,7 @@ class Engine:
             if completion.finish_reason == "length":
                 text = trim_to_sentence(text)
             text = clean_utterance(text, self.rules.roles)
-            problem = check_message(text, role, self.rules)
+            problem = check_utterance(text, role, self.rules)
             if problem is None and " ".join(words(text)) in earlier:
                 problem = Rejected("elimination:repetition",
                                    f"the {role} repeats an earlier message: {text[:60]!r}")

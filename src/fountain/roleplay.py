@@ -37,13 +37,15 @@ def _sentence(text: str) -> str:
     return text if not text or text[-1] in ".!?" else text + "."
 
 
-def scene_prose(diagram: Any, me: str | None = None) -> str:
+def scene_prose(diagram: Any, me: str | None = None, *, others_attributes: bool = True) -> str:
     """The diagram as a few plain sentences: relationships, described attributes, notes.
 
     A small model follows prose far better than a structured listing: ``COUNSELOR ||--|{
     COUNSELEE : "provides counseling to"`` becomes "The counselor provides counseling to the
     counselee."; an attribute is mentioned only when its comment gives it a value. ``me`` (an
-    entity name) is the one the reader plays: "the counselee (you)", "Your concern: ...".
+    entity name) is the one the reader plays: "the counselee (you)", "Your concern: ..."; without
+    ``others_attributes`` only the reader's own attributes are told (the user side does not need
+    the counselor's name and years of practice, and a small model parrots what it is told).
     """
     def who(name: str) -> str:
         return f"the {role_name(name)} (you)" if name == me else f"the {role_name(name)}"
@@ -64,6 +66,8 @@ def scene_prose(diagram: Any, me: str | None = None) -> str:
             attributes = entity(name).attributes if callable(entity) else ()
         except KeyError:
             attributes = ()
+        if name != me and not others_attributes:
+            continue
         for attribute in attributes:
             if attribute.comment:
                 what = attribute.name.replace("_", " ")
@@ -73,13 +77,13 @@ def scene_prose(diagram: Any, me: str | None = None) -> str:
     return " ".join(s for s in sentences if s)
 
 
-def scene_text(spec: Any, me: str | None = None) -> str:
-    """A short plain-text description of the scene, from the diagram (``me``: see scene_prose)."""
+def scene_text(spec: Any, me: str | None = None, *, others_attributes: bool = True) -> str:
+    """A short plain-text description of the scene, from the diagram (arguments: see scene_prose)."""
     text = ""
     diagram = getattr(spec, "diagram", None)
     if diagram is not None:
         try:
-            text = scene_prose(diagram, me)
+            text = scene_prose(diagram, me, others_attributes=others_attributes)
         except (AttributeError, TypeError):  # a diagram-like object without the full API
             text = ""
         if not text.strip() and callable(getattr(diagram, "describe", None)):
@@ -106,7 +110,8 @@ class Roleplay:
     @classmethod
     def from_spec(cls, spec: Any) -> "Roleplay":
         return cls(role_name(spec.user_role), role_name(spec.assistant_role),
-                   scene_text(spec, spec.user_role), scene_text(spec, spec.assistant_role),
+                   scene_text(spec, spec.user_role, others_attributes=False),
+                   scene_text(spec, spec.assistant_role),
                    spec.category, spec.generation.type == "instruct")
 
     # --- the user side -------------------------------------------------------------------------

@@ -522,7 +522,7 @@ def _role_pattern(roles: Iterable[str]) -> re.Pattern[str]:
             names.add(role.lower())
             names.add(role.replace("_", " ").lower())
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?:^|\n|(?<=[.!?\"”)]\s))\s*[*_#>\"]*\s*(?:{alternatives})\s*[*_]*\s*(?:\([^)\n]{{0,40}}\))?\s*[*_]*\s*:[*_]*",
+    return re.compile(rf"(?:^|\n|(?<=[.!?\"”)]\s))\s*[*_#>\"]*\s*(?:the\s+)?(?:{alternatives})\s*[*_]*\s*(?:\([^)\n]{{0,40}}\))?\s*[*_]*\s*:[*_]*",
                       re.I)
 
 
@@ -549,10 +549,30 @@ def clean_utterance(text: str, roles: Sequence[str] = ()) -> str:
     match = pattern.search(text)
     if match:
         text = text[:match.start()]
+    text = _STAGE.sub(" ", text)  # *smiles warmly*
     text = _SPACE.sub(" ", text).strip()
     if len(text) >= 2 and text[0] in "\"“" and text[-1] in "\"”" and text.count('"') <= 2:
         text = text[1:-1].strip()
     return text
+
+
+_STAGE = re.compile(r"\*[^*\n]{1,60}\*")
+
+
+def check_utterance(text: str, role: str, rules: Rules) -> Rejected | None:
+    """:func:`check_message` plus the turn-by-turn rule ``elimination:narration``: an utterance that
+    opens by naming a role in the third person ("The counselor smiles and says ...") narrates a
+    scene instead of speaking in it."""
+    problem = check_message(text, role, rules)
+    if problem is not None:
+        return problem
+    names = {r.replace("_", " ").strip().lower() for r in rules.roles if r.strip()}
+    head = " ".join(words(text)[:4]) + " "
+    for name in names:
+        if head.startswith(f"the {name} "):
+            return Rejected("elimination:narration",
+                            f"the {role} narrates instead of speaking: {text.strip()[:60]!r}")
+    return None
 
 
 def trim_to_sentence(text: str) -> str:
@@ -567,7 +587,7 @@ def trim_to_sentence(text: str) -> str:
 
 __all__ = [
     "Accepted", "Rejected", "Rules", "ExtractionError", "extract_json", "normalize_shape",
-    "check_shape", "check_message", "check_turns", "validate_completion", "request_schema",
+    "check_shape", "check_message", "check_utterance", "check_turns", "validate_completion", "request_schema",
     "validation_schema", "clean_utterance", "trim_to_sentence", "STOP_WORDS", "LEAK_WORDS",
 ]
 
