@@ -567,13 +567,12 @@ def main(argv: list[str] | None = None) -> None:
     except FountainError as error:
         print_error(error)
         sys.exit(error.exit_code)
-    except click.exceptions.Abort:
-        _console(stderr=True).print("aborted")
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C (and SIGTERM, see _with_sigterm_as_interrupt) into Abort.
+        _console(stderr=True).print(
+            "interrupted: everything written so far is kept; run the same command again to resume")
         sys.exit(130)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        _console(stderr=True).print("interrupted: everything written so far is kept; run the same command again to resume")
-        sys.exit(130)
     sys.exit(0)
