@@ -1,19 +1,23 @@
 """Throughput benchmark: fountain's request path against a loopback mock OpenAI server.
 
     python benchmarks/throughput.py                       # 10,000 requests, concurrency 256, 100 ms
+    python benchmarks/throughput.py --engine --engine-memory   # also the whole engine
     python benchmarks/throughput.py --error-rate 0.2      # with injected 429/500/timeouts/bad JSON
     python benchmarks/throughput.py --requests 2000 --records 20000 --json results.json
 
 The mock server (``benchmarks/mock_server.py``) runs in a separate process, so the CPU time
-measured here (``time.process_time``) is the client's alone. Three phases:
+measured here (``time.process_time``) is the client's alone. Phases:
 
 1. **baseline**: a plain ``aiohttp`` loop sends the same request bodies (no faults), the best
    this machine can do against this server;
 2. **fountain**: the real ``openai`` adapter + :class:`fountain.dispatch.Dispatcher` (response
-   cache, adaptive limiter, retries, cost) + validation + one journal line per accepted sample,
-   with the configured faults; every request must end accepted or rejected with a reason;
-3. **memory**: in a fresh process, N records appended to a journal, read back and exported as
-   ``dataset.jsonl``; prints the peak RSS of that process.
+   cache, adaptive limiter, retries, cost) + validation + one journal line per accepted sample
+   (fsynced by group commit), with the configured faults; every request must end accepted or
+   rejected with a reason;
+3. **engine** (``--engine``): ``fountain run`` in-process on samples/marriage_counsel;
+4. **memory**: in fresh processes, at a tenth of N and at N records: records appended to a
+   journal, streamed back and exported as ``dataset.jsonl``; with ``--engine-memory`` also the
+   whole engine against an instant in-process provider. Prints each process's peak RSS.
 
 Targets (issue 4): at least 90% of the ideal (concurrency / latency) at concurrency 256 and 100 ms
 over 10,000 requests, read against the plain loop on a machine where client and server share few
@@ -44,7 +48,17 @@ SYSTEM = "You write realistic multi-turn conversations between a client and a co
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process so far.
+
+    Linux: ``VmHWM`` of /proc/self/status (``ru_maxrss`` would also count the parent's memory at
+    the fork that started this process); elsewhere ``ru_maxrss`` (macOS reports bytes)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
@@ -240,35 +254,115 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
 # --- phase 3: memory ----------------------------------------------------------------------------------------
 
 
-def memory_phase(records: int) -> dict[str, Any]:
-    """Append ``records`` samples to a journal, read them back and export the dataset (fresh process)."""
-    from fountain.export import export_dataset
-    from fountain.journal import Journal, read_journal
+def _sample(i: int):
     from fountain.types import Provenance, Sample, Turn, Usage
+
+    turns = tuple(Turn(f"User line {i}.{t}: how do we split the rent fairly this month?",
+                       f"Assistant line {i}.{t}: list the fixed costs first, then agree "
+                       f"on a rule both of you can check every month.") for t in range(3))
+    return Sample(f"s{i}", turns, Provenance(kind="seed", direction="budget", category="counsel",
+                                            provider="openai", model="mock-model", usage=Usage(300, 200)))
+
+
+def memory_phase(records: int) -> dict[str, Any]:
+    """Journal -> export (fresh process): ``records`` samples appended to ``seeds.jsonl`` (fsync
+    by group commit, as a run does), then streamed back (each record checked as a sample, as a
+    resume does) and exported as ``dataset.jsonl`` with a system message added, as the engine's
+    final phase does. Peak RSS is sampled after each step."""
+    from fountain.export import export_lines
+    from fountain.journal import Journal, scan_journal
+    from fountain.types import Sample
 
     baseline_mb = peak_rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
-        # fsync off: this phase measures memory, not the disk (the fountain phase fsyncs every line)
-        with Journal(folder / "seeds.jsonl", fsync=False) as journal:
+        with Journal(folder / "seeds.jsonl") as journal:
             for i in range(records):
-                turns = tuple(Turn(f"User line {i}.{t}: how do we split the rent fairly this month?",
-                                   f"Assistant line {i}.{t}: list the fixed costs first, then agree "
-                                   f"on a rule both of you can check every month.") for t in range(3))
-                journal.append(Sample(f"s{i}", turns, Provenance(
-                    kind="seed", direction="budget", category="counsel", provider="openai",
-                    model="mock-model", usage=Usage(300, 200))).to_record())
+                journal.append(_sample(i).to_record())
         written_mb = peak_rss_mb()
-        read = read_journal(folder / "seeds.jsonl")
-        samples = (Sample.from_record(record) for record in read)
-        path = export_dataset(samples, folder)
-        with open(path, "rb") as handle:
-            exported = sum(1 for _ in handle)
+
+        def lines():
+            for line in scan_journal(folder / "seeds.jsonl"):
+                Sample.from_record(line.record)
+                yield line.raw
+
+        path, exported = export_lines(lines(), folder, "messages", system_message="You are a counselor.")
         size_mb = (folder / "seeds.jsonl").stat().st_size / 1e6
-    return {"records": records, "exported": exported, "journal_mb": size_mb,
-            "peak_rss_mb": peak_rss_mb(), "rss_after_write_mb": written_mb,
+        dataset_mb = path.stat().st_size / 1e6
+    return {"kind": "journal", "records": records, "exported": exported, "journal_mb": size_mb,
+            "dataset_mb": dataset_mb, "peak_rss_mb": peak_rss_mb(), "rss_after_write_mb": written_mb,
             "rss_at_start_mb": baseline_mb, "seconds": time.perf_counter() - start}
+
+
+class InstantProvider:
+    """A stand-in provider for the engine memory phase: answers at once with a conversation made
+    from the request's schema (the mock server's generator), keeps nothing per request."""
+
+    name = "openai"
+    model = "mock-model"
+
+    def __init__(self) -> None:
+        import random
+
+        self._rng = random.Random(1)
+
+    def identity(self) -> dict[str, Any]:
+        return {"provider": self.name, "model": self.model}
+
+    async def complete(self, request):
+        from mock_server import instance_from_schema
+
+        from fountain.providers.base import Completion
+        from fountain.types import Usage
+
+        data = instance_from_schema(request.schema, self._rng)
+        return Completion(text=json.dumps(data), data=data, finish_reason="stop", usage=Usage(300, 200),
+                          model=self.model)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def engine_memory_phase(records: int) -> dict[str, Any]:
+    """The whole engine (fresh process): ``fountain run`` of samples/marriage_counsel with about
+    ``records`` seed conversations (json mode, cache and fsync on) against an instant in-process
+    provider, so the run is as large as wanted in little time. Peak RSS of the whole run."""
+    import shutil
+
+    import yaml
+
+    from fountain.engine import RunOptions, run_async
+    from fountain.spec import load_spec
+
+    baseline_mb = peak_rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        spec_dir = folder / "spec"
+        shutil.copytree(HERE.parent / "samples" / "marriage_counsel", spec_dir,
+                        ignore=shutil.ignore_patterns("output"))
+        setup = spec_dir / "setup.yaml"
+        data = yaml.safe_load(setup.read_text())
+        data.setdefault("raters", {})["dedup"] = {"enabled": False}  # as in engine_phase
+        setup.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        spec = load_spec(spec_dir)
+        per_direction = max(1, records // len(spec.seed_directions))
+        options = RunOptions(output=folder / "out", seed=1, concurrency=256, mode="json",
+                             seeds_per_direction=per_direction, derivations_per_direction=0, quiet=True)
+        start = time.perf_counter()
+        result = asyncio.run(run_async(spec, options, provider=InstantProvider()))
+        sizes = {name: (folder / "out" / name).stat().st_size / 1e6
+                 for name in ("seeds.jsonl", "dataset.jsonl", "cache.sqlite")}
+    return {"kind": "engine", "records": result.dataset_records, "peak_rss_mb": peak_rss_mb(),
+            "rss_at_start_mb": baseline_mb, "seconds": time.perf_counter() - start, "files_mb": sizes}
+
+
+def run_memory(kind: str, records: int) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--memory-only", kind, "--records", str(records)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"memory phase ({kind}, {records} records) failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --- driver -------------------------------------------------------------------------------------------------
@@ -311,11 +405,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server.stop()
     results["client_peak_rss_mb"] = peak_rss_mb()
     if args.records:
-        done = subprocess.run([sys.executable, __file__, "--memory-only", "--records", str(args.records)],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"memory phase failed:\n{done.stderr}")
-        results["memory"] = json.loads(done.stdout)
+        # A tenth of the records and all of them: flat memory means the same peak for both.
+        results["memory"] = [run_memory("journal", max(1, args.records // 10)),
+                             run_memory("journal", args.records)]
+        if args.engine_memory:
+            results["memory"] += [run_memory("engine", max(1, args.records // 10)),
+                                  run_memory("engine", args.records)]
     return results
 
 
@@ -350,11 +445,15 @@ def report(results: dict[str, Any]) -> None:
               + f", {e['cpu_ms_per_request']:.3f} ms CPU/request; {e['conversations']:,} conversations: "
               f"{e['outcomes']}, retries {e['retries']}")
     print(f"client peak RSS: {results['client_peak_rss_mb']:.0f} MB")
-    m = results.get("memory")
-    if m:
-        print(f"memory: {m['records']:,} records ({m['journal_mb']:.0f} MB of JSONL) journal -> export: "
-              f"peak RSS {m['peak_rss_mb']:.0f} MB (after writing {m['rss_after_write_mb']:.0f} MB), "
-              f"{m['seconds']:.1f} s")
+    memory = results.get("memory") or []
+    for m in memory:
+        if m["kind"] == "journal":
+            print(f"memory, journal -> export: {m['records']:,} records ({m['journal_mb']:.0f} MB of JSONL): "
+                  f"peak RSS {m['peak_rss_mb']:.0f} MB (after writing {m['rss_after_write_mb']:.0f} MB), "
+                  f"{m['seconds']:.1f} s")
+        else:
+            print(f"memory, whole engine (instant provider): {m['records']:,} records: peak RSS "
+                  f"{m['peak_rss_mb']:.0f} MB, {m['seconds']:.1f} s")
     print("targets:")
     if ideal:
         ratio_ideal = f["rps"] / ideal
@@ -365,9 +464,13 @@ def report(results: dict[str, Any]) -> None:
         print(line + ("  MET" if met else "  NOT MET"))
     cpu_met = f["cpu_ms_per_request"] < TARGET_CPU_MS
     print(f"  CPU < {TARGET_CPU_MS:g} ms/request: {f['cpu_ms_per_request']:.3f} ms  {'MET' if cpu_met else 'NOT MET'}")
-    if m:
-        print(f"  RSS < {TARGET_RSS_MB:g} MB at {m['records']:,} records: {m['peak_rss_mb']:.0f} MB  "
-              f"{'MET' if m['peak_rss_mb'] < TARGET_RSS_MB else 'NOT MET'}")
+    for kind in ("journal", "engine"):
+        runs = [m for m in memory if m["kind"] == kind]
+        if runs:
+            small, large = runs[0], runs[-1]
+            print(f"  RSS < {TARGET_RSS_MB:g} MB at {large['records']:,} records ({kind}): "
+                  f"{large['peak_rss_mb']:.0f} MB (at {small['records']:,}: {small['peak_rss_mb']:.0f} MB)  "
+                  f"{'MET' if large['peak_rss_mb'] < TARGET_RSS_MB else 'NOT MET'}")
     every = f["accounted"] == f["requests"] and (not e or e["accounted"] == e["conversations"])
     print(f"  every request accepted or rejected with a reason: {'yes' if every else 'NO'}")
 
@@ -390,17 +493,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-validate", action="store_true",
                         help="breakdown: skip validation and journal writes in the fountain phase")
     parser.add_argument("--no-fsync", action="store_true",
-                        help="journal lines without an fsync each (what a kill -9 cannot lose anyway)")
+                        help="journal lines never fsynced (a kill -9 cannot lose them anyway; only a "
+                             "power loss can)")
     parser.add_argument("--no-journal", action="store_true",
                         help="breakdown: validate but do not write journal lines")
     parser.add_argument("--engine", action="store_true",
                         help="also run the whole engine (fountain run on samples/marriage_counsel)")
+    parser.add_argument("--engine-memory", action="store_true",
+                        help="also measure the whole engine's peak RSS at a tenth of --records and at "
+                             "--records (an instant in-process provider instead of the server)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-only", choices=("journal", "engine"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_only:
-        print(json.dumps(memory_phase(args.records)))
+        phase = memory_phase if args.memory_only == "journal" else engine_memory_phase
+        print(json.dumps(phase(args.records)))
         return
     results = asyncio.run(run(args))
     report(results)

@@ -33,7 +33,7 @@ def test_run_with_fake_provider(tmp_path):
     out = tmp_path / "out"
     result = invoke("run", "-t", str(spec), "--provider", "fake", "-o", str(out), "--seed", "3", "--quiet")
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == str(out / "dataset.jsonl")
+    assert result.output.strip() == ""  # --quiet prints nothing on success
     for name in ("seeds.jsonl", "derivations.jsonl", "rejects.jsonl", "dataset.jsonl", "manifest.json"):
         assert (out / name).is_file(), name
     assert len(records(out / "seeds.jsonl")) == 4
@@ -98,7 +98,8 @@ def test_run_errors_are_clean(tmp_path, capsys):
     code, out, err = run_main(capsys, "run", "-t", str(tmp_path / "missing"), "--provider", "fake")
     assert code == 1 and "error:" in err and "Traceback" not in err
     code, out, err = run_main(capsys, "run", "-t", str(make_spec(tmp_path)), "--provider", "nope")
-    assert code == 1 and "unknown provider" in err
+    # A usage error (exit 2) listing the valid providers.
+    assert code == 2 and "'nope' is not one of" in err and "openai" in err
 
 
 def test_render_json_mode(tmp_path):

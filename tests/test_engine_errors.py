@@ -6,7 +6,8 @@ import json
 import pytest
 
 from fountain.engine import RunOptions, run
-from fountain.errors import AuthenticationError, BadRequestError, FountainError, QuotaExceededError
+from fountain.errors import (AuthenticationError, BadRequestError, FountainError, ProviderError,
+                             QuotaExceededError)
 from fountain.providers.fake import ScriptedProvider
 from fountain.spec import load_spec
 
@@ -142,10 +143,13 @@ def test_fatal_provider_error_stops_cleanly(spec, tmp_path, error):
 def test_non_fatal_provider_error_rejects_and_resume_retries(spec, tmp_path):
     out = tmp_path / "out"
     provider = ScriptedProvider([BadRequestError("prompt too long for the context", status=400)])
-    result = run(spec, opts(out), provider=provider)
+    # Nothing accepted because the provider failed: an error naming the last provider error.
+    with pytest.raises(ProviderError, match="no conversation was accepted.*prompt too long"):
+        run(spec, opts(out), provider=provider)
     rejects = records(out / "rejects.jsonl")
     assert [r["reason"] for r in rejects] == ["provider_error"]
-    assert result.counts["rejected"] == {"provider_error": 1}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["rejected"] == {"provider_error": 1} and manifest["status"] == "stopped"
     again = ScriptedProvider([GOOD])
     result = run(spec, opts(out), provider=again)
     assert len(again.requests) == 1  # provider errors are tried again on resume

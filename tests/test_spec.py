@@ -48,7 +48,7 @@ def test_type_override_wins_and_is_checked_against_the_slots():
     folder = JANUS / "marriage_counsel_instruct"
     with pytest.raises(SpecError) as info:
         load_spec(folder, type_override="conversation")
-    assert any("derivational_prompt: has 7 %s slot(s); a conversation derivational_prompt has 6" in p.message
+    assert any("derivational_prompt: has 7 %s slot(s); the derivational_prompt of the conversation type has 6" in p.message
                for p in info.value.problems)
     spec = load_spec(folder, type_override="instruct")
     assert spec.type == INSTRUCT and spec.type_source == "override"

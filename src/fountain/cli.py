@@ -49,11 +49,13 @@ def validate_command(target_folder: str, conversation_type: str | None, strict: 
     from fountain.spec import load_spec
 
     spec = load_spec(target_folder, type_override=conversation_type)
-    _print_spec_summary(spec)
-    _print_warnings(spec.warnings)
     if strict and spec.warnings:
+        # No "✓ valid" summary first: with --strict a warning makes the spec invalid.
+        _print_warnings(spec.warnings)
         raise SpecError(f"{len(spec.warnings)} warning(s) with --strict", location=str(spec.path),
                         hint="fix the warnings above, or run without --strict")
+    _print_spec_summary(spec)
+    _print_warnings(spec.warnings)
 
 
 def _print_warnings(warnings) -> None:
@@ -118,8 +120,15 @@ def _print_spec_summary(spec) -> None:
     console.print(table)
 
 
+def _non_empty_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("must not be empty (give the folder to create, e.g. my_spec)",
+                                 ctx=ctx, param=param)
+    return value
+
+
 @cli.command("init")
-@click.argument("folder", type=click.Path(path_type=str))
+@click.argument("folder", type=click.Path(path_type=str), callback=_non_empty_path)
 def init_command(folder: str) -> None:
     """Scaffold a new spec folder: a commented setup.yaml, diagram.mermaid and .gitignore."""
     from rich.markup import escape
@@ -162,6 +171,31 @@ _TARGET = click.option("--target-folder", "-t", "target_folder", required=True,
                        help="The spec folder (setup.yaml + diagram.mermaid).")
 _TYPE = click.option("--type", "conversation_type", type=click.Choice(["conversation", "instruct"]),
                      help="Multi-turn conversations or single instruct pairs (default: the spec's).")
+# Choices are matched case-insensitively (click hands back the canonical spelling). The lists
+# mirror fountain.providers.PROVIDERS and fountain.frameworks (not imported here: --help stays fast).
+PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake"], case_sensitive=False)
+FRAMEWORK_CHOICES = click.Choice(["Gen", "GenLLM", "Filter", "Feedback"], case_sensitive=False)
+RATER_CHOICES = click.Choice(["PE", "RF"], case_sensitive=False)
+
+
+def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The rule of setup.yaml's model.base_url: an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise click.BadParameter(f"{value!r} is not an http(s) URL with a host "
+                                 "(e.g. --base-url http://localhost:8000/v1)", ctx=ctx, param=param)
+    return url
+
+
 _MODE = click.option("--mode", type=click.Choice(["auto", "json", "turns"]), default=None,
                      help="json: whole conversations as JSON; turns: turn by turn in plain text; "
                           "auto (default): turns for the local model, json for API providers and "
@@ -173,7 +207,8 @@ _MODE = click.option("--mode", type=click.Choice(["auto", "json", "turns"]), def
 @_TYPE
 @click.option("--direction", help="Direction to render (default: the first of the spec).")
 @_MODE
-@click.option("--provider", help="Provider whose automatic mode to show (default: the spec's, else local).")
+@click.option("--provider", type=PROVIDER_CHOICES,
+              help="Provider whose automatic mode to show (default: the spec's, else local).")
 @click.option("--json", "as_json", is_flag=True, help="Print the requests as JSON (messages, schema, sampling).")
 def render_command(target_folder: str, conversation_type: str | None, direction: str | None,
                    mode: str | None, provider: str | None, as_json: bool) -> None:
@@ -234,9 +269,10 @@ def _with_sigterm_as_interrupt(call):
 @_TARGET
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=str),
               help="Output folder (default: <target-folder>/output).")
-@click.option("--provider", help="local (default), openai, anthropic, gemini or fake.")
+@click.option("--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini or fake.")
 @click.option("--model", help="Model name (local: a GGUF file path).")
-@click.option("--base-url", help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...).")
+@click.option("--base-url", callback=_check_base_url,
+              help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1.")
 @click.option("--replay", type=click.Path(dir_okay=False, exists=True, path_type=str),
               help="Fake provider: replay recorded outputs (Janus outputs.json or fountain JSONL).")
 @_TYPE
@@ -244,11 +280,15 @@ def _with_sigterm_as_interrupt(call):
               help="Dataset format (default: the spec's, else messages).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Conversations generated at once.")
 @click.option("--seed", type=int, help="Sampling seed: makes fake and local runs reproducible.")
-@click.option("--seeds-per-direction", type=click.IntRange(min=1))
-@click.option("--derivations-per-direction", type=click.IntRange(min=0))
+@click.option("--seeds-per-direction", type=click.IntRange(min=1),
+              help="Seed conversations per seed direction (and persona) (default: the spec's).")
+@click.option("--derivations-per-direction", type=click.IntRange(min=0),
+              help="Derivations per accepted seed, prefix and derivational direction; 0: seeds only "
+                   "(default: the spec's).")
 @click.option("--max-turns", type=click.IntRange(min=1), help="Most turns a model writes per conversation.")
 @_MODE
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print nothing on success: no progress bar, no summary, no dataset path (errors still go to stderr).")
 @click.option("--resume", type=click.Choice(["if-compatible", "always", "never"]), default=None,
               help="if-compatible (default): continue a run of the same spec and model, start an "
                    "empty folder; always: continue (same spec, even with another model), never start "
@@ -264,11 +304,11 @@ def _with_sigterm_as_interrupt(call):
 @click.option("--no-cache", is_flag=True, default=None, help="Neither read nor write the response cache.")
 @click.option("--max-error-rate", type=click.FloatRange(min=0, max=1),
               help="Stop when more than this share of the last 50 requests failed (default 0.5).")
-@click.option("--framework", help="Gen (default): generate, then dedup; GenLLM: the model first writes a "
+@click.option("--framework", type=FRAMEWORK_CHOICES, help="Gen (default): generate, then dedup; GenLLM: the model first writes a "
                                    "scenario and personas for the scene; Filter: generate, rate and keep "
                                    "until --target or --iterations rounds; Feedback: Private Evolution "
                                    "(needs --rater PE).")
-@click.option("--rater", help="PE: Private Evolution, differentially private (needs --epsilon). RF: Real "
+@click.option("--rater", type=RATER_CHOICES, help="PE: Private Evolution, differentially private (needs --epsilon). RF: Real "
                               "Filter, which is NOT differentially private (it reads the real data "
                               "directly; never use it on data that must stay private). Both need --real-data.")
 @click.option("--real-data", type=click.Path(dir_okay=False, path_type=str),
@@ -313,12 +353,31 @@ def run_command(target_folder: str, conversation_type: str | None, quiet: bool, 
         _console().print(escape(plan.describe()))
         _print_dry_run(plan.spec, run_options)
         return
-    result = _with_sigterm_as_interrupt(lambda: run_framework(spec, run_options))
+    _check_run_files(run_options)
+    from fountain.engine import effective_spec, output_folder
+    from fountain.manifest import output_lock
+
+    # One run per output folder: a second one is refused at once instead of paying twice.
+    with output_lock(output_folder(effective_spec(spec, run_options), run_options)):
+        result = _with_sigterm_as_interrupt(lambda: run_framework(spec, run_options))
     if not quiet:
         from fountain.progress import summary_table
 
         _console(stderr=True).print(summary_table(result))
-    click.echo(str(result.dataset_path))
+        click.echo(str(result.dataset_path))
+
+
+def _check_run_files(options) -> None:
+    """Open --cache and load --prices before anything is written (or a model loaded), so a bad
+    path fails at once and leaves the output folder as it was."""
+    if options.prices is not None:
+        from fountain.cost import PriceTable
+
+        PriceTable.load(options.prices)
+    if options.cache is not None and not options.no_cache:
+        from fountain.cache import ResponseCache
+
+        ResponseCache(options.cache).close()
 
 
 def _print_dry_run(spec, options) -> None:
@@ -445,6 +504,10 @@ def _print_status(status: dict) -> None:
     console.print(f"usage     {usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} "
                   f"completion tokens; cost {cost}; {status['elapsed_s']:.0f} s over "
                   f"{status['sessions']} session(s)")
+    for problem in status.get("problems", ()):
+        console.print(f"[yellow]warning:[/] {escape(problem)}")
+    if status.get("usage_source") == "journals":
+        console.print("[dim]usage and cost counted from the journals (the session did not end cleanly)[/]")
     for name in status["torn_lines"]:
         console.print(f"[yellow]note:[/] {escape(name)} ends with a torn line from an interrupted write; "
                       "the next run drops it")

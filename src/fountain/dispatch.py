@@ -133,6 +133,9 @@ class Dispatcher:
         self.error_window = max(1, int(error_window))
         self._outcomes: deque[bool] = deque(maxlen=self.error_window)  # True = failed attempt
         self._failures_in_window = 0
+        # A small run must be able to stop too: the window is judged from this many attempts on.
+        self._min_judged = min(self.error_window, 10)
+        self.last_error: ProviderError | None = None  # the latest failed attempt, for messages
         self._sleep = sleep
         self._identity = cache_identity(provider)
         self._reserved_usd = 0.0  # estimated cost of requests in flight
@@ -228,12 +231,14 @@ class Dispatcher:
                     failure = error if isinstance(error, ProviderError) else TransientProviderError(
                         f"{self.provider.name}: {type(error).__name__} {error}".rstrip())
                     self.stats.errors[type(failure).__name__] += 1
+                    self.last_error = failure
                     self._record(failed=True)
                     delay = self.retry.delay(attempt)
                 except ProviderError as error:
                     limiter.release(permit, success=False)
                     self.stats.errors[type(error).__name__] += 1
                     self.stats.failed += 1
+                    self.last_error = error
                     if isinstance(error, FATAL_ERRORS):
                         self.stopped = error
                     else:
@@ -272,16 +277,20 @@ class Dispatcher:
         window.append(failed)
         if failed:
             self._failures_in_window += 1
-            # Judge only on a full window, so a few early failures do not stop a run.
-            if (len(window) == window.maxlen
+            # Judged from min(window, 10) attempts on: a couple of early failures do not stop a
+            # run, and a small run against a dead endpoint still stops instead of retrying on.
+            if (len(window) >= self._min_judged
                     and self._failures_in_window / len(window) > self.max_error_rate
                     and self.stopped is None):
+                last = self.last_error
+                where = getattr(self.provider, "base_url", None)
                 self.stopped = ErrorRateError(
                     f"stopped: {self._failures_in_window} of the last {len(window)} requests to "
-                    f"{self.provider.name} failed (more than {self.max_error_rate:.0%})",
-                    hint="everything done so far is saved; check the provider's status and the "
-                         "errors above, then run the same command again to resume "
-                         "(--max-error-rate changes the threshold)")
+                    f"{self.provider.name}{f' at {where}' if where else ''} failed (more than "
+                    f"{self.max_error_rate:.0%})" + (f"; last error: {last.message}" if last else ""),
+                    hint="check --base-url (or model.base_url) and that the server is up and "
+                         "answering; everything done so far is saved, so running the same command "
+                         "again resumes (--max-error-rate changes the threshold)")
                 raise self.stopped
 
     def _account(self, completion: Completion) -> None:

@@ -14,20 +14,31 @@
    fails validation is asked again up to ``max_retries`` times, then written to ``rejects.jsonl``;
 4. at the end (or when the run stops) the journals are rewritten in plan order, the dataset is
    exported (:mod:`fountain.export`) and ``manifest.json`` records what happened.
+
+Memory does not grow with the run: accepted samples live in the journals, and the engine keeps an
+index of where each one is (plus what planning needs); a derivation's parent is read back from its
+journal when its task runs, and the final rewrite and export stream line by line.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import operator
+import os
 import random
 import time
+from array import array
+from collections import OrderedDict
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceABC
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from fountain.errors import FountainError, OutputError, ProviderError
-from fountain.journal import Journal, read_journal, write_jsonl_atomic
+from fountain.journal import (Journal, RecordReader, dumps_record, scan_journal, write_jsonl_atomic,
+                              write_lines_atomic)
 from fountain.plan import DERIVATION, SEED, Task, derivation_tasks, seed_tasks
 from fountain.providers.base import Message, Provider, Request, Sampling
 from fountain.types import Provenance, Sample, Turn, Usage
@@ -36,6 +47,8 @@ from fountain.validate import (Accepted, Rejected, Rules, check_turns, check_utt
 
 MODES = ("auto", "json", "turns")
 SEEDS_FILE, DERIVATIONS_FILE, REJECTS_FILE = "seeds.jsonl", "derivations.jsonl", "rejects.jsonl"
+JOURNALS = (SEEDS_FILE, DERIVATIONS_FILE, REJECTS_FILE)  # positions in this tuple name a journal
+_SEEDS, _DERIVATIONS, _REJECTS = range(3)
 RAW_MAX_CHARS = 20_000  # raw answers kept in rejects.jsonl are cut here
 PROVIDER_ERROR = "provider_error"  # reject reason; such tasks are tried again on resume
 DEFAULT_CONCURRENCY = {"local": 1, "fake": 8}
@@ -66,7 +79,7 @@ class RunOptions:
     mode: str | None = None  # auto | json | turns
     quiet: bool = False
     progress: bool | None = None  # None: shown on a terminal unless quiet
-    fsync: bool = True  # fsync every journal append (durable across power loss)
+    fsync: bool = True  # journal lines reach the disk by group commit (see fountain.journal)
     # --- production runs (dispatch, cache, manifest) ---
     resume: str = "if-compatible"  # if-compatible | always | never
     cache: str | Path | None = None  # default: <output>/cache.sqlite
@@ -105,7 +118,7 @@ class RunResult:
     output_dir: Path
     dataset_path: Path | None
     dataset_records: int
-    samples: list[Sample]
+    samples: Sequence[Sample]  # the dataset's samples in order (ResultSamples: read on demand)
     counts: dict[str, Any]
     retries: int = 0  # validation re-asks in this session
     stats: Any = None  # fountain.dispatch.RunStats of this session
@@ -213,6 +226,153 @@ def spec_sampling(spec: Any, max_tokens_cap: int | None = None) -> Sampling:
     return Sampling(temperature=model.temperature, top_p=model.top_p, max_tokens=max_tokens)
 
 
+# --- where the samples are ----------------------------------------------------------------------
+
+
+class _Entry(NamedTuple):
+    """Where one accepted sample is, and what planning needs without reading it."""
+
+    source: int  # _SEEDS or _DERIVATIONS: the journal holding its line
+    offset: int
+    length: int
+    kind: str
+    turns: int
+    persona: str | None
+    canonical: bool  # the line is exactly dumps_record(sample.to_record()) + newline
+
+
+class SampleIndex(Mapping):
+    """The accepted samples of an output folder by id, read back from their journals on demand.
+
+    Holds one small :class:`_Entry` per sample instead of the sample, plus the most recently added
+    or read ones (a seed is read again by each of its derivation tasks).
+    """
+
+    RECENT = 2048
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._recent: OrderedDict[str, Sample] = OrderedDict()
+        self.reader: RecordReader | None = None
+
+    def add(self, sample: Sample, source: int, offset: int, length: int, *, canonical: bool = True,
+            remember: bool = True) -> None:
+        self._entries[sample.id] = _Entry(source, offset, length, sample.provenance.kind, len(sample.turns),
+                                          sample.provenance.persona, canonical)
+        if remember:
+            self._remember(sample)
+
+    def _remember(self, sample: Sample) -> None:
+        recent = self._recent
+        recent[sample.id] = sample
+        recent.move_to_end(sample.id)
+        if len(recent) > self.RECENT:
+            recent.popitem(last=False)
+
+    def entry(self, sample_id: str) -> _Entry:
+        return self._entries[sample_id]
+
+    def entries(self) -> Iterator[tuple[str, _Entry]]:
+        return iter(self._entries.items())
+
+    def __getitem__(self, sample_id: str) -> Sample:
+        sample = self._recent.get(sample_id)
+        if sample is not None:
+            self._recent.move_to_end(sample_id)
+            return sample
+        entry = self._entries[sample_id]
+        if self.reader is None:
+            raise RuntimeError("the journals are not open")
+        record = self.reader.record(entry.source, entry.offset, entry.length)
+        sample = Sample.from_record(record)
+        if sample.id != sample_id:
+            raise OutputError(f"{JOURNALS[entry.source]} changed under a running fountain: byte "
+                              f"{entry.offset} holds {sample.id!r}, not {sample_id!r}",
+                              location=str(self.reader.paths[entry.source]),
+                              hint="do not edit the journals while a run writes them; run the same "
+                                   "command again to resume")
+        self._remember(sample)
+        return sample
+
+    def line(self, sample_id: str) -> bytes:
+        """The sample's canonical journal line (re-serialised when the journal's was not)."""
+        entry = self._entries[sample_id]
+        if entry.canonical:
+            assert self.reader is not None
+            return self.reader.line(entry.source, entry.offset, entry.length)
+        return (dumps_record(self[sample_id].to_record()) + "\n").encode("utf-8")
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class ResultSamples(SequenceABC):
+    """:attr:`RunResult.samples` of an engine run: the dataset's samples in order, read from the
+    journals the run rewrote (seeds, then derivations) when asked for, so a large run's result
+    does not hold every conversation in memory. Once another run rewrites those journals, reading
+    raises :class:`~fountain.errors.OutputError` (read the journals again instead)."""
+
+    def __init__(self, parts: Sequence[tuple[Path, array]]):
+        # Per file: its path, the offsets of its lines with the file's size appended, and the
+        # file's identity (a rewrite replaces the file: another inode, size or time).
+        self._parts = [(path, offsets, self._identity(path)) for path, offsets in parts]
+        self._len = sum(len(offsets) - 1 for _, offsets in parts)
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, ...]:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return ()
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _check(self, path: Path, identity: tuple[int, ...]) -> None:
+        if self._identity(path) != identity:
+            raise OutputError(f"{path.name} was rewritten after this run ended (another run in the folder?)",
+                              location=str(path),
+                              hint="read the output folder again (fountain.journal.read_journal) instead "
+                                   "of an old RunResult's samples")
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._len))]
+        index = operator.index(index)
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("sample index out of range")
+        for path, offsets, identity in self._parts:
+            count = len(offsets) - 1
+            if index < count:
+                self._check(path, identity)
+                start, end = offsets[index], offsets[index + 1]
+                with RecordReader([path]) as reader:
+                    return Sample.from_record(reader.record(0, start, end - start))
+            index -= count
+        raise IndexError("sample index out of range")
+
+    def __iter__(self) -> Iterator[Sample]:
+        for path, offsets, identity in self._parts:
+            if len(offsets) <= 1:
+                continue
+            self._check(path, identity)
+            with open(path, "rb") as handle:
+                for line in handle:
+                    yield Sample.from_record(json.loads(line))
+
+    def __repr__(self) -> str:
+        return f"<ResultSamples: {self._len} samples in {', '.join(p.name for p, _, _ in self._parts)}>"
+
+
 # --- the engine --------------------------------------------------------------------------------
 
 
@@ -261,8 +421,8 @@ class Engine:
             from fountain.roleplay import Roleplay
 
             self.roleplay = Roleplay.from_spec(spec)
-        self.samples: dict[str, Sample] = {}
-        self.rejects: dict[str, dict[str, Any]] = {}
+        self.samples = SampleIndex()  # id -> Sample, read back from the journals on demand
+        self.rejects: dict[str, tuple[str, int, int]] = {}  # id -> (reason, offset, length) in rejects.jsonl
         self.order: dict[str, tuple] = {}
         self.planned_derivations = 0
         self.retries = 0
@@ -271,6 +431,11 @@ class Engine:
         self.crash: BaseException | None = None
         self._directions: dict[str, Any] = {}
         self._seen_parents: set[str] = set()
+        # Seed prompts depend on (direction, persona, scenario) only: rendered once each.
+        self._seed_messages: dict[tuple, tuple[tuple[Message, ...], str]] = {}
+        # (Unless a template draws at random, e.g. Jinja's ``random`` filter.)
+        self._pure_prompts = "random" not in "".join(str(getattr(spec, name, "") or "")
+                                                     for name in ("initial_prompt", "system_prompt"))
         # Hooks of fountain.frameworks: the GenLLM scenario given to every prompt, and the
         # iteration (Filter round, Feedback iteration) written into each sample's provenance.
         self.scenario = ""
@@ -308,12 +473,25 @@ class Engine:
             return ()
         return tuple(parent.turns[:task.prefix_turns])
 
+    def _json_messages(self, task: Task, shown: Sequence[Turn]) -> tuple[tuple[Message, ...], str]:
+        """A json-mode request's messages and their hash. A seed's are the same for every seed of
+        its direction and persona, so they are rendered once (the same tuple also lets the cache
+        key reuse its serialised messages)."""
+        key = (task.direction, task.persona, self.scenario)
+        cacheable = task.kind == SEED and not shown and self._pure_prompts
+        if cacheable and key in self._seed_messages:
+            return self._seed_messages[key]
+        messages = json_messages(self.spec, task.kind, task.direction, persona=task.persona,
+                                 conversation=shown, scenario=self.scenario)
+        made = (messages, _messages_hash(messages))
+        if cacheable:
+            self._seed_messages[key] = made
+        return made
+
     async def _json_task(self, task: Task, parent: Sample | None) -> _Outcome:
         prefix = self._prefix(task, parent)
         shown = parent.turns if (parent is not None and self.instruct) else prefix
-        messages = json_messages(self.spec, task.kind, task.direction, persona=task.persona,
-                                 conversation=shown, scenario=self.scenario)
-        prompt_hash = _messages_hash(messages)
+        messages, prompt_hash = self._json_messages(task, shown)
         state = _Attempts()
         rejected: Rejected | None = None
         parent_turns = parent.turns if parent is not None else ()
@@ -479,14 +657,14 @@ class Engine:
         of the output folder); sorted after everything else in the journals."""
         return []
 
-    def _plan_derivations(self, parent: Sample) -> list[Task]:
-        if parent.id in self._seen_parents or self.gen.derivations_per_direction <= 0:
+    def _plan_derivations(self, parent_id: str, n_turns: int, persona: str | None) -> list[Task]:
+        if parent_id in self._seen_parents or self.gen.derivations_per_direction <= 0:
             return []
-        self._seen_parents.add(parent.id)
-        parent_order = self.order.get(parent.id, (1, 10**9))[1:]
-        tasks = derivation_tasks(parent.id, len(parent.turns), tuple(parent_order),
+        self._seen_parents.add(parent_id)
+        parent_order = self.order.get(parent_id, (1, 10**9))[1:]
+        tasks = derivation_tasks(parent_id, n_turns, tuple(parent_order),
                                  self.spec.derivational_directions, self.gen.derivations_per_direction,
-                                 persona=parent.provenance.persona,
+                                 persona=persona,
                                  max_prefix_turns=self.gen.max_prefix_turns, conversation_type=self.type)
         for task in tasks:
             self.order.setdefault(task.id, (2, *task.order))
@@ -497,7 +675,7 @@ class Engine:
         if task_id in self.samples:
             return True
         reject = self.rejects.get(task_id)
-        return reject is not None and reject.get("reason") != PROVIDER_ERROR
+        return reject is not None and reject[0] != PROVIDER_ERROR
 
     def _target_reached(self) -> bool:
         target = self.gen.target
@@ -508,16 +686,20 @@ class Engine:
         task = outcome.task
         if outcome.sample is not None:
             sample = outcome.sample
-            (self.seeds_journal if task.kind == SEED else self.derivations_journal).append(sample.to_record())
-            self.samples[sample.id] = sample
+            if task.kind == SEED:
+                offset, length = self.seeds_journal.append(sample.to_record())
+                self.samples.add(sample, _SEEDS, offset, length)
+            else:
+                offset, length = self.derivations_journal.append(sample.to_record())
+                self.samples.add(sample, _DERIVATIONS, offset, length)
             self.rejects.pop(sample.id, None)  # an earlier provider_error is now superseded
             self.progress.on_accepted(task.kind, outcome.completion_tokens)
             if task.kind == SEED:
-                return self._plan_derivations(sample)
+                return self._plan_derivations(sample.id, len(sample.turns), sample.provenance.persona)
             return []
         assert outcome.reject is not None
-        self.rejects_journal.append(outcome.reject)
-        self.rejects[task.id] = outcome.reject
+        offset, length = self.rejects_journal.append(outcome.reject)
+        self.rejects[task.id] = (outcome.reject["reason"], offset, length)
         self.progress.on_rejected(outcome.reject["reason"], outcome.completion_tokens)
         return []
 
@@ -558,11 +740,10 @@ class Engine:
     # --- the run ---------------------------------------------------------------------------------
 
     def _load_previous(self) -> None:
-        for name in (SEEDS_FILE, DERIVATIONS_FILE):
-            found = read_journal(self.output_dir / name)
-            if found.warning:
-                self.warnings.append(found.warning)
-            for number, record in enumerate(found.records, 1):
+        """Index the journals a previous session left (streamed: one record in memory at a time)."""
+        for source, name in ((_SEEDS, SEEDS_FILE), (_DERIVATIONS, DERIVATIONS_FILE)):
+            scan = scan_journal(self.output_dir / name)
+            for number, (offset, raw, record) in enumerate(scan, 1):
                 try:
                     sample = Sample.from_record(record)
                 except (KeyError, TypeError, ValueError) as error:
@@ -570,13 +751,18 @@ class Engine:
                                       location=f"{self.output_dir / name}:{number}",
                                       hint="the file was edited or damaged; fix or remove that "
                                            "record, or write to another folder with --output") from None
-                self.samples.setdefault(sample.id, sample)
-        found = read_journal(self.output_dir / REJECTS_FILE)
-        if found.warning:
-            self.warnings.append(found.warning)
-        for record in found.records:
+                if sample.id in self.samples:
+                    continue  # the first record of an id wins
+                canonical = raw == (dumps_record(sample.to_record()) + "\n").encode("utf-8")
+                self.samples.add(sample, source, offset, len(raw), canonical=canonical, remember=False)
+            if scan.warning:
+                self.warnings.append(scan.warning)
+        scan = scan_journal(self.output_dir / REJECTS_FILE)
+        for offset, raw, record in scan:
             if isinstance(record.get("id"), str):
-                self.rejects[record["id"]] = record
+                self.rejects[record["id"]] = (record.get("reason"), offset, len(raw))
+        if scan.warning:
+            self.warnings.append(scan.warning)
 
     def _make_dispatcher(self, stats: Any):
         from fountain.dispatch import Dispatcher
@@ -588,15 +774,21 @@ class Engine:
 
             path = Path(options.cache) if options.cache else self.output_dir / "cache.sqlite"
             cache = ResponseCache(path)
-        prices = None
-        if options.prices is not None:
-            from fountain.cost import PriceTable
+        try:
+            prices = None
+            if options.prices is not None:
+                from fountain.cost import PriceTable
 
-            prices = PriceTable.load(options.prices)
-        concurrency = self.concurrency()
-        return Dispatcher(self.provider, cache=cache, concurrency=concurrency, rpm=options.rpm or self.spec.model.rpm,
-                          tpm=options.tpm or self.spec.model.tpm, budget_usd=options.budget_usd,
-                          prices=prices, stats=stats, max_error_rate=options.max_error_rate)
+                prices = PriceTable.load(options.prices)
+            concurrency = self.concurrency()
+            return Dispatcher(self.provider, cache=cache, concurrency=concurrency,
+                              rpm=options.rpm or self.spec.model.rpm, tpm=options.tpm or self.spec.model.tpm,
+                              budget_usd=options.budget_usd, prices=prices, stats=stats,
+                              max_error_rate=options.max_error_rate)
+        except BaseException:
+            if cache is not None:
+                cache.close()
+            raise
 
     def concurrency(self) -> int:
         value = self.options.concurrency or self.spec.model.concurrency
@@ -605,6 +797,13 @@ class Engine:
         return max(1, int(value))
 
     async def run(self) -> RunResult:
+        """Generate into the output folder, holding its lock (one run per folder at a time)."""
+        from fountain.manifest import output_lock
+
+        with output_lock(self.output_dir):
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         from fountain.cache import public_identity
         from fountain.dispatch import RunStats
         from fountain.manifest import Manifest, check_resume
@@ -620,14 +819,21 @@ class Engine:
         else:
             manifest = Manifest.for_spec(self.source_spec, provider=identity, output_dir=self.output_dir)
             stats = RunStats()
-        manifest.begin("resume" if decision.resuming else "start", provider=identity,
-                       options={**self.options.record(), "mode": self.mode})
-        manifest.write(self.output_dir)  # before any journal: a folder with journals has a manifest
-        self.manifest = manifest
+        # The cache, the price table and the journals are checked before the manifest is
+        # touched: a bad --cache/--prices or a damaged journal leaves the folder as it was.
         self.stats = stats
         self.dispatcher = self._make_dispatcher(stats)
+        try:
+            self._load_previous()
+            manifest.begin("resume" if decision.resuming else "start", provider=identity,
+                           options={**self.options.record(), "mode": self.mode})
+            manifest.write(self.output_dir)  # before any journal: a folder with journals has a manifest
+        except BaseException:
+            if self.dispatcher.cache is not None:
+                self.dispatcher.cache.close()
+            raise
+        self.manifest = manifest
         self.progress = Progress(enabled=self.options.progress, quiet=self.options.quiet, stats=stats)
-        self._load_previous()
         await self.prepare()
 
         seeds = self.plan_seeds()
@@ -635,9 +841,12 @@ class Engine:
             self.order[task.id] = (1, *task.order)
         queue: asyncio.Queue[Task] = asyncio.Queue()
         pending = [t for t in seeds if not self._done(t.id)]
-        for sample in sorted((s for s in self.samples.values() if s.provenance.kind == SEED),
-                             key=lambda s: self._sort_key(s.id)):
-            pending += [t for t in self._plan_derivations(sample) if not self._done(t.id)]
+        accepted_seeds = sorted((sample_id for sample_id, entry in self.samples.entries()
+                                 if entry.kind == SEED), key=self._sort_key)
+        for sample_id in accepted_seeds:
+            entry = self.samples.entry(sample_id)
+            pending += [t for t in self._plan_derivations(sample_id, entry.turns, entry.persona)
+                        if not self._done(t.id)]
         for task in self.plan_extra():
             self.order.setdefault(task.id, (4, *task.order))
             if not self._done(task.id):
@@ -645,11 +854,18 @@ class Engine:
         self.seeds_requested = len(seeds)
         for task in pending:
             queue.put_nowait(task)
+        # The plan goes into the manifest now, so `fountain status` can tell what a killed run has
+        # left (derivations are planned as seeds are accepted: this is the plan known so far).
+        manifest.counts.update({"seeds_requested": self.seeds_requested,
+                                "derivations_planned": self.planned_derivations})
+        manifest.write(self.output_dir)
 
         self.seeds_journal = Journal(self.output_dir / SEEDS_FILE, fsync=self.options.fsync)
         self.derivations_journal = Journal(self.output_dir / DERIVATIONS_FILE, fsync=self.options.fsync)
         self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.fsync)
-        done_before = len(self.samples) + sum(1 for r in self.rejects.values() if r.get("reason") != PROVIDER_ERROR)
+        # Opened once the three files exist, before anything can replace them (see RecordReader).
+        self.samples.reader = RecordReader([self.output_dir / name for name in JOURNALS])
+        done_before = len(self.samples) + sum(1 for r in self.rejects.values() if r[0] != PROVIDER_ERROR)
         self.progress.start(done_before + len(pending), done=done_before)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency())]
         interrupted = False
@@ -666,9 +882,14 @@ class Engine:
             for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
                 journal.close()
             cache = getattr(self.dispatcher, "cache", None)
-            result = self._finish(started, interrupted)
-            if cache is not None:
-                cache.close()
+            if not interrupted and self.stop_error is None and self.crash is None:
+                self.stop_error = self._nothing_accepted_error()
+            try:
+                result = self._finish(started, interrupted)
+            finally:
+                self.samples.reader.close()
+                if cache is not None:
+                    cache.close()
         if self.crash is not None:
             raise self.crash
         if self.stop_error is not None:
@@ -683,31 +904,60 @@ class Engine:
     def _sort_key(self, sample_id: str) -> tuple:
         return (*self.order.get(sample_id, (3,)), sample_id)
 
-    def _finish(self, started: float, interrupted: bool) -> RunResult:
-        """Rewrite the journals in plan order, export the dataset, write the manifest."""
-        from fountain.export import export_dataset
+    def _nothing_accepted_error(self) -> FountainError | None:
+        """A run that accepted no conversation because its requests failed is an error, not a
+        completed run: it names the last provider error (the run is marked stopped; a rerun
+        tries the failed tasks again)."""
+        failed = sum(1 for reason, _, _ in self.rejects.values() if reason == PROVIDER_ERROR)
+        if len(self.samples) or not failed:
+            return None
+        last = getattr(self.dispatcher, "last_error", None)
+        where = getattr(self.provider, "base_url", None)
+        return ProviderError(
+            f"no conversation was accepted: {failed} request(s) to {self.provider.name}"
+            f"{f' at {where}' if where else ''} failed"
+            + (f"; last error: {last.message}" if last is not None else ""),
+            hint="check --base-url (or model.base_url), the model name and that the server is up; "
+                 "rejects.jsonl lists each failure; run the same command again to retry them")
 
-        samples = sorted(self.samples.values(), key=lambda s: self._sort_key(s.id))
-        seeds = [s for s in samples if s.provenance.kind == SEED]
-        derivations = [s for s in samples if s.provenance.kind != SEED]
-        rejects = [r for r in self.rejects.values() if r["id"] not in self.samples]
-        rejects.sort(key=lambda r: self._sort_key(r["id"]))
-        write_jsonl_atomic(self.output_dir / SEEDS_FILE, (s.to_record() for s in seeds))
-        write_jsonl_atomic(self.output_dir / DERIVATIONS_FILE, (s.to_record() for s in derivations))
-        write_jsonl_atomic(self.output_dir / REJECTS_FILE, rejects)
-        ordered = seeds + derivations
+    def _finish(self, started: float, interrupted: bool) -> RunResult:
+        """Rewrite the journals in plan order, export the dataset, write the manifest.
+
+        Streamed: each line is copied from where the index says it is (the reader's handles
+        still see the old files after a rewrite replaced them), and the dataset is exported
+        from the rewritten journals."""
+        from fountain.export import export_lines
+
+        samples = self.samples
+        ordered = sorted(samples, key=self._sort_key)
+        seeds = [i for i in ordered if samples.entry(i).kind == SEED]
+        derivations = [i for i in ordered if samples.entry(i).kind != SEED]
+        del ordered
+        parts = []
+        for name, ids in ((SEEDS_FILE, seeds), (DERIVATIONS_FILE, derivations)):
+            offsets = array("q")
+            path = write_lines_atomic(self.output_dir / name, (samples.line(i) for i in ids),
+                                      sink=lambda offset, _length, offsets=offsets: offsets.append(offset))
+            offsets.append(path.stat().st_size)
+            parts.append((path, offsets))
+        reader = samples.reader
+        rejects = sorted((i for i in self.rejects if i not in samples), key=self._sort_key)
+        write_jsonl_atomic(self.output_dir / REJECTS_FILE,
+                           (reader.record(_REJECTS, *self.rejects[i][1:]) for i in rejects))
         fmt = self.options.format or getattr(self.spec.output, "format", None) or "messages"
         system = getattr(self.spec.output, "system_message", None)
-        dataset = export_dataset(ordered, self.output_dir, fmt, system_message=system)
+        dataset, records = export_lines(self._journal_lines(parts), self.output_dir, fmt,
+                                        system_message=system)
 
         rejected: dict[str, int] = {}
-        for record in rejects:
-            rejected[record["reason"]] = rejected.get(record["reason"], 0) + 1
+        for sample_id in rejects:
+            reason = str(self.rejects[sample_id][0])
+            rejected[reason] = rejected.get(reason, 0) + 1
         counts = {"seeds_requested": self.seeds_requested,
                   "derivations_planned": self.planned_derivations,
                   "accepted": {"seed": len(seeds), "derivation": len(derivations)},
                   "rejected": dict(sorted(rejected.items())),
-                  "dataset_records": len(ordered)}
+                  "dataset_records": records}
         self.manifest.counts.update(counts)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
         elapsed = time.monotonic() - started
@@ -721,11 +971,19 @@ class Engine:
             status, reason = "completed", None
         self.manifest.end(status, reason=reason, stats=self.stats, session_elapsed_s=elapsed)
         manifest_path = self.manifest.write(self.output_dir)
-        return RunResult(output_dir=self.output_dir, dataset_path=dataset, dataset_records=len(ordered),
-                         samples=ordered, counts=counts, retries=self.retries, stats=self.stats,
+        return RunResult(output_dir=self.output_dir, dataset_path=dataset, dataset_records=records,
+                         samples=ResultSamples(parts), counts=counts, retries=self.retries, stats=self.stats,
                          elapsed_s=elapsed, warnings=list(self.warnings), stopped=self.stop_error,
                          manifest_path=manifest_path, resumed=bool(self.manifest.runs[:-1]),
                          mode=self.mode)
+
+
+    @staticmethod
+    def _journal_lines(parts: Sequence[tuple[Path, array]]) -> Iterator[bytes]:
+        for path, offsets in parts:
+            if len(offsets) > 1:
+                with open(path, "rb") as handle:
+                    yield from handle
 
 
 def _is_fatal(error: ProviderError) -> bool:

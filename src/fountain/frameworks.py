@@ -54,6 +54,9 @@ DEFAULT_FILTER_ROUNDS = 10
 # two variations, so the population keeps its size while only the better half survives.
 RANK_VARIATIONS = 2
 DEFAULT_K = {"PE": 1, "RF": 5}
+# Conversations embedded per call: each call's vectors are persisted (embeddings.sqlite) before the
+# next starts, and the event loop gets a turn in between, so Ctrl-C stops a long dedup promptly.
+EMBED_BATCH = 128
 FRAMEWORK_REASONS = ("duplicate:", "rf:", "pe:")
 STATE_VERSION = 1
 
@@ -162,12 +165,21 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
                             hint="--framework Filter rates and accumulates, --framework Feedback runs "
                                  "Private Evolution (PE); or drop the rater")
     if framework == "Feedback" and rater != "PE":
+        # Name where the value came from: a command-line option, or a key of setup.yaml.
         if rater == "RF":
             raise FountainError("Feedback needs the PE rater; RF cannot steer it (RF is not "
-                                "differentially private)", location="--rater",
-                                hint="use --rater PE, or --framework Filter --rater RF")
-        raise FountainError("the Feedback framework (Private Evolution) needs --rater PE",
-                            location="--framework", hint="add --rater PE --real-data FILE --epsilon E")
+                                "differentially private)", location="--rater" if options.rater else "raters.rater",
+                                hint="use --rater PE, or --framework Filter --rater RF" if options.rater else
+                                "set raters.rater: PE in setup.yaml, or framework: Filter to rate with RF")
+        if options.framework:
+            raise FountainError("the Feedback framework (Private Evolution) needs --rater PE",
+                                location="--framework", hint="add --rater PE --real-data FILE --epsilon E")
+        locator = (getattr(spec, "cache", None) or {}).get("locator")
+        raise FountainError("framework: Feedback in setup.yaml (Private Evolution) needs the PE rater, and "
+                            "none is set", location=locator.at(("framework",)) if locator is not None
+                            else "framework",
+                            hint="set raters.rater: PE (with raters.real_data and privacy.epsilon) in "
+                                 "setup.yaml, or pass --rater PE --real-data FILE --epsilon E")
 
     personas = options.personas
     if personas is not None and framework != "GenLLM":
@@ -350,6 +362,47 @@ class _RoundEngine(Engine):
 
     def plan_extra(self) -> list[Task]:
         return list(self._extra)
+
+    def _finish(self, started: float, interrupted: bool) -> RunResult:
+        """The engine's end of a round, except that a round is never the end of the run: the
+        framework's stages (dedup, rating, the final export) still follow, so the manifest stays
+        ``running`` instead of ``completed`` and the dataset file keeps its previous content (none
+        on a first run) instead of the round's raw export. ``_Runner._finish`` completes the run."""
+        from fountain.export import DATASET_FILES
+
+        fmt = self.options.format or getattr(self.spec.output, "format", None) or "messages"
+        dataset = self.output_dir / DATASET_FILES.get(fmt, DATASET_FILES["messages"])
+        before = dataset.with_name(f".{dataset.name}.before-round")
+        before.unlink(missing_ok=True)
+        try:
+            os.link(dataset, before)
+            kept = True
+        except FileNotFoundError:
+            kept = False
+        except OSError:  # no hard links on this file system
+            import shutil
+
+            shutil.copyfile(dataset, before)
+            kept = True
+        manifest = self.manifest
+        end = manifest.end
+
+        def end_round(status: str, **kwargs: Any) -> None:
+            end(status, **kwargs)
+            if status == "completed":
+                manifest.status = "running"
+                if manifest.runs:
+                    manifest.runs[-1]["status"] = "running"
+
+        manifest.end = end_round  # this round's manifest only
+        try:
+            return super()._finish(started, interrupted)
+        finally:
+            del manifest.end
+            if kept:
+                os.replace(before, dataset)
+            else:
+                dataset.unlink(missing_ok=True)
 
     async def prepare(self) -> None:
         if not self.enrich_personas:
@@ -565,7 +618,8 @@ class _Runner:
         self.seeds_requested = 0
         self.variations_planned = 0
         self.partial: list[str] | None = None  # ids of the dataset so far (Filter, Feedback)
-        self.embed_missing = "the embed extra"  # named by _load_embedder when a package is missing
+        self.embed_missing: str | None = None  # the embed extra's missing package (_prepare_embedder)
+        self.round_begun = False  # an engine round of this invocation has started (manifest.begin)
 
     # --- setup -----------------------------------------------------------------------------------
 
@@ -590,22 +644,36 @@ class _Runner:
                 location=str(self.output_dir / STATE_FILE),
                 hint="the ledger is kept for one private dataset and one delta: write a new run with --output")
 
+    def _embedding_dedup(self) -> bool:
+        settings = self.source.raters.dedup
+        return bool(settings.enabled and settings.embedding_threshold is not None)
+
+    def _prepare_embedder(self) -> None:
+        """Check, before any token is spent, that the embedder can be had; load it now only when it
+        is certainly needed (a rater) or was named (--embedder: its errors come first). The default
+        one for dedup loads lazily, once the embedding stage has 2 or more candidates left."""
+        from fountain.embed import BUNDLED_ALIASES
+
+        if not (self.plan.rater or self._embedding_dedup()) or self.given_embedder is not None:
+            return
+        missing = _embed_extra_missing(self.plan.embedder)
+        if missing and not self.plan.rater:
+            # Without the embed extra the other dedup stages still run (_dedup says so).
+            self.embed_missing = missing
+            return
+        if self.plan.rater or self.plan.embedder not in BUNDLED_ALIASES:
+            self._load_embedder()
+
     def _load_embedder(self) -> None:
+        """Load the embedder (once) and wrap it in the persisted cache for synthetic texts."""
         from fountain.embed import CachedEmbedder
 
-        settings = self.source.raters.dedup
-        needs = bool(self.plan.rater) or (settings.enabled and settings.embedding_threshold is not None)
-        if not needs:
+        if self.embedder is not None:
             return
         embedder = self.given_embedder
         if embedder is None:
             from fountain.embed import load_embedder
 
-            missing = _embed_extra_missing(self.plan.embedder)
-            if missing and not self.plan.rater:
-                # Without the embed extra the other dedup stages still run (_dedup says so).
-                self.embed_missing = missing
-                return
             embedder = load_embedder(self.plan.embedder)
         while isinstance(embedder, CachedEmbedder):  # private texts must never meet a persisted cache
             embedder = embedder.embedder
@@ -624,12 +692,15 @@ class _Runner:
             self.provider = make_provider(self.effective, self.options)
         try:
             self._check_output()
-            self._load_embedder()
+            self._prepare_embedder()
             if self.framework in ("Gen", "GenLLM"):
                 return await self._gen()
             if self.framework == "Filter":
                 return await self._filter()
             return await self._feedback()
+        except BaseException as error:
+            self._mark_ended(error)
+            raise
         finally:
             self._close()
             if self.own_provider:
@@ -644,7 +715,29 @@ class _Runner:
                             enrich_personas=self.plan.personas if self.framework == "GenLLM" else None,
                             reuse_enrichment=self.resuming)
 
+    def _mark_ended(self, error: BaseException) -> None:
+        """A run stopped after its last round (during dedup, rating or the export) is not
+        completed: say so in the manifest, as the engine does for a stop during generation."""
+        from fountain.manifest import Manifest
+
+        if not self.round_begun:
+            return  # this invocation wrote no run entry: the manifest is an earlier run's
+        try:
+            manifest = Manifest.read(self.output_dir)
+            if manifest is None or manifest.status != "running":
+                return  # the engine already recorded how its round ended
+            if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)):
+                manifest.end("stopped", reason="interrupted")
+            elif isinstance(error, FountainError):
+                manifest.end("stopped", reason=error.message)
+            else:
+                manifest.end("failed", reason=f"{type(error).__name__}: {error}")
+            manifest.write(self.output_dir)
+        except Exception:  # noqa: BLE001 - never hide the error that stopped the run
+            pass
+
     async def _run_engine(self, engine: _RoundEngine) -> RunResult:
+        self.round_begun = True
         try:
             result = await engine.run()
         except BaseException:
@@ -674,7 +767,7 @@ class _Runner:
                     samples = self._journal_samples()
                     dataset = [samples[i] for i in self.partial if i in samples]
                 elif self.framework in ("Gen", "GenLLM"):
-                    dataset, self.framework_rejects, _ = self._dedup(list(self._journal_samples().values()))
+                    dataset, self.framework_rejects, _ = self._dedup_sync(list(self._journal_samples().values()))
                 else:
                     dataset = None
                 if dataset is not None:
@@ -735,34 +828,52 @@ class _Runner:
 
     # --- rating ----------------------------------------------------------------------------------
 
-    def _dedup(self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
-               ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
-        """Drop duplicates among ``samples`` and of ``earlier`` (kept before them)."""
+    def _dedup_start(self, samples: Sequence[Sample], earlier: Sequence[Sample]) -> dict[str, Any]:
+        """The exact and MinHash stages of a dedup; the embedding stage follows in _dedup_end with
+        vectors of the survivors only (no embedder is loaded when fewer than 2 survive)."""
+        from fountain.embed import conversation_text
         from fountain.raters.dedup import DedupSettings, dedup
 
         spec_settings = self.source.raters.dedup
-        if not spec_settings.enabled:
-            return list(samples), [], {"enabled": False}
         skipped: dict[str, str] = {}
         minhash = spec_settings.minhash_threshold is not None
         if minhash and importlib.util.find_spec("datasketch") is None:
             minhash = False
             skipped["minhash"] = "datasketch is not installed: pip install 'fountain[embed]'"
-        embedding = spec_settings.embedding_threshold is not None and self.synthetic_embedder is not None
-        if spec_settings.embedding_threshold is not None and self.synthetic_embedder is None:
+        embedding = spec_settings.embedding_threshold is not None and self.embed_missing is None
+        if spec_settings.embedding_threshold is not None and self.embed_missing is not None:
             skipped["embedding"] = f"{self.embed_missing} is not installed: pip install 'fountain[embed]'"
         settings = DedupSettings(exact=spec_settings.exact, minhash=minhash,
                                  minhash_threshold=spec_settings.minhash_threshold or 0.9,
-                                 embedding=embedding,
+                                 embedding=False,
                                  embedding_threshold=spec_settings.embedding_threshold or 0.9)
         everything = list(earlier) + list(samples)
-        offset = len(earlier)
         views = [dedup_view(s) for s in everything]
-        from fountain.embed import conversation_text, encode_conversations
+        findings = dedup([conversation_text(v) for v in views], settings=settings)
+        dropped = findings.dropped
+        alive = [i for i in range(len(everything)) if i not in dropped]
+        return {"samples": list(samples), "everything": everything, "offset": len(earlier),
+                "findings": list(findings), "stages_run": list(findings.stages_run),
+                "skipped": {**{k: v for k, v in findings.stages_skipped.items() if v != "disabled"}, **skipped},
+                "embedding": embedding, "threshold": settings.embedding_threshold,
+                "neighbours": settings.neighbours, "alive": alive,
+                "candidates": [views[i] for i in alive] if embedding and len(alive) >= 2 else []}
 
-        texts = [conversation_text(v) for v in views]
-        vectors = encode_conversations(self.synthetic_embedder, views) if embedding and everything else None
-        findings = dedup(texts, embeddings=vectors, settings=settings)
+    def _dedup_end(self, work: dict[str, Any], vectors: Any
+                   ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+        from fountain.raters.dedup import DuplicateFinding, embedding_duplicates
+
+        findings = list(work["findings"])
+        stages_run = list(work["stages_run"])
+        if work["embedding"]:
+            stages_run.append("embedding")
+            if vectors is not None:
+                alive = work["alive"]
+                found = embedding_duplicates(vectors, range(len(alive)), work["threshold"], work["neighbours"])
+                findings += [DuplicateFinding(alive[f.index], alive[f.duplicate_of_index], f.method, f.score)
+                             for f in found]
+        findings.sort(key=lambda finding: finding.index)
+        everything, offset = work["everything"], work["offset"]
         rejects = []
         dropped: set[int] = set()
         for finding in findings:
@@ -773,20 +884,61 @@ class _Runner:
             rejects.append(reject_record(everything[finding.index], finding.reason,
                                          f"duplicates {kept.id} ({finding.method}, score {finding.score:.3f})",
                                          duplicate_of=kept.id, score=round(float(finding.score), 4)))
-        survivors = [s for i, s in enumerate(samples) if i + offset not in dropped]
-        stages_skipped = {**{k: v for k, v in findings.stages_skipped.items() if v != "disabled"}, **skipped}
-        for stage, why in stages_skipped.items():
+        survivors = [s for i, s in enumerate(work["samples"]) if i + offset not in dropped]
+        for stage, why in work["skipped"].items():
             note = f"dedup: {stage} stage skipped ({why})"
             if note not in self.warnings:
                 self.warnings.append(note)
-        info = {"stages_run": list(findings.stages_run), "stages_skipped": stages_skipped,
+        info = {"stages_run": stages_run, "stages_skipped": work["skipped"],
                 "dropped": dict(Counter(f.method for f in findings if f.index >= offset))}
         return survivors, rejects, info
 
-    def _encode_synthetic(self, samples: Sequence[Sample]):
+    async def _dedup(self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
+                     ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+        """Drop duplicates among ``samples`` and of ``earlier`` (kept before them)."""
+        if not self.source.raters.dedup.enabled:
+            return list(samples), [], {"enabled": False}
+        work = self._dedup_start(samples, earlier)
+        vectors = await self._encode_async(work["candidates"]) if work["candidates"] else None
+        return self._dedup_end(work, vectors)
+
+    def _dedup_sync(self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
+                    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+        """:meth:`_dedup` outside the event loop (salvaging a stopped round)."""
+        if not self.source.raters.dedup.enabled:
+            return list(samples), [], {"enabled": False}
+        work = self._dedup_start(samples, earlier)
+        vectors = self._encode_synthetic(work["candidates"]) if work["candidates"] else None
+        return self._dedup_end(work, vectors)
+
+    def _encode_batches(self, conversations: Sequence[Any]):
+        """Vectors of synthetic conversations (Samples or turn sequences), EMBED_BATCH at a time:
+        each batch is in embeddings.sqlite before the next one starts."""
         from fountain.embed import encode_conversations
 
-        return encode_conversations(self.synthetic_embedder, list(samples))
+        self._load_embedder()
+        items = list(conversations)
+        for start in range(0, len(items), EMBED_BATCH):
+            yield encode_conversations(self.synthetic_embedder, items[start:start + EMBED_BATCH])
+
+    @staticmethod
+    def _stack(parts: list[Any], dim: int):
+        import numpy as np
+
+        return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
+    async def _encode_async(self, conversations: Sequence[Any]):
+        """:meth:`_encode_synthetic` that yields to the event loop between batches, so a Ctrl-C
+        (asyncio cancels the main task) stops it after the current batch."""
+        parts = []
+        for part in self._encode_batches(conversations):
+            parts.append(part)
+            await asyncio.sleep(0)
+        return self._stack(parts, self.synthetic_embedder.dim)
+
+    def _encode_synthetic(self, samples: Sequence[Any]):
+        parts = list(self._encode_batches(samples))
+        return self._stack(parts, self.synthetic_embedder.dim)
 
     def _private_embeddings(self) -> dict[str, Any]:
         """Private conversations embedded in memory (no cache), grouped by category."""
@@ -795,6 +947,7 @@ class _Runner:
             from fountain.realdata import group_by_category
 
             groups = group_by_category(self.plan.real or [])
+            self._load_embedder()
             self._private = {category: encode_conversations(self.embedder, [c.turns for c in items])
                              for category, items in groups.items()}
         return self._private
@@ -881,7 +1034,7 @@ class _Runner:
     async def _gen(self) -> RunResult:
         result = await self._run_engine(self._engine())
         self.seeds_requested = result.counts.get("seeds_requested", 0)
-        kept, rejects, info = self._dedup(result.samples)
+        kept, rejects, info = await self._dedup(result.samples)
         self.framework_rejects = rejects
         self.info["dedup"] = info
         return self._finish(kept)
@@ -913,8 +1066,9 @@ class _Runner:
             batch = [s for s in result.samples
                      if s.id in seed_ids or (s.provenance.kind != SEED and s.provenance.parent_id in seed_ids)]
             earlier = [samples[i] for i in accepted if i in samples]
-            kept, rejects, dedup_info = self._dedup(batch, earlier)
-            kept, rated, rating = self._rate_batch(kept, number)
+            kept, rejects, dedup_info = await self._dedup(batch, earlier)
+            vectors = await self._encode_async(kept) if plan.rater and kept else None
+            kept, rated, rating = self._rate_batch(kept, number, vectors)
             entry = {"round": number, "seeds": len(seeds), "generated": len(batch),
                      "accepted": [s.id for s in kept], "rejects": rejects + rated,
                      "dedup": dedup_info, "rating": rating, "complete": True}
@@ -935,12 +1089,13 @@ class _Runner:
                                  f"short of the target {plan.target}; raise --iterations to go on")
         return self._finish([samples[i] for i in accepted if i in samples])
 
-    def _rate_batch(self, batch: list[Sample], number: int
+    def _rate_batch(self, batch: list[Sample], number: int, vectors: Any = None
                     ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
         rater = self.plan.rater
         if rater is None or not batch:
             return batch, [], {"rater": rater, "rated": len(batch)}
-        vectors = self._encode_synthetic(batch)
+        if vectors is None:
+            vectors = self._encode_synthetic(batch)
         categories = [s.provenance.category for s in batch]
         if rater == "RF":
             decisions = self._real_filter().rate(vectors, categories)
@@ -1009,13 +1164,15 @@ class _Runner:
                                   (iteration, slot, offset)))
         return tasks
 
-    def _select(self, iteration: int, population: list[Sample], size: int) -> tuple[list[str], dict[str, Any]]:
+    def _select(self, iteration: int, population: list[Sample], size: int, vectors: Any = None
+                ) -> tuple[list[str], dict[str, Any]]:
         """The DP selection of one iteration (spends privacy first)."""
         from fountain.raters.pe import pe_select_detailed
 
         per_slot = RANK_VARIATIONS if self.plan.selection == "rank" else 1
         slots = max(1, math.ceil(size / per_slot))
-        vectors = self._encode_synthetic(population)
+        if vectors is None:
+            vectors = self._encode_synthetic(population)
         by_category: dict[str, list[int]] = {}
         for index, sample in enumerate(population):
             by_category.setdefault(sample.provenance.category, []).append(index)
@@ -1042,7 +1199,7 @@ class _Runner:
         if initial is None or not initial.get("complete"):
             result = await self._run_engine(self._engine(iteration=0))
             self.seeds_requested = result.counts.get("seeds_requested", 0)
-            population, rejects, info = self._dedup(result.samples)
+            population, rejects, info = await self._dedup(result.samples)
             initial = {"round": 0, "seeds": self.seeds_requested, "generated": len(result.samples),
                        "population": [s.id for s in population], "rejects": rejects, "dedup": info,
                        "complete": True}
@@ -1070,7 +1227,7 @@ class _Runner:
                                         location=str(self.output_dir / STATE_FILE),
                                         hint="every conversation was rejected; check rejects.jsonl, then "
                                              "try another model, more --seeds-per-direction, or wider turn bounds")
-                selected, summary = self._select(t, population, size)
+                selected, summary = self._select(t, population, size, await self._encode_async(population))
                 entry.update({"selected": selected, "selection": summary})
                 self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != t] + [entry]
                 self._save_state()
@@ -1078,7 +1235,7 @@ class _Runner:
             result = await self._run_engine(self._engine(seeds=[], extra=tasks, iteration=t))
             produced = {s.id: s for s in result.samples}
             made = [produced[task.id] for task in tasks if task.id in produced]
-            population, rejects, info = self._dedup(made)
+            population, rejects, info = await self._dedup(made)
             entry.update({"variations": len(tasks), "generated": len(made),
                           "population": [s.id for s in population], "rejects": rejects, "dedup": info,
                           "complete": True})
@@ -1124,6 +1281,20 @@ class _Runner:
         system = getattr(self.effective.output, "system_message", None)
         return export_dataset(dataset, self.output_dir, fmt, system_message=system)
 
+    def _warn_empty(self, path: Path, rejects: list[dict[str, Any]]) -> None:
+        """A run that ends with an empty dataset says so at once (in yellow on stderr, and in the
+        result's warnings), with the reasons its conversations were rejected."""
+        top = Counter(str(r.get("reason") or "?") for r in rejects).most_common(3)
+        reasons = ", ".join(f"{reason} ({count})" for reason, count in top) or "none recorded"
+        text = (f"the dataset is empty: {path.name} holds 0 records; every conversation was rejected or "
+                f"none was generated. See {self.output_dir / REJECTS_FILE} (top reasons: {reasons})")
+        if text not in self.warnings:
+            self.warnings.append(text)
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[yellow]warning: {escape(text)}[/]")
+
     def _finish(self, dataset: list[Sample]) -> RunResult:
         from fountain.manifest import Manifest
 
@@ -1151,7 +1322,16 @@ class _Runner:
             privacy = self.privacy_section()
             if privacy is not None:
                 manifest.privacy = privacy
+            # Only now, with dedup, rating and the export done, is the run completed (the rounds
+            # left it running). The time after the rounds (embedder, dedup) counts too.
+            if manifest.runs and manifest.runs[-1].get("status") == "running":
+                engine_time = sum(r.elapsed_s for r in self.results)
+                manifest.end("completed", session_elapsed_s=max(0.0, time.monotonic() - self.started - engine_time))
+            else:
+                manifest.status, manifest.stop_reason = "completed", None
             manifest_path = manifest.write(self.output_dir)
+        if not dataset:
+            self._warn_empty(path, rejects)
         last = self.results[-1] if self.results else None
         mode = last.mode if last is not None else resolve_mode(self.effective, self.provider.name, self.options.mode)
         return RunResult(output_dir=self.output_dir, dataset_path=path, dataset_records=len(dataset),

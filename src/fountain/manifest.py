@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from fountain import __version__
 from fountain.errors import OutputError
@@ -26,6 +28,79 @@ FORMAT_VERSION = 1
 RESUME_MODES = ("if-compatible", "always", "never")
 # Files whose presence means a run already wrote into a folder (besides the manifest).
 RUN_FILE_SUFFIXES = (".jsonl",)
+LOCK_NAME = ".lock"
+
+
+# --- one run per output folder --------------------------------------------------------------------
+
+# Locks this process holds: real path of the folder -> [file descriptor, depth, owning thread].
+_LOCKS: dict[str, list[Any]] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def output_lock(output_dir: str | Path) -> Iterator[Path]:
+    """Hold the exclusive advisory lock of ``output_dir`` (``flock`` on ``<output>/.lock``) for a run.
+
+    Another process (or thread) running in the folder makes this fail at once with an
+    :class:`~fountain.errors.OutputError` naming its pid. Re-entrant in the thread that holds it
+    (the CLI holds it around a framework whose rounds take it again). The kernel drops the lock
+    when the process dies, even by ``kill -9``, so a resume is never blocked by a stale lock. The
+    file stays in place: deleting it would let two runs lock two different files.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): runs are not guarded against each other
+        yield Path(output_dir)
+        return
+    folder = Path(output_dir)
+    path = folder / LOCK_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        key = str(folder.resolve())
+    except OSError as error:
+        raise OutputError(f"cannot create the output folder: {error.strerror or error}",
+                          location=str(folder), hint="check the path and its permissions") from None
+    me = threading.get_ident()
+    with _LOCKS_GUARD:
+        held = _LOCKS.get(key)
+        if held is not None and held[2] == me:
+            held[1] += 1
+            fd = None
+        elif held is not None:
+            raise OutputError(f"another fountain run is using {folder} (pid {os.getpid()}, another thread)",
+                              location=str(folder),
+                              hint="wait for it to finish, or write this run elsewhere with --output")
+        else:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise OutputError(f"cannot create the lock file: {error.strerror or error}",
+                                  location=str(path), hint="check the folder's permissions") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                try:
+                    other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                finally:
+                    os.close(fd)
+                raise OutputError(f"another fountain run is using {folder} (pid {other})",
+                                  location=str(folder),
+                                  hint="wait for it to finish (or stop it), or write this run "
+                                       "elsewhere with --output") from None
+            # The pid is only informative: the lock itself is the flock, not the file's content.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            _LOCKS[key] = [fd, 1, me]
+    try:
+        yield folder
+    finally:
+        with _LOCKS_GUARD:
+            held = _LOCKS[key]
+            held[1] -= 1
+            if held[1] == 0:
+                del _LOCKS[key]
+                os.close(held[0])  # closing the descriptor releases the flock
 
 
 def now_iso() -> str:
@@ -383,37 +458,39 @@ JOURNALS = {"seed": "seeds.jsonl", "derivation": "derivations.jsonl"}
 REJECTS = "rejects.jsonl"
 
 
-def _scan_jsonl(path: Path, reasons: dict[str, dict[str, int]] | None = None) -> tuple[int, bool]:
-    """(complete records, whether a torn last line is there) of a JSONL file, streamed and
-    read-only. With ``reasons``, rejects are also counted by kind and reason."""
+def _scan_jsonl(path: Path, reasons: dict[str, dict[str, int]] | None = None, *,
+                usage: dict[str, int] | None = None, problems: list[str] | None = None) -> tuple[int, bool]:
+    """(records, whether a torn last line is there) of a JSONL file, streamed and read-only (the
+    journal reader of a run, without its repair). With ``reasons``, rejects are also counted by
+    kind and reason; with ``usage``, the token usage in each record's metadata is added to it.
+    A damaged line (not the last) ends the count: it goes into ``problems`` (raised without)."""
+    from fountain.journal import scan_journal
+
+    scan = scan_journal(path, repair=False)
     count = 0
-    torn = False
     try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        return 0, False
-    except OSError as error:
-        raise OutputError(f"cannot read {path.name}: {error.strerror or error}", location=str(path),
-                          hint="check the folder's permissions") from None
-    with handle:
-        for raw in handle:
-            if not raw.strip():
-                continue
-            if not raw.endswith(b"\n"):
-                torn = True  # a write interrupted by a crash; the next run drops it
-                break
+        for line in scan:
+            record = line.record
             if reasons is not None:
-                try:
-                    record = json.loads(raw)
-                except ValueError:
-                    torn = True
-                    continue
                 kind = str(record.get("kind") or "unknown")
                 reason = str(record.get("reason") or "unknown")
                 reasons.setdefault(kind, {})
                 reasons[kind][reason] = reasons[kind].get(reason, 0) + 1
+            if usage is not None:
+                meta = record.get("metadata")
+                used = meta.get("usage") if isinstance(meta, dict) else None
+                if isinstance(used, dict):
+                    for name in ("prompt_tokens", "completion_tokens"):
+                        value = used.get(name)
+                        if isinstance(value, int) and not isinstance(value, bool):
+                            usage[name] = usage.get(name, 0) + value
             count += 1
-    return count, torn
+    except OutputError as error:
+        if problems is None:
+            raise
+        problems.append(f"{error}\n(the counts of {path.name} stop before that line; `fountain run` "
+                        "refuses the folder until it is fixed)")
+    return count, bool(scan.torn)
 
 
 def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[str, Any]:
@@ -434,11 +511,13 @@ def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[s
     rejected_by_kind: dict[str, dict[str, int]] = {}
     accepted: dict[str, int] = {}
     torn: list[str] = []
+    problems: list[str] = []
+    journal_usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
     for kind, name in JOURNALS.items():
-        accepted[kind], was_torn = _scan_jsonl(folder / name)
+        accepted[kind], was_torn = _scan_jsonl(folder / name, usage=journal_usage, problems=problems)
         if was_torn:
             torn.append(name)
-    _, was_torn = _scan_jsonl(folder / REJECTS, rejected_by_kind)
+    _, was_torn = _scan_jsonl(folder / REJECTS, rejected_by_kind, usage=journal_usage, problems=problems)
     if was_torn:
         torn.append(REJECTS)
     rejected_reasons: dict[str, int] = {}
@@ -451,6 +530,17 @@ def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[s
     derivations_planned = int(counts.get("derivations_planned") or 0)
     seeds_done = accepted["seed"] + rejected.get("seed", 0)
     derivations_done = accepted["derivation"] + rejected.get("derivation", 0)
+    # A run still going (or killed) plans derivations as its seeds are accepted: the manifest has
+    # the plan of when it started, the journals what was done since.
+    derivations_planned = max(derivations_planned, derivations_done)
+    usage, cost, cost_complete = dict(manifest.usage), manifest.cost_usd, manifest.cost_complete
+    usage_source = "manifest"
+    if manifest.status == "running" and any(journal_usage[k] > int(usage.get(k) or 0) for k in journal_usage):
+        # The manifest gets usage and cost when a session ends; a killed or running session's
+        # requests are in the journals (each record carries the usage of its requests).
+        usage = {k: max(int(usage.get(k) or 0), v) for k, v in journal_usage.items()}
+        usage_source = "journals"
+        cost, cost_complete = _journal_cost(manifest, usage)
     dataset = folder / "dataset.jsonl"
     status: dict[str, Any] = {
         "output": str(folder.resolve()),
@@ -469,19 +559,37 @@ def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[s
                         "rejected": rejected.get("derivation", 0),
                         "left": max(0, derivations_planned - derivations_done)},
         "rejected_by_reason": dict(sorted(rejected_reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "dataset_records": _scan_jsonl(dataset)[0] if dataset.is_file() else None,
-        "usage": manifest.usage,
-        "cost_usd": manifest.cost_usd,
-        "cost_complete": manifest.cost_complete,
+        "dataset_records": _scan_jsonl(dataset, problems=problems)[0] if dataset.is_file() else None,
+        "usage": usage,
+        "usage_source": usage_source,
+        "cost_usd": cost,
+        "cost_complete": cost_complete,
         "elapsed_s": manifest.timings.get("elapsed_s", 0.0),
         "sessions": len(manifest.runs),
         "runs": manifest.runs,
         "torn_lines": torn,
+        "problems": problems,
         "privacy": manifest.privacy,
     }
     if check_spec and manifest.spec_folder:
         status["spec"]["changed_since"] = _spec_changes(manifest)
     return status
+
+
+def _journal_cost(manifest: Manifest, usage: dict[str, int]) -> tuple[float, bool]:
+    """(cost, complete) of ``usage`` at the price of the run's provider and model; the manifest's
+    cost (incomplete) when no price is known. An estimate: the journals do not name every model."""
+    from fountain.cost import PriceTable
+    from fountain.types import Usage
+
+    provider = manifest.provider or {}
+    try:
+        price = PriceTable.load().lookup(str(provider.get("provider") or ""), provider.get("model"))
+    except Exception:  # noqa: BLE001 - a broken FOUNTAIN_PRICES must not break status
+        price = None
+    if price is None:
+        return manifest.cost_usd, provider.get("provider") in ("fake", "local")
+    return max(manifest.cost_usd, price.cost(Usage(usage["prompt_tokens"], usage["completion_tokens"]))), True
 
 
 def _spec_changes(manifest: Manifest) -> list[str] | str | None:

@@ -45,7 +45,8 @@ def read_text_file(path: Path, what: str, location: str | None = None) -> str:
     except OSError as error:
         raise FileProblem(Problem(f"cannot read {what} {path}: {error.strerror or error}", where)) from None
     if b"\x00" in raw:
-        raise FileProblem(Problem(f"{what} {path} is a binary file (it contains NUL bytes), not text",
+        named = str(path) if path.name == what else f"{what} {path}"  # not "setup.yaml x/setup.yaml"
+        raise FileProblem(Problem(f"{named} is a binary file (it contains NUL bytes), not text",
                                    where, "save it as UTF-8 text (UTF-16 files also contain NUL bytes)"))
     try:
         text = raw.decode("utf-8-sig")

@@ -217,7 +217,7 @@ def check_prompts(prompt_texts: dict[str, str | None], conv_type: str | None, st
                     found = prompts.legacy_slot_count(text)
                     if found != len(order):
                         errors.append(Problem(
-                            f"{key}: has {found} %s slot(s); a {conv_type} {key} has {len(order)}, "
+                            f"{key}: has {found} %s slot(s); the {key} of the {conv_type} type has {len(order)}, "
                             f"filled in this order: {', '.join(order)}", locator.at((key,)),
                             "add or remove %s slots (write %% for a literal percent sign)"
                             + ("" if conv_type == INSTRUCT or key != "derivational_prompt"
@@ -335,8 +335,23 @@ def check_settings(spec_values: dict[str, Any], locator: Locator, folder: Path,
     if privacy.epsilon is not None and raters.rater != "PE":
         warnings.append(Problem("privacy.epsilon: a privacy budget only applies to the PE rater",
                                 locator.at(("privacy", "epsilon")), "set raters.rater: PE"))
-    if spec_values["framework"] in ("Filter", "Feedback") and not raters.rater:
-        warnings.append(Problem(f"framework: {spec_values['framework']} rates samples but no rater is set",
+    framework = spec_values["framework"]
+    if framework == "Feedback" and raters.rater != "PE":
+        # `fountain run` refuses this plan (frameworks.plan_framework): validate must not pass it.
+        if raters.rater:
+            errors.append(Problem("raters.rater: the Feedback framework (Private Evolution) needs the PE rater; "
+                                  f"{raters.rater} cannot steer it", locator.at(("raters", "rater")),
+                                  "set raters.rater: PE, or framework: Filter to rate with RF"))
+        else:
+            # A warning, not an error: `fountain run --rater PE ...` may still supply it; run refuses
+            # the plan when nothing does.
+            warnings.append(Problem("framework: Feedback (Private Evolution) needs the PE rater and none is set; "
+                                    "a run without --rater PE will be refused",
+                                    locator.at(("framework",)),
+                                    "set raters.rater: PE with raters.real_data and privacy.epsilon, pass "
+                                    "--rater PE --real-data FILE --epsilon E, or use framework: Gen"))
+    elif framework == "Filter" and not raters.rater:
+        warnings.append(Problem("framework: Filter rates samples but no rater is set: its rounds only deduplicate",
                                 locator.at(("framework",)), "set raters.rater (PE or RF) or pass --rater"))
 
 

@@ -344,10 +344,36 @@ def _path(error) -> str:
     return "/".join(parts) if parts else "(top level)"
 
 
+def _text_ok(value: Any) -> bool:
+    # The schema's text: a string, minLength 1, pattern "\S" (searched). ``str.isspace`` and the
+    # regex class "\s" use the same Unicode whitespace table, so this is the same test.
+    return isinstance(value, str) and bool(value) and not value.isspace()
+
+
+def _turn_ok(turn: Any) -> bool:
+    return (isinstance(turn, dict) and len(turn) == 2 and "user" in turn and "assistant" in turn
+            and _text_ok(turn["user"]) and _text_ok(turn["assistant"]))
+
+
+def _fast_shape(data: Any, kind: str, lo: int, hi: int) -> bool:
+    """True when ``data`` certainly passes the conversation schema (plain Python checks of the
+    same rules, about 50 times faster than jsonschema). False means "let jsonschema decide and
+    word the error": this never accepts anything the schema rejects."""
+    if not isinstance(data, dict) or len(data) != 1:
+        return False
+    if kind == INSTRUCT:
+        return _turn_ok(data.get("conversation"))
+    turns = data.get("conversations")
+    return (isinstance(turns, list) and lo <= len(turns) <= hi
+            and all(_turn_ok(turn) for turn in turns))
+
+
 def check_shape(data: Any, rules: Rules) -> tuple[Turn, ...] | Rejected:
     """Turns of a parsed answer, or the schema / turn-count problem."""
     data = normalize_shape(data, rules.type)
     lo, hi = rules.bounds
+    if _fast_shape(data, rules.type, lo, hi):
+        return _turns_of(data, rules)
     validator = _validator(rules.type, lo, hi)
     errors = list(validator.iter_errors(data))
     if errors:
@@ -364,6 +390,10 @@ def check_shape(data: Any, rules: Rules) -> tuple[Turn, ...] | Rejected:
         if error.validator == "pattern":
             message = "a turn is empty (only whitespace)"
         return Rejected("schema", f"{_path(error)}: {message}"[:300])
+    return _turns_of(data, rules)
+
+
+def _turns_of(data: Any, rules: Rules) -> tuple[Turn, ...]:
     if rules.type == INSTRUCT:
         pair = data["conversation"]
         return (Turn(pair["user"].strip(), pair["assistant"].strip()),)
@@ -397,6 +427,17 @@ _REFUSAL = re.compile(
     r"|\bi (?:can(?:no|'|’)t|cannot|am unable to|won(?:'|’)t) (?:help(?! but)|assist|provide|comply|answer|do that)",
     re.I)
 REFUSAL_MAX_WORDS = 80
+# Every text _REFUSAL matches contains one of these once folded by _FOLD and lower-cased (the four
+# non-ASCII letters re.IGNORECASE equates with an ASCII one are mapped to it, before lower() would
+# turn U+0130 into two characters): looking for them skips the regex for almost every message.
+_REFUSAL_HINTS = ("sorry", "apologi", "an ai", "i can", "i am unable", "i won")
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _may_refuse(text: str, low: str) -> bool:
+    """False when ``text`` (``low`` is ``text.lower()``) certainly does not match _REFUSAL."""
+    folded = low if text.isascii() else text.translate(_FOLD).lower()
+    return any(hint in folded for hint in _REFUSAL_HINTS)
 
 
 def words(text: str) -> list[str]:
@@ -408,8 +449,9 @@ def _norm(text: str) -> str:
     return " ".join(words(text))
 
 
-def _leak(text: str, rules: Rules) -> str | None:
-    low = text.lower()
+def _leak(text: str, rules: Rules, low: str | None = None) -> str | None:
+    if low is None:
+        low = text.lower()
     for word in rules.leak_words:
         if word in low:
             return word
@@ -420,21 +462,29 @@ def _leak(text: str, rules: Rules) -> str | None:
 
 def check_message(text: str, role: str, rules: Rules) -> Rejected | None:
     """Rules that apply to one message alone (also used per utterance in turn-by-turn mode)."""
+    return _check_message(text, role, rules, None)
+
+
+def _check_message(text: str, role: str, rules: Rules, tokens: list[str] | None) -> Rejected | None:
+    """:func:`check_message` with the message's :func:`words` when the caller has them already."""
     if not text or not text.strip():
         return Rejected("schema", f"an empty {role} message")
-    leaked = _leak(text, rules)
+    low = text.lower()
+    leaked = _leak(text, rules, low)
     if leaked is not None:
         return Rejected("elimination:leaked_template", f"the {role} message contains {leaked!r}")
-    tokens = words(text)
+    if tokens is None:
+        tokens = _WORD.findall(low)
     if len(tokens) == 1 and tokens[0] not in STOP_WORDS:
         # Not an Evol-Instruct rule: small models fill JSON slots with a name or a placeholder
         # ("John", "text1") instead of an utterance.
         return Rejected("elimination:placeholder",
                         f"the {role} message is a single word, not an utterance: {text.strip()[:60]!r}")
-    if all(t in STOP_WORDS for t in tokens):
+    if STOP_WORDS.issuperset(tokens):
         return Rejected("elimination:stopwords_only",
                         f"the {role} message is only punctuation and stop words: {text.strip()[:60]!r}")
-    if role == "assistant" and len(tokens) < REFUSAL_MAX_WORDS and _REFUSAL.search(text):
+    if (role == "assistant" and len(tokens) < REFUSAL_MAX_WORDS and _may_refuse(text, low)
+            and _REFUSAL.search(text)):
         return Rejected("elimination:refusal",
                         f"the assistant refuses in under {REFUSAL_MAX_WORDS} words: {text.strip()[:80]!r}")
     return None
@@ -450,9 +500,25 @@ def check_turns(turns: Sequence[Turn], rules: Rules, *, kind: str = "seed",
     lo, hi = rules.bounds
     if not lo <= len(turns) <= hi:
         return Rejected("turn_count", f"{len(turns)} turns; the spec asks for {lo} to {hi}")
+    # Each distinct message is tokenised once (the rules below compare normalised texts often).
+    tokens: dict[str, list[str]] = {}
+    normed: dict[str, str] = {}
+
+    def tokenise(text: str) -> list[str]:
+        found = tokens.get(text)
+        if found is None:
+            found = tokens[text] = words(text)
+        return found
+
+    def norm(text: str) -> str:  # the module's _norm, memoised for this call
+        value = normed.get(text)
+        if value is None:
+            value = normed[text] = " ".join(tokenise(text))
+        return value
+
     for i, turn in enumerate(turns, 1):
         for role, text in (("user", turn.user), ("assistant", turn.assistant)):
-            problem = check_message(text, role, rules)
+            problem = _check_message(text, role, rules, tokenise(text) if isinstance(text, str) else None)
             if problem is not None:
                 return Rejected(problem.reason, f"turn {i}: {problem.detail}")
     # Repetition: a message equal to the one right before it (an echo, or a turn that repeats
@@ -460,21 +526,21 @@ def check_turns(turns: Sequence[Turn], rules: Rules, *, kind: str = "seed",
     messages = [m for t in (*prefix, *turns) for m in (t.user, t.assistant)]
     start = 2 * len(prefix)
     for i in range(max(start, 1), len(messages)):
-        if _norm(messages[i]) == _norm(messages[i - 1]):
+        if norm(messages[i]) == norm(messages[i - 1]):
             return Rejected("elimination:repetition",
                             f"message {i + 1} repeats the message before it: {messages[i].strip()[:60]!r}")
-    seen_turns = {(_norm(t.user), _norm(t.assistant)) for t in prefix}
+    seen_turns = {(norm(t.user), norm(t.assistant)) for t in prefix}
     for i, turn in enumerate(turns, 1):
-        key = (_norm(turn.user), _norm(turn.assistant))
-        if i > 1 and key == (_norm(turns[i - 2].user), _norm(turns[i - 2].assistant)):
+        before = turns[i - 2]
+        if i > 1 and (norm(turn.user), norm(turn.assistant)) == (norm(before.user), norm(before.assistant)):
             return Rejected("elimination:repetition", f"turn {i} repeats turn {i - 1}")
     # No information gain: every turn of the continuation already occurs in the parent
     # conversation or the prefix (it repeats or copies what it was asked to continue).
     if kind == "derivation":
-        known = seen_turns | {(_norm(t.user), _norm(t.assistant)) for t in parent}
-        known_messages = {_norm(m) for t in (*prefix, *parent) for m in (t.user, t.assistant)}
-        if all((_norm(t.user), _norm(t.assistant)) in known
-               or (_norm(t.user) in known_messages and _norm(t.assistant) in known_messages)
+        known = seen_turns | {(norm(t.user), norm(t.assistant)) for t in parent}
+        known_messages = {norm(m) for t in (*prefix, *parent) for m in (t.user, t.assistant)}
+        if all((norm(t.user), norm(t.assistant)) in known
+               or (norm(t.user) in known_messages and norm(t.assistant) in known_messages)
                for t in turns):
             return Rejected("elimination:no_information_gain",
                             "every turn of the continuation repeats the conversation it continues")

@@ -189,6 +189,11 @@ class OpenAIProvider:
         except asyncio.TimeoutError as error:
             raise transient("openai", f"no answer from {self.base_url} within {self._timeout_s:g}s",
                             error) from None
+        except aiohttp.InvalidURL:
+            # Not temporary: retrying a URL aiohttp cannot use only delays the error.
+            raise ProviderError(f"openai: {self._url} is not a usable http(s) URL",
+                                hint="give the server's URL with its scheme, e.g. "
+                                     "--base-url http://localhost:8000/v1") from None
         except aiohttp.ClientError as error:
             raise transient("openai", f"connection to {self.base_url} failed", error) from None
 

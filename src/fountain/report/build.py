@@ -107,6 +107,8 @@ def build_report(path: str | Path, *, real_data: str | Path | None = None,
         "counts": counts_section(dataset),
     }
     lap("counts")
+    if not items:
+        return _empty_report(dataset, figures, skips, timings)
     say("structure")
     structure, raw = structure_section(items)
     figures["structure"] = structure
@@ -145,6 +147,19 @@ def build_report(path: str | Path, *, real_data: str | Path | None = None,
     figures["timings_s"] = timings
     browse_ids = sorted(random.Random(seed + 1).sample(range(len(items)), min(browse, len(items))))
     return Report(figures, dataset, raw, [items[i] for i in browse_ids])
+
+
+def _empty_report(dataset: Dataset, figures: dict[str, Any], skips: _Skips,
+                  timings: dict[str, float]) -> Report:
+    """The report of an empty dataset: its counts and rejections, and no conversation metric."""
+    figures["source"]["empty"] = True
+    for name in ("structure", "diversity", "grounding", "readability", "real_data"):
+        figures[name] = None
+    skips.add("every conversation metric", "the dataset is empty")
+    figures["privacy"] = privacy_section(dataset.manifest)
+    figures["skipped"] = skips.entries
+    figures["timings_s"] = timings
+    return Report(figures, dataset, {"synthetic": lengths([])}, [])
 
 
 # --- structure ----------------------------------------------------------------------------------

@@ -141,7 +141,9 @@ def _plots(report: Report, plotter: _Plotter) -> dict[str, list[tuple[str, str]]
             series["real"] = real[key]
         return series
 
-    out["structure"] = [
+    if f["structure"] is None:  # an empty dataset: nothing to plot but its rejections
+        synthetic = None
+    out["structure"] = [] if synthetic is None else [
         (plotter.render(_hist(with_real("turns"), "turns per conversation", integer=True)),
          "Turns per conversation"),
         (plotter.render(_hist(with_real("words"), "words per conversation")), "Words per conversation"),
@@ -153,7 +155,7 @@ def _plots(report: Report, plotter: _Plotter) -> dict[str, list[tuple[str, str]]
         out["counts"] = [(plotter.render(_barh(list(rejected), list(rejected.values()), "rejected samples"),
                                          height=max(2.0, 0.35 * len(rejected) + 1)), "Rejections by reason")]
     groups = [(f"{key[3:]}: {label}", m) for key in ("by_kind", "by_direction")
-              for label, m in (f["diversity"].get(key) or {}).items()]
+              for label, m in ((f["diversity"] or {}).get(key) or {}).items()]
     if groups:
         labels = ["all"] + [label for label, _ in groups]
         rows = [f["diversity"]["overall"]] + [m for _, m in groups]
@@ -363,8 +365,9 @@ def render_html(report: Report) -> tuple[str, list[str]]:
 (seed {source['seed']}).</span></p>
 {f'<ul class=muted>{notes_html}</ul>' if notes_html else ''}
 <h2 id="counts">Counts</h2>{_counts_html(f['counts'])}{_figures_html(plots, 'counts')}
-<h2 id="structure">Structure</h2>{_structure_html(f['structure'], f.get('real_data'))}{_figures_html(plots, 'structure')}
-<h2 id="diversity">Diversity</h2>{_diversity_html(f['diversity'])}{_figures_html(plots, 'diversity')}
+{'<p><b>The dataset is empty</b>: no conversation to measure; the counts above show why.</p>' if source.get('empty') else ''}
+<h2 id="structure">Structure</h2>{_structure_html(f['structure'], f.get('real_data')) if f['structure'] else ''}{_figures_html(plots, 'structure')}
+<h2 id="diversity">Diversity</h2>{_diversity_html(f['diversity']) if f['diversity'] else ''}{_figures_html(plots, 'diversity')}
 <h2 id="grounding">Grounding</h2>{_grounding_html(f.get('grounding'))}{_figures_html(plots, 'grounding')}
 <h2 id="readability">Readability</h2>{_readability_html(f.get('readability'))}
 <h2 id="real">Against the real data</h2>{_real_html(f.get('real_data'))}{_figures_html(plots, 'real')}

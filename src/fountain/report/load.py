@@ -156,14 +156,17 @@ def _load_folder(folder: Path) -> Dataset:
         notes.append("no dataset.jsonl / outputs.json (the run has not exported yet): the report "
                      "covers the accepted samples of seeds.jsonl and derivations.jsonl")
         items, fmt, source = list(journal_items), "journals", folder / "seeds.jsonl"
+    elif journal_counts is not None or rejects or manifest is not None:
+        # A run that kept nothing: its counts and rejections are what the user needs to see.
+        items, fmt, source = [], "journals", folder / "seeds.jsonl"
     else:
         raise ReportError(
             "no conversations found in this folder", location=str(folder),
             hint="expected dataset.jsonl, outputs.json, seeds.jsonl or derivations.jsonl "
                  "(an output folder of `fountain run`), or pass a dataset file")
     if not items:
-        raise ReportError("the dataset holds no conversation", location=str(source),
-                          hint="run `fountain run` again, or point the report at another folder")
+        notes.append(f"the dataset is empty: {source.name} holds no conversation; the counts and "
+                     "rejections below say why (rejects.jsonl has each one)")
     return Dataset(folder, source, fmt, items, manifest=manifest, rejects=rejects,
                    journal_counts=journal_counts, journal_items=journal_items, notes=notes)
 

@@ -47,8 +47,15 @@ def render(report: Report, console: Console) -> None:
     for note in source["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")
     _counts(f["counts"], console)
-    _structure(f["structure"], f.get("real_data"), console)
-    _diversity(f["diversity"], console)
+    if source.get("empty"):
+        top = sorted(f["counts"]["rejected"].items(), key=lambda kv: -kv[1])[:3]
+        reasons = ", ".join(f"{reason} ({count:,})" for reason, count in top) or "none recorded"
+        console.print(f"[yellow]the dataset is empty: no conversation to measure; top reject reasons: "
+                      f"{escape(reasons)} (see rejects.jsonl)[/]")
+    if f["structure"] is not None:
+        _structure(f["structure"], f.get("real_data"), console)
+    if f["diversity"] is not None:
+        _diversity(f["diversity"], console)
     _grounding(f["grounding"], console)
     _readability(f["readability"], console)
     _real(f.get("real_data"), console)
