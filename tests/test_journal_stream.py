@@ -11,8 +11,8 @@ import pytest
 
 from fountain.errors import OutputError
 from fountain.export import export_dataset, export_lines
-from fountain.journal import (Journal, RecordReader, dumps_record, read_journal, read_record, scan_journal,
-                              write_lines_atomic)
+from fountain.journal import (AtomicFile, Journal, RecordReader, dumps_record, read_journal, read_record,
+                              scan_journal, write_lines_atomic)
 from fountain.types import Provenance, Sample, Turn, Usage
 
 
@@ -122,15 +122,35 @@ def test_scan_streams_lines_with_their_bytes_and_repairs_a_torn_tail(tmp_path):
     assert list(scan_journal(tmp_path / "missing.jsonl")) == []
 
 
-def test_the_reader_keeps_reading_a_file_that_a_rewrite_replaced(tmp_path):
+def test_the_reader_reads_by_position_and_opens_a_file_that_appears_later(tmp_path):
     path = tmp_path / "seeds.jsonl"
     with Journal(path, fsync=False) as journal:
-        first = journal.append({"id": "old"})
+        first = journal.append({"id": "a"})
+        second = journal.append({"id": "b"})
     with RecordReader([path, tmp_path / "not-yet.jsonl"]) as reader:
-        write_lines_atomic(path, [b'{"id": "new, and longer than the old one"}\n'])
-        assert reader.record(0, *first) == {"id": "old"}  # the handle still sees the old file
+        assert reader.record(0, *second) == {"id": "b"} and reader.line(0, *first) == b'{"id": "a"}\n'
         (tmp_path / "not-yet.jsonl").write_bytes(b'{"id": "late"}\n')
-        assert reader.record(1, 0, 15) == {"id": "late"}  # a file that appeared later is opened
+        assert reader.record(1, 0, 15) == {"id": "late"}
+        with pytest.raises(OutputError):
+            reader.record(0, second[0], second[1] + 1)  # past the end
+
+
+def test_atomic_files_are_replaced_on_commit_only(tmp_path):
+    old = tmp_path / "seeds.jsonl"
+    old.write_bytes(b"old\n")
+    with AtomicFile(old) as first, AtomicFile(tmp_path / "new.jsonl") as second:
+        assert first.write(b"a\n") == 0 and first.write("bé\n") == 2 and first.size == 6
+        second.write(b"x\n")
+        assert old.read_bytes() == b"old\n"  # nothing replaced before the commits
+        first.commit()
+        second.commit()
+    assert old.read_bytes() == "a\nbé\n".encode("utf-8") and (tmp_path / "new.jsonl").read_bytes() == b"x\n"
+    with pytest.raises(ZeroDivisionError):
+        with AtomicFile(old) as failed:
+            failed.write(b"half\n")
+            1 / 0
+    assert old.read_bytes() == "a\nbé\n".encode("utf-8")  # an error leaves the old file
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_write_lines_atomic_reports_positions(tmp_path):

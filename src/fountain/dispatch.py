@@ -289,8 +289,8 @@ class Dispatcher:
                     f"{self.provider.name}{f' at {where}' if where else ''} failed (more than "
                     f"{self.max_error_rate:.0%})" + (f"; last error: {last.message}" if last else ""),
                     hint="check --base-url (or model.base_url) and that the server is up and "
-                         "answering; everything done so far is saved, so running the same command "
-                         "again resumes (--max-error-rate changes the threshold)")
+                         "answering; everything done so far is saved: run the same command again "
+                         "to resume (--max-error-rate changes the threshold)")
                 raise self.stopped
 
     def _account(self, completion: Completion) -> None:

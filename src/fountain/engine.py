@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
 
 from fountain.errors import FountainError, OutputError, ProviderError
-from fountain.journal import (Journal, RecordReader, dumps_record, scan_journal, write_jsonl_atomic,
-                              write_lines_atomic)
+from fountain.journal import AtomicFile, Journal, RecordReader, dumps_record, scan_journal
 from fountain.plan import DERIVATION, SEED, Task, derivation_tasks, seed_tasks
 from fountain.providers.base import Message, Provider, Request, Sampling
 from fountain.types import Provenance, Sample, Turn, Usage
@@ -923,27 +922,32 @@ class Engine:
     def _finish(self, started: float, interrupted: bool) -> RunResult:
         """Rewrite the journals in plan order, export the dataset, write the manifest.
 
-        Streamed: each line is copied from where the index says it is (the reader's handles
-        still see the old files after a rewrite replaced them), and the dataset is exported
-        from the rewritten journals."""
+        Streamed: the new journals are written next to the old ones, each line copied from where
+        the index says it is; then the old files are closed and replaced, and the dataset is
+        exported from the new journals."""
         from fountain.export import export_lines
 
         samples = self.samples
+        reader = samples.reader
+        assert reader is not None
         ordered = sorted(samples, key=self._sort_key)
         seeds = [i for i in ordered if samples.entry(i).kind == SEED]
         derivations = [i for i in ordered if samples.entry(i).kind != SEED]
         del ordered
-        parts = []
-        for name, ids in ((SEEDS_FILE, seeds), (DERIVATIONS_FILE, derivations)):
-            offsets = array("q")
-            path = write_lines_atomic(self.output_dir / name, (samples.line(i) for i in ids),
-                                      sink=lambda offset, _length, offsets=offsets: offsets.append(offset))
-            offsets.append(path.stat().st_size)
-            parts.append((path, offsets))
-        reader = samples.reader
         rejects = sorted((i for i in self.rejects if i not in samples), key=self._sort_key)
-        write_jsonl_atomic(self.output_dir / REJECTS_FILE,
-                           (reader.record(_REJECTS, *self.rejects[i][1:]) for i in rejects))
+        with AtomicFile(self.output_dir / SEEDS_FILE) as new_seeds, \
+                AtomicFile(self.output_dir / DERIVATIONS_FILE) as new_derivations, \
+                AtomicFile(self.output_dir / REJECTS_FILE) as new_rejects:
+            parts = []
+            for out, ids in ((new_seeds, seeds), (new_derivations, derivations)):
+                offsets = array("q", (out.write(samples.line(i)) for i in ids))
+                offsets.append(out.size)
+                parts.append((out.path, offsets))
+            for sample_id in rejects:
+                new_rejects.write(dumps_record(reader.record(_REJECTS, *self.rejects[sample_id][1:])) + "\n")
+            reader.close()  # the old files are replaced now (and Windows cannot replace open files)
+            for out in (new_seeds, new_derivations, new_rejects):
+                out.commit()
         fmt = self.options.format or getattr(self.spec.output, "format", None) or "messages"
         system = getattr(self.spec.output, "system_message", None)
         dataset, records = export_lines(self._journal_lines(parts), self.output_dir, fmt,

@@ -178,8 +178,22 @@ class Journal:
         self.close()
 
 
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, length, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # no pread (Windows): these handles are not shared
+    chunks = []
+    while length > 0:
+        chunk = os.read(fd, length)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)
+
+
 def _parse_at(fd: int, path: Path, offset: int, length: int) -> dict[str, Any]:
-    data = os.pread(fd, length, offset)
+    data = _pread(fd, length, offset)
     if len(data) != length or not data.endswith(b"\n"):
         _changed(path, offset, "not a whole line")
     return _parse(data, path, offset)
@@ -188,9 +202,10 @@ def _parse_at(fd: int, path: Path, offset: int, length: int) -> dict[str, Any]:
 class RecordReader:
     """Reads lines and records back by position from a set of journal files.
 
-    The read-only handles are opened at once and kept until :meth:`close`: they keep reading the
-    files that were there when the reader was made, even after a rewrite replaced them (POSIX), so
-    positions taken then stay valid. A missing file is opened (as empty) only if it appears later.
+    The read-only handles are opened at once and kept until :meth:`close`, so the positions are
+    those of the files that were there when the reader was made. Close it before replacing one of
+    them (:class:`AtomicFile`): Windows refuses to replace an open file. A missing file is opened
+    only if it appears later.
     """
 
     def __init__(self, paths: Sequence[str | Path]):
@@ -212,7 +227,7 @@ class RecordReader:
         fd = self._fds[source]
         if fd is None:
             fd = self._fds[source] = self._open(self.paths[source])
-        data = os.pread(fd, length, offset) if fd is not None else b""
+        data = _pread(fd, length, offset) if fd is not None else b""
         if len(data) != length or not data.endswith(b"\n"):
             _changed(self.paths[source], offset, "not a whole line")
         return data
@@ -391,25 +406,74 @@ def write_lines_atomic(path: str | Path, lines: Iterable[str | bytes], *, sink: 
     """Replace ``path`` with the given lines (each ending with its newline), streamed to a
     temporary file that is fsynced and then renamed over ``path``: a reader sees the old file or
     the whole new one. ``sink(offset, length)``, when given, is called with each line's position."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            offset = 0
-            for line in lines:
-                data = line.encode("utf-8") if isinstance(line, str) else line
-                handle.write(data)
-                if sink is not None:
-                    sink(offset, len(data))
-                offset += len(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
+    with AtomicFile(path) as out:
+        for line in lines:
+            offset = out.write(line)
+            if sink is not None:
+                sink(offset, out.size - offset)
+        return out.commit()
+
+
+class AtomicFile:
+    """A file replaced atomically: :meth:`write` streams to ``.<name>.tmp`` beside it,
+    :meth:`commit` fsyncs that and renames it over the path. Leaving the ``with`` block without
+    committing (an error) removes the temporary file. Separate from the commit so that several
+    files can be written first and replaced together afterwards (and so that the files they were
+    made from can be closed before being replaced, which Windows requires)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.size = 0
         try:
-            tmp.unlink()
+            self._handle: Any = open(self.tmp, "wb")
+        except OSError as error:
+            self._fail(error)
+
+    def _fail(self, error: OSError):
+        self.abort()
+        raise OutputError(f"cannot write {self.path.name}: {error.strerror or error}",
+                          location=str(self.path),
+                          hint="check free disk space and the folder's permissions") from None
+
+    def write(self, data: str | bytes) -> int:
+        """Append ``data``; returns the offset it starts at."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        offset = self.size
+        try:
+            self._handle.write(data)
+        except OSError as error:
+            self._fail(error)
+        self.size += len(data)
+        return offset
+
+    def commit(self) -> Path:
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self.tmp, self.path)
+        except OSError as error:
+            self._fail(error)
+        self._handle = None
+        return self.path
+
+    def abort(self) -> None:
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is None:
+            return
+        try:
+            handle.close()
         except OSError:
             pass
-        raise OutputError(f"cannot write {path.name}: {error.strerror or error}", location=str(path),
-                          hint="check free disk space and the folder's permissions") from None
-    return path
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()  # nothing left to do after a commit
