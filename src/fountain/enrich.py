@@ -10,13 +10,12 @@ length; personas non-empty, of reasonable length and distinct) and saved to
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from fountain.errors import FountainError, OutputError
+from fountain.journal import write_text_atomic
 from fountain.providers.base import Message, Request, Sampling
 from fountain.types import Usage
 
@@ -255,18 +254,4 @@ def load_enrichment(path: str | Path) -> Enrichment | None:
 
 def save_enrichment(path: str | Path, enrichment: Enrichment) -> Path:
     """Write ``enrichment.json`` atomically (temporary file + rename)."""
-    path = Path(path)
-    text = json.dumps(enrichment.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as error:
-        raise OutputError(f"cannot write {path.name}: {error.strerror or error}", location=str(path),
-                          hint="check free disk space and the folder's permissions") from None
-    return path
+    return write_text_atomic(path, json.dumps(enrichment.to_dict(), indent=2, ensure_ascii=False) + "\n")

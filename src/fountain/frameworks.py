@@ -30,7 +30,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields, replace
@@ -41,6 +40,7 @@ from typing import Any, Sequence
 from fountain.engine import (DERIVATIONS_FILE, REJECTS_FILE, SEEDS_FILE, Engine, RunOptions, RunResult,
                              effective_spec, make_provider, output_folder, resolve_mode)
 from fountain.errors import FountainError, OutputError, PrivacyBudgetError, RealDataError
+from fountain.journal import write_text_atomic
 from fountain.plan import DERIVATION, SEED, Task, count_derivations, prefix_lengths, seed_tasks, task_id
 from fountain.types import Sample
 
@@ -503,26 +503,7 @@ def _is_framework_reject(record: dict[str, Any]) -> bool:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError as error:
-        raise OutputError(f"cannot write {path.name}: {error.strerror or error}", location=str(path),
-                          hint="check free disk space and the folder's permissions") from None
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_state(output_dir: str | Path) -> dict[str, Any] | None:

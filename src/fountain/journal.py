@@ -402,6 +402,19 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[dict[str, Any]]) -> P
     return write_lines_atomic(path, (dumps_record(record) + "\n" for record in records))
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Replace ``path`` with ``text`` (temporary file + fsync + rename), creating its folder."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create {path.parent}: {error.strerror or error}", location=str(path),
+                          hint="check the folder's permissions") from None
+    with AtomicFile(path) as out:
+        out.write(text)
+        return out.commit()
+
+
 def write_lines_atomic(path: str | Path, lines: Iterable[str | bytes], *, sink: Any = None) -> Path:
     """Replace ``path`` with the given lines (each ending with its newline), streamed to a
     temporary file that is fsynced and then renamed over ``path``: a reader sees the old file or

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Iterator
 
 from fountain import __version__
 from fountain.errors import OutputError
+from fountain.journal import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -227,27 +227,8 @@ class Manifest:
         folder = Path(output_dir)
         self.updated_at = now_iso()
         text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=folder)
-            try:
-                os.fchmod(fd, 0o644)  # mkstemp makes 0600; a manifest is as readable as the data
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, folder / MANIFEST_NAME)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-            _fsync_dir(folder)
-        except OSError as error:
-            raise OutputError(f"cannot write the manifest: {error.strerror or error}",
-                              location=str(folder / MANIFEST_NAME),
-                              hint="check free disk space and the folder's permissions") from None
+        write_text_atomic(folder / MANIFEST_NAME, text)
+        _fsync_dir(folder)
         return folder / MANIFEST_NAME
 
     # --- life of a run ------------------------------------------------------------------------

@@ -429,3 +429,23 @@ def real_section(items: Sequence[Item], real_items: list[Item], embedding: _Embe
     result["nearest_real_similarity"] = metrics.describe(nearest)
     raw["nearest_real_similarity"] = nearest.tolist()
     return result, raw
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """A figure for a table cell (terminal or HTML, unescaped): ``—`` for missing, ``yes``/``no``
+    for booleans, thousands separators for whole numbers, ``digits`` decimals otherwise."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 1000:
+            return f"{int(value):,}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_pct(value: Any) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"

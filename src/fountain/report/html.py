@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fountain.errors import OutputError
-from fountain.report.build import Report
+from fountain.report.build import Report, format_number, format_pct
 from fountain.report.load import Item
 
 _CSS = """
@@ -36,19 +36,11 @@ summary{cursor:pointer;font-weight:600}
 
 
 def _num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return escape(str(value))
+    return escape(format_number(value, digits))
 
 
 def _pct(value: Any) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
+    return format_pct(value)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

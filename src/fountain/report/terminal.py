@@ -7,26 +7,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fountain.report.build import Report
+from fountain.report.build import Report, format_number, format_pct
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    """A number for a table cell: ``—`` for missing, thousands separators for ints."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 1000:
-            return f"{int(value):,}"
-        return f"{value:.{digits}f}"
-    return escape(str(value))
+    """A number for a table cell (rich markup escaped)."""
+    return escape(format_number(value, digits))
 
 
 def pct(value: Any) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
+    return format_pct(value)
 
 
 def _table(title: str, *columns: str) -> Table:
