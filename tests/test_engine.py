@@ -11,17 +11,8 @@ from fountain.export import record_validator
 from fountain.providers.base import ProviderConfig
 from fountain.providers.fake import FakeProvider
 from fountain.spec import load_spec
+from spec_helpers import DIAGRAM
 
-DIAGRAM = """erDiagram
-    COUNSELOR {
-        string approach "emotionally focused"
-    }
-    COUNSELEE {
-        int age
-    }
-    COUNSELOR ||--|{ COUNSELEE : "provides counseling to"
-    %% Topic: marriage guidance
-"""
 
 SETUP = """\
 category: marriage counsel

@@ -9,17 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fountain.engine import RunOptions
+from spec_helpers import DIAGRAM
 
-DIAGRAM = """erDiagram
-    COUNSELOR {
-        string approach "emotionally focused"
-    }
-    COUNSELEE {
-        int age
-    }
-    COUNSELOR ||--|{ COUNSELEE : "provides counseling to"
-    %% Topic: marriage guidance
-"""
 
 SETUP = """\
 category: marriage counsel
