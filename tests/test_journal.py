@@ -84,5 +84,5 @@ def test_write_jsonl_atomic_replaces(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("old\n")
     write_jsonl_atomic(path, [{"a": 1}, {"b": 2}])
-    assert path.read_text().splitlines() == ['{"a": 1}', '{"b": 2}']
+    assert path.read_text().splitlines() == ['{"a":1}', '{"b":2}']
     assert not list(tmp_path.glob(".*.tmp"))

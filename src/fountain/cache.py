@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from fountain import fastjson
 from fountain.errors import OutputError
 from fountain.providers.base import Completion, Request, Sampling
 from fountain.types import Usage
@@ -258,7 +259,7 @@ class ResponseCache:
                           ',"sample_index":', _scalar(request.sample_index),
                           ',"seed":', _scalar(request.seed),
                           ',"purpose":', json.dumps(request.purpose, ensure_ascii=False), "}"))
-        data = None if completion.data is None else json.dumps(completion.data, ensure_ascii=False)
+        data = None if completion.data is None else fastjson.dumps(completion.data)
         usage = completion.usage
         return (key, time.time(), who_text, record, schema_hash,
                 completion.text, data, completion.finish_reason, usage.prompt_tokens,
@@ -315,7 +316,7 @@ class ResponseCache:
         batch = self._batch
         try:
             self.flush()  # resolves the batch
-        except OutputError as error:
+        except Exception as error:  # noqa: BLE001 - every waiter must wake up, whatever went wrong
             self._batch = None
             if batch is not None and not batch.done():
                 batch.set_exception(error)

@@ -99,9 +99,9 @@ def export_lines(lines: Iterable[bytes], folder: str | Path, fmt: str = "message
     return export_dataset(counted(samples), folder, fmt, system_message=system_message), count
 
 
-_OPEN = b'{"messages": ['
-_OWN_SYSTEM = _OPEN + b'{"role": "system", '
-_NO_SYSTEM = (_OPEN + b'{"role": "user", ', _OPEN + b'{"role": "assistant", ')
+_OPEN = b'{"messages":['
+_OWN_SYSTEM = _OPEN + b'{"role":"system",'
+_NO_SYSTEM = (_OPEN + b'{"role":"user",', _OPEN + b'{"role":"assistant",')
 
 
 def _messages_lines(lines: Iterable[bytes], system: str | None) -> Iterator[bytes]:
@@ -109,7 +109,7 @@ def _messages_lines(lines: Iterable[bytes], system: str | None) -> Iterator[byte
         yield from lines
         return
     head = {"role": "system", "content": system}
-    spliced = dumps_record(head).encode("utf-8") + b", "
+    spliced = dumps_record(head).encode("utf-8") + b","
     for line in lines:
         # A canonical record lists its own system message first, if it has one: the usual cases
         # are decided from the first bytes, and the system message spliced in as dumps_record

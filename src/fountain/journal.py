@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from fountain import fastjson
 from fountain.errors import OutputError
 
 # The longest a line appended with fsync=True waits before a background fsync covers it (plus the
@@ -35,13 +36,10 @@ from fountain.errors import OutputError
 SYNC_INTERVAL_S = 0.02
 
 
-# json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) builds an encoder per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
-
-
 def dumps_record(record: dict[str, Any]) -> str:
-    """The one-line JSON text of a record (UTF-8, no ASCII escaping, stable separators)."""
-    return _ENCODER.encode(record)
+    """The one-line JSON text of a record (compact, UTF-8, no ASCII escaping: see
+    :mod:`fountain.fastjson`); the same record always gives the same text."""
+    return fastjson.dumps(record)
 
 
 class _Syncer:
@@ -112,7 +110,7 @@ class Journal:
         syncer = self._syncer
         if syncer is not None and syncer.error is not None:
             self._fail(syncer.error)
-        data = (dumps_record(record) + "\n").encode("utf-8")
+        data = fastjson.dumps_bytes(record) + b"\n"
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # a short write (rare: signals, full disks) continues

@@ -54,6 +54,22 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
 
+    def __post_init__(self) -> None:
+        # A JSON answer may decode to a lone surrogate ("\\ud83d" cut off mid-pair). No UTF-8 file
+        # or SQLite cell can hold one, so it becomes U+FFFD here, before anything stores the text:
+        # a cached replay then gives the very text the first run saw.
+        text = self.text
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                object.__setattr__(self, "text", _without_lone_surrogates(text))
+
+
+def _without_lone_surrogates(text: str) -> str:
+    # Through UTF-16, a valid surrogate pair joins into its character and a lone half is replaced.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
 
 @runtime_checkable
 class Provider(Protocol):

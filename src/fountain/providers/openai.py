@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from fountain import __version__
+from fountain.fastjson import dumps_bytes
 from fountain.errors import (AuthenticationError, BadRequestError, ModelNotFoundError, ProviderError,
                              QuotaExceededError, RateLimitError)
 from fountain.providers.base import Completion, ProviderConfig, Request
@@ -152,7 +153,7 @@ class OpenAIProvider:
             response_format = self._response_formats(request.schema)[level]
             if response_format is not None:
                 payload["response_format"] = response_format
-        return json.dumps(payload, ensure_ascii=False).encode()
+        return dumps_bytes(payload)
 
     # --- the call ----------------------------------------------------------------------------------
 

@@ -1,0 +1,42 @@
+"""JSON encoding on the per-request path (request bodies, cache rows, journal lines).
+
+orjson encodes these objects 10 to 30 times faster than the standard library; at a few thousand
+requests a second on one event-loop thread that is a measurable share of fountain's CPU per
+request. Where orjson refuses a value the standard library takes (an integer beyond 64 bits, a
+string holding a lone surrogate, which a model can send as ``"\\ud800"``, a non-string key), the
+standard library writes it instead, so every value still gets valid JSON.
+
+Output is compact (no spaces after ``,`` and ``:``), UTF-8, not ASCII-escaped, keys in insertion
+order: the same object always gives the same bytes. Parsing stays with ``json.loads``: it keeps
+every integer exact (orjson turns one beyond 64 bits into a float) and costs little at these sizes.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; a broken install still works
+    orjson = None  # type: ignore[assignment]
+
+_UTF8 = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value`` (dicts, lists, tuples, str, int, float, bool, None)."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value)
+        except TypeError:
+            pass
+    try:
+        return _UTF8.encode(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, it parses back to the same string
+        return _ASCII.encode(value).encode("ascii")
+
+
+def dumps(value: Any) -> str:
+    """:func:`dumps_bytes` as text."""
+    return dumps_bytes(value).decode("utf-8")
