@@ -38,6 +38,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from fountain import aio
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # for mock_server.free_port
 
@@ -350,7 +352,7 @@ def engine_memory_phase(records: int) -> dict[str, Any]:
         options = RunOptions(output=folder / "out", seed=1, concurrency=256, mode="json",
                              seeds_per_direction=per_direction, derivations_per_direction=0, quiet=True)
         start = time.perf_counter()
-        result = asyncio.run(run_async(spec, options, provider=InstantProvider()))
+        result = aio.run(run_async(spec, options, provider=InstantProvider()))
         sizes = {name: (folder / "out" / name).stat().st_size / 1e6
                  for name in ("seeds.jsonl", "dataset.jsonl", "cache.sqlite")}
     return {"kind": "engine", "records": result.dataset_records, "peak_rss_mb": peak_rss_mb(),
@@ -373,7 +375,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     server = Server(args.latency_ms, args.jitter_ms)
     results: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items() if k != "json"},
-                               "cpus": os.cpu_count()}
+                               "cpus": os.cpu_count(), "event_loop": aio.loop_name()}
     try:
         schema = request_schema(Rules(min_turns=1, max_turns=8))
         if not args.skip_baseline:
@@ -418,7 +420,8 @@ def report(results: dict[str, Any]) -> None:
     settings = results["settings"]
     ideal = settings["concurrency"] / (settings["latency_ms"] / 1000) if settings["latency_ms"] else None
     f = results["fountain"]
-    print(f"machine: {results['cpus']} CPU(s); mock server in a separate process")
+    print(f"machine: {results['cpus']} CPU(s); mock server in a separate process; event loop: "
+          f"{results.get('event_loop', 'asyncio')}")
     print(f"{settings['requests']:,} requests, concurrency {settings['concurrency']}, latency "
           f"{settings['latency_ms']:g} ms (jitter {settings['jitter_ms']:g}), error rate "
           f"{settings['error_rate']:g}" + (f", faults {settings['fault']}" if settings["fault"] else ""))
@@ -514,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
         phase = memory_phase if args.memory_only == "journal" else engine_memory_phase
         print(json.dumps(phase(args.records)))
         return
-    results = asyncio.run(run(args))
+    results = aio.run(run(args))
     report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
 
+from fountain import aio
 from fountain.errors import FountainError, OutputError, ProviderError
 from fountain.journal import AtomicFile, Journal, RecordReader, dumps_record, scan_journal
 from fountain.plan import DERIVATION, SEED, Task, derivation_tasks, seed_tasks
@@ -1084,4 +1085,4 @@ async def run_async(spec: Any, options: RunOptions | None = None, *,
 
 def run(spec: Any, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
     """Synchronous :func:`run_async`."""
-    return asyncio.run(run_async(spec, options, provider=provider))
+    return aio.run(run_async(spec, options, provider=provider))

@@ -37,6 +37,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Sequence
 
+from fountain import aio
 from fountain.engine import (DERIVATIONS_FILE, REJECTS_FILE, SEEDS_FILE, Engine, RunOptions, RunResult,
                              effective_spec, make_provider, output_folder, resolve_mode)
 from fountain.errors import FountainError, OutputError, PrivacyBudgetError, RealDataError
@@ -1344,8 +1345,8 @@ async def run_framework_async(spec: Any, options: RunOptions | None = None, *, p
 def run_framework(spec: Any, options: RunOptions | None = None, *, provider: Any = None,
                   embedder: Any = None, noise_rng: Any = None) -> RunResult:
     """Synchronous :func:`run_framework_async`."""
-    return asyncio.run(run_framework_async(spec, options, provider=provider, embedder=embedder,
-                                           noise_rng=noise_rng))
+    return aio.run(run_framework_async(spec, options, provider=provider, embedder=embedder,
+                                       noise_rng=noise_rng))
 
 
 __all__ = ["FRAMEWORKS", "RATERS", "FrameworkPlan", "PrivacyPlan", "STATE_FILE", "apply_overrides", "dedup_view",
