@@ -4,6 +4,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fountain.validate import (_REFUSAL, Rejected, Rules, _fast_shape, _may_refuse, _validator, check_shape,
                                check_turns, normalize_shape)
@@ -88,15 +90,28 @@ def test_each_message_is_tokenised_once(monkeypatch):
     import fountain.validate as validate
 
     calls = []
-    real = validate._WORD.findall
 
     class Spy:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
         def findall(self, text):
             calls.append(text)
-            return real(text)
+            return self.pattern.findall(text)
 
-    monkeypatch.setattr(validate, "_WORD", Spy())
+    # ASCII text goes through the ASCII pattern, the rest through the Unicode one: spy on both.
+    monkeypatch.setattr(validate, "_WORD", Spy(validate._WORD))
+    monkeypatch.setattr(validate, "_WORD_ASCII", Spy(validate._WORD_ASCII))
     turns = (Turn("How do we split the rent?", "List the fixed costs first."),
-             Turn("And the groceries?", "Keep a shared note of them."))
+             Turn("And the groceriés?", "Keep a shared note of them."))
     assert check_turns(turns, Rules(min_turns=1, max_turns=4)) is None
     assert len(calls) == 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_ascii_words_are_the_unicode_patterns_words(text):
+    import fountain.validate as validate
+
+    low = text.lower()
+    assert validate._WORD_ASCII.findall(low) == validate._WORD.findall(low) == validate.words(text)

@@ -143,6 +143,7 @@ class Dispatcher:
         self.stopped: FountainError | None = None
         self._price = self.prices.lookup(provider.name, getattr(provider, "model", None))
         self._price_by_model: dict[str, Any] = {}
+        self._warned_unpriced = False
         if budget_usd is not None and self._price is None:
             raise FountainError(
                 f"--budget needs a price for {provider.name} model {getattr(provider, 'model', None)!r}, "
@@ -196,10 +197,14 @@ class Dispatcher:
 
     async def _send(self, request: Request, key: str | None) -> Completion:
         """Tries ``request`` until it succeeds, fails for good or the run stops; stores the answer."""
-        prompt_tokens = estimate_tokens(request.prompt_text())
-        completion_tokens = (request.sampling.max_tokens or self._largest_completion
-                             or DEFAULT_COMPLETION_ESTIMATE)
-        tokens = prompt_tokens + completion_tokens if self.track_tokens else 0
+        # Estimates only where a token bucket or a budget needs them (the prompt's text is
+        # otherwise never joined).
+        prompt_tokens = completion_tokens = tokens = 0
+        if self.track_tokens or self.budget_usd is not None:
+            prompt_tokens = estimate_tokens(request.prompt_text())
+            completion_tokens = (request.sampling.max_tokens or self._largest_completion
+                                 or DEFAULT_COMPLETION_ESTIMATE)
+            tokens = prompt_tokens + completion_tokens if self.track_tokens else 0
         limiter = self.limiter
         reserved = 0.0
         attempt = 0
@@ -310,6 +315,8 @@ class Dispatcher:
             price = self._price_by_model[completion.model]
         if price is None:
             stats.unpriced += 1
-            self.prices.cost(self.provider.name, getattr(self.provider, "model", None), usage)  # warns once
+            if not self._warned_unpriced:  # the table warns (once per model)
+                self._warned_unpriced = True
+                self.prices.cost(self.provider.name, getattr(self.provider, "model", None), usage)
         else:
             stats.cost_usd += price.cost(usage)

@@ -415,6 +415,7 @@ wouldn y you your yours yourself yourselves
 """.split())
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+_WORD_ASCII = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)?")  # _WORD on lower-cased ASCII text
 
 # Evol-Instruct eliminates answers that contain "sorry" and are under 80 words. Taken literally that
 # drops every empathetic reply ("I'm sorry to hear that...") which counselling-style data is full
@@ -441,7 +442,9 @@ def _may_refuse(text: str, low: str) -> bool:
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    low = text.lower()
+    # On ASCII text the two patterns find the same words; the ASCII one is faster.
+    return (_WORD_ASCII if low.isascii() else _WORD).findall(low)
 
 
 def _norm(text: str) -> str:
@@ -474,7 +477,7 @@ def _check_message(text: str, role: str, rules: Rules, tokens: list[str] | None)
     if leaked is not None:
         return Rejected("elimination:leaked_template", f"the {role} message contains {leaked!r}")
     if tokens is None:
-        tokens = _WORD.findall(low)
+        tokens = words(text)
     if len(tokens) == 1 and tokens[0] not in STOP_WORDS:
         # Not an Evol-Instruct rule: small models fill JSON slots with a name or a placeholder
         # ("John", "text1") instead of an utterance.
