@@ -24,6 +24,41 @@ def test_round_trips_through_json_loads(value):
     assert b"\n" not in data  # one journal line per record
 
 
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_loads_agrees_with_json_loads(value):
+    text = json.dumps(value)
+    if any(abs(n) >= 2 ** 63 for n in _integers(value)):
+        return  # documented: orjson makes such an integer a float
+    assert fastjson.loads(text) == json.loads(text)
+    assert fastjson.loads(text.encode("utf-8")) == json.loads(text)
+
+
+def _integers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _integers(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _integers(item)
+
+
+def test_loads_takes_what_only_json_loads_takes_and_refuses_the_rest():
+    assert fastjson.loads('"cut \\ud83d"') == "cut \ud83d"
+    assert fastjson.loads(b'{"x": 1e400}') == {"x": float("inf")}
+    assert str(fastjson.loads('[NaN]')[0]) == "nan"
+    for bad in ('{"a": 1} trailing', "", "{'single': 1}", b"\xff"):
+        try:
+            fastjson.loads(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} parsed")
+
+
 def test_compact_utf8_and_key_order_kept():
     assert fastjson.dumps({"b": 1, "a": ["é", None, True]}) == '{"b":1,"a":["é",null,true]}'
 

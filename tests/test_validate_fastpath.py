@@ -115,3 +115,17 @@ def test_ascii_words_are_the_unicode_patterns_words(text):
 
     low = text.lower()
     assert validate._WORD_ASCII.findall(low) == validate._WORD.findall(low) == validate.words(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(list("ab #%{}é\n") + ["given prompt", "ERDiagram", "{{", "%s"]), max_size=20)
+       .map("".join),
+       st.lists(st.text(alphabet="abz #{%}_-", min_size=1, max_size=6), max_size=4))
+def test_the_leak_prefilter_never_hides_a_leak(text, extra_words):
+    """_leak's anchor scan finds every leak the word-by-word scan finds (default and custom words)."""
+    from fountain.validate import LEAK_WORDS, Rules, _leak
+    for leak_words in (LEAK_WORDS, tuple(extra_words)):
+        rules = Rules(leak_words=leak_words)
+        low = text.lower()
+        expected = next((word for word in leak_words if word in low), None)
+        assert _leak(text, rules) == expected

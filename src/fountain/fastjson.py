@@ -7,8 +7,13 @@ string holding a lone surrogate, which a model can send as ``"\\ud800"``, a non-
 standard library writes it instead, so every value still gets valid JSON.
 
 Output is compact (no spaces after ``,`` and ``:``), UTF-8, not ASCII-escaped, keys in insertion
-order: the same object always gives the same bytes. Parsing stays with ``json.loads``: it keeps
-every integer exact (orjson turns one beyond 64 bits into a float) and costs little at these sizes.
+order: the same object always gives the same bytes.
+
+:func:`loads` parses a provider's answer with orjson too, and hands what orjson refuses (NaN, a
+lone surrogate, a number beyond a double) to ``json.loads``, so it accepts exactly what
+``json.loads`` accepts. One difference is kept on purpose: an integer beyond 64 bits becomes a
+float. Answers are conversations of strings, where such a number is a schema error either way;
+journals, manifests and caches that must keep every integer exact are read with ``json.loads``.
 """
 from __future__ import annotations
 
@@ -35,6 +40,16 @@ def dumps_bytes(value: Any) -> bytes:
         return _UTF8.encode(value).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: escaped, it parses back to the same string
         return _ASCII.encode(value).encode("ascii")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON text (bytes or str) as ``json.loads`` does, faster; raises ``ValueError``."""
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # json.loads decides: it takes a few things orjson does not, or words the error
+    return json.loads(data)
 
 
 def dumps(value: Any) -> str:

@@ -452,12 +452,24 @@ def _norm(text: str) -> str:
     return " ".join(words(text))
 
 
+@lru_cache(maxsize=32)
+def _leak_anchors(leak_words: tuple[str, ...]) -> tuple[str, ...]:
+    """Substrings every text containing a leak word contains: a word's first punctuation mark
+    ("#", "{", "%": one fast scan covers every word that has it) or else the word itself."""
+    anchors = set()
+    for word in leak_words:
+        marks = [c for c in word if not c.isalnum() and not c.isspace()]
+        anchors.add(marks[0] if marks else word)
+    return tuple(sorted(anchors))
+
+
 def _leak(text: str, rules: Rules, low: str | None = None) -> str | None:
     if low is None:
         low = text.lower()
-    for word in rules.leak_words:
-        if word in low:
-            return word
+    if any(anchor in low for anchor in _leak_anchors(rules.leak_words)):
+        for word in rules.leak_words:
+            if word in low:
+                return word
     if rules.delimiter and len(rules.delimiter) >= 3 and rules.delimiter in text:
         return rules.delimiter
     return None
@@ -468,14 +480,19 @@ def check_message(text: str, role: str, rules: Rules) -> Rejected | None:
     return _check_message(text, role, rules, None)
 
 
-def _check_message(text: str, role: str, rules: Rules, tokens: list[str] | None) -> Rejected | None:
-    """:func:`check_message` with the message's :func:`words` when the caller has them already."""
+def _check_message(text: str, role: str, rules: Rules, tokens: list[str] | None, *,
+                   may_leak: bool = True, may_refuse: bool = True) -> Rejected | None:
+    """:func:`check_message` with the message's :func:`words` when the caller has them already.
+
+    ``may_leak`` / ``may_refuse`` False: the caller has seen that no template leak / no refusal
+    hint occurs anywhere in the answer, so those (exact) checks are skipped."""
     if not text or not text.strip():
         return Rejected("schema", f"an empty {role} message")
     low = text.lower()
-    leaked = _leak(text, rules, low)
-    if leaked is not None:
-        return Rejected("elimination:leaked_template", f"the {role} message contains {leaked!r}")
+    if may_leak:
+        leaked = _leak(text, rules, low)
+        if leaked is not None:
+            return Rejected("elimination:leaked_template", f"the {role} message contains {leaked!r}")
     if tokens is None:
         tokens = words(text)
     if len(tokens) == 1 and tokens[0] not in STOP_WORDS:
@@ -486,8 +503,8 @@ def _check_message(text: str, role: str, rules: Rules, tokens: list[str] | None)
     if STOP_WORDS.issuperset(tokens):
         return Rejected("elimination:stopwords_only",
                         f"the {role} message is only punctuation and stop words: {text.strip()[:60]!r}")
-    if (role == "assistant" and len(tokens) < REFUSAL_MAX_WORDS and _may_refuse(text, low)
-            and _REFUSAL.search(text)):
+    if (may_refuse and role == "assistant" and len(tokens) < REFUSAL_MAX_WORDS
+            and _may_refuse(text, low) and _REFUSAL.search(text)):
         return Rejected("elimination:refusal",
                         f"the assistant refuses in under {REFUSAL_MAX_WORDS} words: {text.strip()[:80]!r}")
     return None
@@ -503,9 +520,9 @@ def check_turns(turns: Sequence[Turn], rules: Rules, *, kind: str = "seed",
     lo, hi = rules.bounds
     if not lo <= len(turns) <= hi:
         return Rejected("turn_count", f"{len(turns)} turns; the spec asks for {lo} to {hi}")
-    # Each distinct message is tokenised once (the rules below compare normalised texts often).
+    # Each distinct message is tokenised once; two messages are "the same" when their word lists
+    # are equal (what comparing _norm texts means, without joining the words).
     tokens: dict[str, list[str]] = {}
-    normed: dict[str, str] = {}
 
     def tokenise(text: str) -> list[str]:
         found = tokens.get(text)
@@ -513,15 +530,17 @@ def check_turns(turns: Sequence[Turn], rules: Rules, *, kind: str = "seed",
             found = tokens[text] = words(text)
         return found
 
-    def norm(text: str) -> str:  # the module's _norm, memoised for this call
-        value = normed.get(text)
-        if value is None:
-            value = normed[text] = " ".join(tokenise(text))
-        return value
-
+    # One look at the whole answer decides, for almost every answer, that no message leaks the
+    # template or hints at a refusal; a message is then checked for those only when it may.
+    texts = [m for t in turns for m in (t.user, t.assistant) if isinstance(m, str)]
+    whole = "\n".join(texts)
+    whole_low = whole.lower()
+    may_leak = _leak(whole, rules, whole_low) is not None
+    may_refuse = _may_refuse(whole, whole_low)
     for i, turn in enumerate(turns, 1):
         for role, text in (("user", turn.user), ("assistant", turn.assistant)):
-            problem = _check_message(text, role, rules, tokenise(text) if isinstance(text, str) else None)
+            problem = _check_message(text, role, rules, tokenise(text) if isinstance(text, str) else None,
+                                     may_leak=may_leak, may_refuse=may_refuse)
             if problem is not None:
                 return Rejected(problem.reason, f"turn {i}: {problem.detail}")
     # Repetition: a message equal to the one right before it (an echo, or a turn that repeats
@@ -529,18 +548,20 @@ def check_turns(turns: Sequence[Turn], rules: Rules, *, kind: str = "seed",
     messages = [m for t in (*prefix, *turns) for m in (t.user, t.assistant)]
     start = 2 * len(prefix)
     for i in range(max(start, 1), len(messages)):
-        if norm(messages[i]) == norm(messages[i - 1]):
+        if tokenise(messages[i]) == tokenise(messages[i - 1]):
             return Rejected("elimination:repetition",
                             f"message {i + 1} repeats the message before it: {messages[i].strip()[:60]!r}")
-    seen_turns = {(norm(t.user), norm(t.assistant)) for t in prefix}
-    for i, turn in enumerate(turns, 1):
-        before = turns[i - 2]
-        if i > 1 and (norm(turn.user), norm(turn.assistant)) == (norm(before.user), norm(before.assistant)):
-            return Rejected("elimination:repetition", f"turn {i} repeats turn {i - 1}")
+    for i in range(1, len(turns)):
+        turn, before = turns[i], turns[i - 1]
+        if tokenise(turn.user) == tokenise(before.user) and tokenise(turn.assistant) == tokenise(before.assistant):
+            return Rejected("elimination:repetition", f"turn {i + 1} repeats turn {i}")
     # No information gain: every turn of the continuation already occurs in the parent
     # conversation or the prefix (it repeats or copies what it was asked to continue).
     if kind == "derivation":
-        known = seen_turns | {(norm(t.user), norm(t.assistant)) for t in parent}
+        def norm(text: str) -> tuple[str, ...]:
+            return tuple(tokenise(text))
+
+        known = {(norm(t.user), norm(t.assistant)) for t in (*prefix, *parent)}
         known_messages = {norm(m) for t in (*prefix, *parent) for m in (t.user, t.assistant)}
         if all((norm(t.user), norm(t.assistant)) in known
                or (norm(t.user) in known_messages and norm(t.assistant) in known_messages)
