@@ -246,8 +246,13 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
     stats = result.stats
     tasks = per_direction * len(spec.seed_directions)
     rejected = result.counts.get("rejected", {})
-    return {"requests": stats.requests, "conversations": tasks, "wall_s": wall,
-            "rps": stats.requests / wall, "cpu_ms_per_request": 1000 * cpu / max(1, stats.requests),
+    # "While generating": from the first request sent to the last answer received, the span in
+    # which the provider is kept busy (what the plain loop's figure measures too); the whole run
+    # adds start-up and the final rewrite of the journals, the dataset export and the manifest.
+    span = stats.provider_span_s or wall
+    return {"requests": stats.requests, "conversations": tasks, "wall_s": wall, "generation_s": span,
+            "rps": stats.requests / span, "whole_run_rps": stats.requests / wall,
+            "cpu_ms_per_request": 1000 * cpu / max(1, stats.requests),
             "outcomes": {"accepted": result.dataset_records, **{f"rejected:{k}": v for k, v in rejected.items()}},
             "accounted": result.dataset_records + sum(rejected.values()),
             "retries": stats.retries, "errors": dict(stats.errors)}
@@ -442,11 +447,13 @@ def report(results: dict[str, Any]) -> None:
     print(f"  server saw: {results['server']}")
     e = results.get("engine")
     if e:
-        print(f"engine (fountain run, json mode): {e['rps']:,.0f} requests/s"
+        print(f"engine (fountain run, json mode): {e['rps']:,.0f} requests/s while generating"
               + (f" ({e['rps'] / ideal:.0%} of ideal)" if ideal else "")
               + (f", {e['rps'] / b['rps']:.0%} of the plain loop" if b else "")
-              + f", {e['cpu_ms_per_request']:.3f} ms CPU/request; {e['conversations']:,} conversations: "
-              f"{e['outcomes']}, retries {e['retries']}")
+              + f", {e['cpu_ms_per_request']:.3f} ms CPU/request (whole run)")
+        print(f"  whole run {e['whole_run_rps']:,.0f} requests/s: {e['wall_s']:.2f} s, of which "
+              f"{e['wall_s'] - e['generation_s']:.2f} s start-up and final export; "
+              f"{e['conversations']:,} conversations: {e['outcomes']}, retries {e['retries']}")
     print(f"client peak RSS: {results['client_peak_rss_mb']:.0f} MB")
     memory = results.get("memory") or []
     for m in memory:
@@ -463,7 +470,8 @@ def report(results: dict[str, Any]) -> None:
             continue
         if ideal:
             ratio_ideal = phase["rps"] / ideal
-            line = f"  throughput >= {TARGET_RATIO:.0%} of ideal ({label}): {ratio_ideal:.0%}"
+            line = (f"  throughput >= {TARGET_RATIO:.0%} of ideal ({label}"
+                    + (", while generating" if phase is e else "") + f"): {ratio_ideal:.0%}")
             if b:
                 line += f"; against the plain loop on this machine: {phase['rps'] / b['rps']:.0%}"
             met = ratio_ideal >= TARGET_RATIO or (b is not None and phase["rps"] / b["rps"] >= TARGET_RATIO)

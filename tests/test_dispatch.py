@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -141,6 +142,25 @@ async def test_cache_hit_makes_no_provider_call_and_costs_nothing(tmp_path):
         d2, _ = dispatcher(ScriptedProvider(), cache=cache)
         assert (await d2.complete(request(0))) == first
         assert d2.stats.requests == 0 and d2.stats.cache_hits == 1
+
+
+async def test_the_provider_span_runs_from_the_first_send_to_the_last_answer(tmp_path):
+    class Slow(ScriptedProvider):
+        async def complete(self, request):
+            await asyncio.sleep(0.05)
+            return await super().complete(request)
+
+    with ResponseCache(tmp_path / "cache.sqlite") as cache:
+        d, _ = dispatcher(Slow(), cache=cache, concurrency=2)
+        assert d.stats.provider_span_s == 0.0
+        start = time.monotonic()
+        await d.complete(request(0))
+        await asyncio.sleep(0.2)  # idle time after the last answer is not in the span
+        await d.complete(request(0))  # a cache hit sends nothing: the span stays
+        span = d.stats.provider_span_s
+        assert 0.04 <= span <= time.monotonic() - start - 0.19
+        await asyncio.gather(d.complete(request(1)), d.complete(request(2)))
+        assert d.stats.provider_span_s >= span + 0.2 + 0.04
 
 
 async def test_failures_are_not_cached(tmp_path):

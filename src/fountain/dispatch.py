@@ -57,6 +57,17 @@ class RunStats:
     started_at: str = field(default_factory=_now_iso)
     started: float = field(default_factory=time.monotonic, repr=False)
     session_usage: Usage = field(default_factory=Usage)  # usage of this process only
+    # Monotonic times of the first request sent and the last answer received (this process):
+    # the span in which the provider was kept busy, without start-up and the final export.
+    first_sent: float | None = field(default=None, repr=False)
+    last_answered: float | None = field(default=None, repr=False)
+
+    @property
+    def provider_span_s(self) -> float:
+        """Seconds from the first request sent to the last answer received (0 before any)."""
+        if self.first_sent is None or self.last_answered is None:
+            return 0.0
+        return max(0.0, self.last_answered - self.first_sent)
 
     @property
     def elapsed_s(self) -> float:
@@ -222,7 +233,10 @@ class Dispatcher:
                     except BaseException:
                         limiter.release(permit, success=False)
                         raise
-                self.stats.requests += 1
+                stats = self.stats
+                stats.requests += 1
+                if stats.first_sent is None:
+                    stats.first_sent = time.monotonic()
                 try:
                     completion = await self.provider.complete(request)
                 except RateLimitError as error:
@@ -253,6 +267,7 @@ class Dispatcher:
                     limiter.release(permit, success=False)
                     raise
                 else:
+                    stats.last_answered = time.monotonic()
                     # The slot is given back only once the answer is in the cache, so when every
                     # slot is waiting on the provider, every answer received so far is on disk.
                     try:
