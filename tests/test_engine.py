@@ -239,6 +239,26 @@ def test_janus_format_export(spec, tmp_path):
     assert set(data[0]) == {"conversations", "type", "category", "model"}
 
 
+def test_changing_the_format_replaces_the_earlier_dataset_file(spec, tmp_path):
+    out = tmp_path / "out"
+    first = run(spec, options(out), provider=FakeProvider())
+    assert first.dataset_path.name == "dataset.jsonl"
+    first_bytes = first.dataset_path.read_bytes()
+    (out / "notes.jsonl").write_text("mine\n")  # not fountain's: untouched
+    provider = FakeProvider()
+    second = run(spec, options(out, format="janus"), provider=provider)
+    assert provider.requests == []  # all from the cache
+    assert second.dataset_path.name == "outputs.json" and not (out / "dataset.jsonl").exists()
+    from fountain.manifest import collect_status
+    status = collect_status(out)
+    assert (status["dataset_file"], status["dataset_records"]) == ("outputs.json", second.dataset_records)
+    assert any("removed dataset.jsonl" in w for w in second.warnings)
+    assert (out / "notes.jsonl").read_text() == "mine\n"
+    third = run(spec, options(out), provider=FakeProvider())
+    assert third.dataset_path.read_bytes() == first_bytes  # rebuilt byte for byte
+    assert not (out / "outputs.json").exists()
+
+
 def test_resolve_mode(spec, tmp_path):
     assert resolve_mode(spec, "local") == "turns"
     assert resolve_mode(spec, "openai") == "json"

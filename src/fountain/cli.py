@@ -498,7 +498,8 @@ def _print_status(status: dict) -> None:
         console.print("rejected  " + ", ".join(f"{escape(reason)} {n:,}"
                                                 for reason, n in status["rejected_by_reason"].items()))
     if status.get("dataset_records") is not None:
-        console.print(f"dataset   {status['dataset_records']:,} records in dataset.jsonl")
+        console.print(f"dataset   {status['dataset_records']:,} records in "
+                      f"{escape(status.get('dataset_file', 'dataset.jsonl'))}")
     usage = status["usage"]
     cost = f"${status['cost_usd']:.4f}" + ("" if status["cost_complete"] else " (some models unpriced)")
     console.print(f"usage     {usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} "

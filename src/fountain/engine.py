@@ -964,6 +964,7 @@ class Engine:
                   "rejected": dict(sorted(rejected.items())),
                   "dataset_records": records}
         self.manifest.counts.update(counts)
+        self._drop_stale_dataset(dataset, fmt)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
         elapsed = time.monotonic() - started
         if self.crash is not None:
@@ -982,6 +983,20 @@ class Engine:
                          manifest_path=manifest_path, resumed=bool(self.manifest.runs[:-1]),
                          mode=self.mode)
 
+
+    def _drop_stale_dataset(self, dataset: Path, fmt: str) -> None:
+        """An earlier session exported another file (``--format janus`` after ``messages``): it
+        no longer matches the journals, so it goes (it is rebuilt, free from the cache, by running
+        again with its format), and the run says so."""
+        earlier = self.manifest.extra.get("output")
+        name = earlier.get("dataset") if isinstance(earlier, dict) else None
+        if not isinstance(name, str) or name == dataset.name or Path(name).name != name:
+            return
+        stale = self.output_dir / name
+        if stale.is_file():
+            stale.unlink()
+            self.warnings.append(f"removed {name} (format {earlier.get('format')}) written by an earlier "
+                                 f"session: the dataset is now {dataset.name} (format {fmt})")
 
     @staticmethod
     def _journal_lines(parts: Sequence[tuple[Path, array]]) -> Iterator[bytes]:

@@ -522,7 +522,19 @@ def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[s
         usage = {k: max(int(usage.get(k) or 0), v) for k, v in journal_usage.items()}
         usage_source = "journals"
         cost, cost_complete = _journal_cost(manifest, usage)
-    dataset = folder / "dataset.jsonl"
+    # The file the last session exported (outputs.json for --format janus, a JSON list whose
+    # size the manifest's counts give).
+    output = manifest.extra.get("output") if isinstance(manifest.extra.get("output"), dict) else {}
+    dataset_name = output.get("dataset")
+    if not isinstance(dataset_name, str) or Path(dataset_name).name != dataset_name or not dataset_name:
+        dataset_name = "dataset.jsonl"
+    dataset = folder / dataset_name
+    if not dataset.is_file():
+        dataset_records = None
+    elif dataset_name.endswith(".jsonl"):
+        dataset_records = _scan_jsonl(dataset, problems=problems)[0]
+    else:
+        dataset_records = manifest.counts.get("dataset_records")
     status: dict[str, Any] = {
         "output": str(folder.resolve()),
         "status": manifest.status,
@@ -540,7 +552,8 @@ def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[s
                         "rejected": rejected.get("derivation", 0),
                         "left": max(0, derivations_planned - derivations_done)},
         "rejected_by_reason": dict(sorted(rejected_reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "dataset_records": _scan_jsonl(dataset, problems=problems)[0] if dataset.is_file() else None,
+        "dataset_file": dataset_name,
+        "dataset_records": dataset_records,
         "usage": usage,
         "usage_source": usage_source,
         "cost_usd": cost,
