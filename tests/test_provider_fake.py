@@ -110,6 +110,22 @@ def test_replay_jsonl_formats(tmp_path):
     assert ask(provider, _request(None, purpose="seed:assistant")).text == "a1"
 
 
+def test_a_short_replay_file_says_once_that_it_starts_again(tmp_path, caplog):
+    path = tmp_path / "rec.jsonl"
+    path.write_text("\n".join(json.dumps({"conversations": [{"user": f"u{i}", "assistant": f"a{i}"}]})
+                              for i in range(2)) + "\n")
+    provider = FakeProvider(ProviderConfig(provider="fake", replay=str(path)))
+    schema = request_schema(Rules())
+    with caplog.at_level("WARNING", logger="fountain.providers.fake"):
+        for _ in range(2):
+            ask(provider, _request(schema))
+        assert not caplog.records
+        texts = [ask(provider, _request(schema)).text for _ in range(3)]
+    assert json.loads(texts[0]) == {"conversations": [{"user": "u0", "assistant": "a0"}]}
+    assert len(caplog.records) == 1
+    assert "2 recorded output(s)" in caplog.text and str(path) in caplog.text
+
+
 @pytest.mark.parametrize("content", ["", "{not json", '[{"nothing": 1}]'])
 def test_bad_replay_files(tmp_path, content):
     path = tmp_path / "bad.json"

@@ -4,9 +4,9 @@
   messages seeds a random generator that picks words and role names out of the prompt, and the
   answer honours the request's JSON schema (turn bounds, the instruct shape). Without a schema
   (turn-by-turn mode) it answers one plausible utterance. Any spec thus runs end to end offline.
-- With ``replay`` (``--replay FILE``) it answers recorded outputs in order, cycling: a Janus
-  ``outputs.json`` list, or a JSONL file of fountain records (``messages``), ShareGPT records,
-  Janus entries or ``{"text": ...}`` raw answers.
+- With ``replay`` (``--replay FILE``) it answers recorded outputs in order, cycling (with one
+  warning when it starts again): a Janus ``outputs.json`` list, or a JSONL file of fountain
+  records (``messages``), ShareGPT records, Janus entries or ``{"text": ...}`` raw answers.
 - :class:`ScriptedProvider` answers a given list of texts (or raises given errors), for tests.
 
 Every request is kept in ``.requests``.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import re
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any, Iterable
 from fountain.errors import FountainError, ProviderError
 from fountain.providers.base import Completion, ProviderConfig, Request
 from fountain.types import Usage
+
+log = logging.getLogger("fountain.providers.fake")
 
 _WORD = re.compile(r"[A-Za-z][a-z]{3,}")
 _ROLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b")
@@ -256,6 +259,10 @@ class FakeProvider:
             return generate_answer(request)
         if request.schema is None:
             return self._replay_utterance(request)
+        if self._cursor == len(self._replay):
+            # Said once: the copies that follow are duplicates the dedup stage will reject.
+            log.warning("the replay file %s has %d recorded output(s) and this run asks for more: "
+                        "they are answered again from the first", self.replay_path, len(self._replay))
         entry = self._replay[self._cursor % len(self._replay)]
         self._cursor += 1
         if isinstance(entry, str):
