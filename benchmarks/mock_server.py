@@ -39,6 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fountain import aio
+
 FAULTS = ("429", "quota", "500", "timeout", "malformed", "401", "404", "400")
 # What ``error_rate`` spreads evenly over: the transient faults a long run must survive.
 TRANSIENT_FAULTS = ("429", "500", "timeout", "malformed")
@@ -532,13 +534,11 @@ class MockServer:
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed: the server's own CPU per request is then smaller, so its answers
-    keep closer to the configured latency when a benchmark shares few cores with it."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    """The loop fountain runs on (uvloop when installed): the server's own CPU per request is
+    then smaller, so its answers keep closer to the configured latency when a benchmark shares
+    few cores with it."""
+    factory = aio.loop_factory()
+    return factory() if factory is not None else asyncio.new_event_loop()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

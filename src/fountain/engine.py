@@ -983,19 +983,18 @@ class Engine:
                          manifest_path=manifest_path, resumed=bool(self.manifest.runs[:-1]),
                          mode=self.mode)
 
-
     def _drop_stale_dataset(self, dataset: Path, fmt: str) -> None:
         """An earlier session exported another file (``--format janus`` after ``messages``): it
         no longer matches the journals, so it goes (it is rebuilt, free from the cache, by running
         again with its format), and the run says so."""
-        earlier = self.manifest.extra.get("output")
-        name = earlier.get("dataset") if isinstance(earlier, dict) else None
-        if not isinstance(name, str) or name == dataset.name or Path(name).name != name:
+        earlier = self.manifest.exported_dataset()
+        if earlier is None or earlier[0] == dataset.name:
             return
+        name, earlier_fmt = earlier
         stale = self.output_dir / name
         if stale.is_file():
             stale.unlink()
-            self.warnings.append(f"removed {name} (format {earlier.get('format')}) written by an earlier "
+            self.warnings.append(f"removed {name} (format {earlier_fmt}) written by an earlier "
                                  f"session: the dataset is now {dataset.name} (format {fmt})")
 
     @staticmethod

@@ -283,6 +283,16 @@ class Manifest:
         if session_elapsed_s is not None:
             self.timings["elapsed_s"] = round(self.timings.get("elapsed_s", 0.0) + session_elapsed_s, 3)
 
+    def exported_dataset(self) -> tuple[str, str | None] | None:
+        """(file name, format) of the dataset the last session exported, or None. The name is
+        a plain file name inside the output folder (anything else in the file is ignored)."""
+        output = self.extra.get("output")
+        name = output.get("dataset") if isinstance(output, dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            return None
+        fmt = output.get("format")
+        return name, fmt if isinstance(fmt, str) else None
+
     def record_stats(self, stats: Any) -> None:
         """Copy cumulative usage and cost from a :class:`fountain.dispatch.RunStats`."""
         self.usage = stats.usage.to_dict()
@@ -524,10 +534,8 @@ def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[s
         cost, cost_complete = _journal_cost(manifest, usage)
     # The file the last session exported (outputs.json for --format janus, a JSON list whose
     # size the manifest's counts give).
-    output = manifest.extra.get("output") if isinstance(manifest.extra.get("output"), dict) else {}
-    dataset_name = output.get("dataset")
-    if not isinstance(dataset_name, str) or Path(dataset_name).name != dataset_name or not dataset_name:
-        dataset_name = "dataset.jsonl"
+    exported = manifest.exported_dataset()
+    dataset_name = exported[0] if exported else "dataset.jsonl"
     dataset = folder / dataset_name
     if not dataset.is_file():
         dataset_records = None
