@@ -102,6 +102,19 @@ def test_run_errors_are_clean(tmp_path, capsys):
     assert code == 2 and "'nope' is not one of" in err and "openai" in err
 
 
+def test_a_missing_replay_or_price_file_is_a_located_error_and_starts_no_run(tmp_path, capsys):
+    spec = make_spec(tmp_path)
+    for option, hint in (("--replay", "give an existing file with --replay"),
+                         ("--prices", "give an existing JSON file with --prices")):
+        missing = tmp_path / f"missing{option}.json"
+        code, out, err = run_main(capsys, "run", "-t", str(spec), option, str(missing), "--provider", "fake",
+                                  "-o", str(tmp_path / "out"), "--quiet")
+        assert code == 1 and f"error: {missing}" in err and hint in err, err
+        assert "Traceback" not in err
+        out_dir = tmp_path / "out"  # at most the folder's lock file: no manifest, no journal
+        assert not out_dir.exists() or {f.name for f in out_dir.iterdir()} <= {".lock"}
+
+
 def test_render_json_mode(tmp_path):
     spec = make_spec(tmp_path)
     result = invoke("render", "-t", str(spec), "--provider", "openai")

@@ -273,7 +273,7 @@ def _with_sigterm_as_interrupt(call):
 @click.option("--model", help="Model name (local: a GGUF file path).")
 @click.option("--base-url", callback=_check_base_url,
               help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1.")
-@click.option("--replay", type=click.Path(dir_okay=False, exists=True, path_type=str),
+@click.option("--replay", type=click.Path(dir_okay=False, path_type=str),
               help="Fake provider: replay recorded outputs (Janus outputs.json or fountain JSONL).")
 @_TYPE
 @click.option("--format", "format", type=click.Choice(["messages", "sharegpt", "janus"]),
@@ -297,7 +297,7 @@ def _with_sigterm_as_interrupt(call):
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Tokens per minute at most.")
 @click.option("--budget", "budget_usd", type=click.FloatRange(min=0),
               help="Stop cleanly before the run's cost (USD, all sessions) would pass this.")
-@click.option("--prices", type=click.Path(dir_okay=False, exists=True, path_type=str),
+@click.option("--prices", type=click.Path(dir_okay=False, path_type=str),
               help="JSON price table overriding the built-in one (also: FOUNTAIN_PRICES).")
 @click.option("--cache", type=click.Path(dir_okay=False, path_type=str),
               help="Response cache file (default: <output>/cache.sqlite); shareable between runs.")
