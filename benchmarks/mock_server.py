@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fountain import aio
+from fountain import aio, fastjson
 
 FAULTS = ("429", "quota", "500", "timeout", "malformed", "401", "404", "400")
 # What ``error_rate`` spreads evenly over: the transient faults a long run must survive.
@@ -451,11 +451,15 @@ class MockServer:
     async def _serve(self, api: _Api, request: web.Request, record_out: list[RecordedRequest]) -> web.Response:
         state = self.state
         opts = state.options
+        loop = asyncio.get_running_loop()
+        # The configured latency runs from the moment this handler starts: the answer is built
+        # while it runs, so the mock's own CPU per request does not add to what a client sees.
+        arrived = loop.time()
         raw = await request.read()
         state.received += 1
         request_hash = hashlib.blake2b(request.path.encode() + b"\0" + raw, digest_size=16).hexdigest()
         try:
-            body = json.loads(raw) if raw else {}
+            body = fastjson.loads(raw) if raw else {}
         except ValueError:
             return api.error(400, "400", "the request body is not valid JSON")
         if opts.record:
@@ -486,20 +490,20 @@ class MockServer:
         if fault == "timeout":
             await self._hang(opts.timeout_s)
             delay = 0.0
-        if delay:
-            await asyncio.sleep(delay)
-        if fault is not None and fault != "timeout":
+        answer = None
+        if fault is None:
+            answer = fastjson.dumps_bytes(api.answer(body, model, random.Random(request_hash), len(raw)))
+        remaining = delay - (loop.time() - arrived)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        if answer is None:
             return self._fault(api, fault, model)
-
-        rng = random.Random(request_hash)
-        payload = api.answer(body, model, rng, len(raw))
         transport = request.transport
         # Count an answer as completed only if the client is still there to receive it: a client
         # that gave up (timeout) or was killed will send the request again, legitimately.
         if transport is not None and not transport.is_closing():
             state.completed[request_hash] += 1
-        return web.Response(body=json.dumps(payload, ensure_ascii=False).encode(),
-                            content_type="application/json")
+        return web.Response(body=answer, content_type="application/json")
 
     async def _hang(self, seconds: float) -> None:
         assert self.stopping is not None
