@@ -27,6 +27,15 @@ SCHEMA = {
 }
 
 
+@pytest.fixture(autouse=True, params=["aiohttp", "pyreqwest"])
+def http_client(request, monkeypatch):
+    """Every test here runs with both HTTP clients the adapter can use."""
+    if request.param == "pyreqwest":
+        pytest.importorskip("pyreqwest", reason="pyreqwest needs Python 3.11+")
+    monkeypatch.setenv("FOUNTAIN_HTTP_CLIENT", request.param)
+    return request.param
+
+
 def _request(**overrides) -> Request:
     fields = dict(messages=(Message("system", "You write dialogues."), Message("user", "Write one.")),
                   schema=SCHEMA, seed=7, sample_index=3)
@@ -283,10 +292,10 @@ async def test_mock_answers_fit_the_project_schema_and_repeats_are_counted(mock_
 def test_openai_key_is_not_sent_to_a_third_party_host(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     remote = OpenAIProvider(ProviderConfig(provider="openai", base_url="https://llm.example.com/v1"))
-    assert "Authorization" not in remote._headers
+    assert "Authorization" not in remote._transport.headers
     monkeypatch.setenv("EXAMPLE_KEY", "ex-key")
     named = OpenAIProvider(ProviderConfig(provider="openai", base_url="https://llm.example.com/v1",
                                           api_key_env="EXAMPLE_KEY"))
-    assert named._headers["Authorization"] == "Bearer ex-key"
+    assert named._transport.headers["Authorization"] == "Bearer ex-key"
     local = OpenAIProvider(ProviderConfig(provider="openai", base_url="http://192.168.1.20:8000/v1"))
-    assert local._headers["Authorization"] == f"Bearer {KEY}"
+    assert local._transport.headers["Authorization"] == f"Bearer {KEY}"

@@ -1,6 +1,6 @@
-"""Plumbing shared by the remote adapters: Retry-After parsing, seeds, sampling, keys, sessions.
+"""Plumbing shared by the remote adapters: Retry-After parsing, seeds, sampling, keys, errors.
 
-Kept free of heavy imports: ``aiohttp`` is imported inside :func:`new_session` only.
+Kept free of heavy imports (the HTTP clients live in :mod:`fountain.providers.transport`).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from fountain.errors import MissingAPIKeyError, TransientProviderError
 from fountain.providers.base import Request, Sampling
+from fountain.providers.transport import TransportError
 
 _SEED_MODULUS = 2**31 - 1  # seeds stay within a signed 32-bit int, which every API accepts
 
@@ -100,25 +101,10 @@ def read_key(env_names: tuple[str, ...], *, env: Mapping[str, str] | None = None
 def describe(error: BaseException) -> str:
     """A short, secret-free description of a transport exception."""
     text = str(error).strip()
+    if isinstance(error, TransportError):  # already "ClientName: what happened"
+        return text or type(error).__name__
     name = type(error).__name__
     return f"{name}: {text}" if text else name
-
-
-def new_session(*, timeout_s: float, limit: int = 1024, headers: Mapping[str, str] | None = None):
-    """One keep-alive ``aiohttp.ClientSession`` for a provider's whole run.
-
-    Must be called inside the running event loop. ``limit`` caps open connections; the engine's
-    concurrency bound is what normally limits them.
-    """
-    import aiohttp
-
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300,
-                                     keepalive_timeout=60)
-    return aiohttp.ClientSession(
-        connector=connector, headers=dict(headers or {}),
-        timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0)),
-        # The session is ours alone: skip cookie handling and aiohttp's auto-decompression checks.
-        cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True, raise_for_status=False)
 
 
 def transient(provider: str, what: str, error: BaseException | None = None, *,

@@ -1,9 +1,10 @@
 """OpenAI Chat Completions, and any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio).
 
-Talks HTTP directly through one shared keep-alive ``aiohttp`` session instead of the ``openai``
-SDK: on a 2-core machine the SDK's client tops out near 240 requests/s where a plain aiohttp loop
-reaches about 2,190 (see DESIGN.md), and the engine, not the SDK, owns retries. Per request the
-work is one dict, one JSON encode and two JSON parses (orjson: :mod:`fountain.fastjson`).
+Talks HTTP directly through one keep-alive client (:mod:`fountain.providers.transport`:
+pyreqwest for ``http://`` servers, aiohttp otherwise) instead of the ``openai`` SDK: on a 2-core
+machine the SDK's client tops out near 240 requests/s where a plain aiohttp loop reaches about
+2,190 (see DESIGN.md), and the engine, not the SDK, owns retries. Per request the work is one
+dict, one JSON encode and two JSON parses (orjson: :mod:`fountain.fastjson`).
 
 Structured output: ``response_format`` of type ``json_schema`` (strict) when the request has a
 schema. A server that rejects it with a 400 about the response format is asked again at once with
@@ -12,21 +13,19 @@ for the rest of the run.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from fountain import __version__
 from fountain.fastjson import dumps_bytes, loads
 from fountain.errors import (AuthenticationError, BadRequestError, ModelNotFoundError, ProviderError,
                              QuotaExceededError, RateLimitError)
 from fountain.providers.base import Completion, ProviderConfig, Request
-from fountain.providers.http import (combined_seed, merged_sampling, new_session, read_key,
+from fountain.providers.http import (combined_seed, merged_sampling, read_key,
                                      retry_after_from_headers, transient)
+from fountain.providers.transport import BadURL, TransportError, TransportTimeout, make_transport
 from fountain.types import Usage
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -94,18 +93,17 @@ class OpenAIProvider:
                    "User-Agent": f"fountain/{__version__}"}
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
-        self._headers = headers  # the only place the key lives
         self.sampling = config.sampling  # defaults for requests that leave a parameter unset
         self._max_tokens_field = "max_completion_tokens" if self._official else "max_tokens"
-        self._max_connections = int(config.extra.get("max_connections", 1024))
+        # The transport's default headers are the only place the key lives.
+        self._transport = make_transport(self._url, timeout_s=self._timeout_s, headers=headers,
+                                         max_connections=int(config.extra.get("max_connections", 1024)))
         forced = config.extra.get("structured_output")
         if forced is not None and forced not in LEVELS and forced != "auto":
             raise BadRequestError(f"unknown structured_output {forced!r}",
                                   hint=f"one of auto, {', '.join(LEVELS)}")
         self._level = 0 if forced in (None, "auto") else LEVELS.index(forced)
         self._formats: dict[int, tuple[dict[str, Any], list[dict[str, Any] | None]]] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
@@ -157,14 +155,6 @@ class OpenAIProvider:
 
     # --- the call ----------------------------------------------------------------------------------
 
-    def _session_for_loop(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._loop is not loop or self._session.closed:
-            self._session = new_session(timeout_s=self._timeout_s, limit=self._max_connections,
-                                        headers=self._headers)
-            self._loop = loop
-        return self._session
-
     async def complete(self, request: Request) -> Completion:
         """One attempt (plus an immediate resend if the server refuses the output format)."""
         level = self._level
@@ -183,19 +173,17 @@ class OpenAIProvider:
             raise self._error(status, headers, message, code)
 
     async def _post(self, body: bytes) -> tuple[int, Any, bytes]:
-        session = self._session_for_loop()
         try:
-            async with session.post(self._url, data=body) as response:
-                return response.status, response.headers, await response.read()
-        except asyncio.TimeoutError as error:
+            return await self._transport.post(self._url, body)
+        except TransportTimeout as error:
             raise transient("openai", f"no answer from {self.base_url} within {self._timeout_s:g}s",
                             error) from None
-        except aiohttp.InvalidURL:
-            # Not temporary: retrying a URL aiohttp cannot use only delays the error.
+        except BadURL:
+            # Not temporary: retrying a URL the client cannot use only delays the error.
             raise ProviderError(f"openai: {self._url} is not a usable http(s) URL",
                                 hint="give the server's URL with its scheme, e.g. "
                                      "--base-url http://localhost:8000/v1") from None
-        except aiohttp.ClientError as error:
+        except TransportError as error:
             raise transient("openai", f"connection to {self.base_url} failed", error) from None
 
     def _parse(self, raw: bytes, request: Request, level: int) -> Completion:
@@ -256,9 +244,7 @@ class OpenAIProvider:
                                hint="check the model settings (sampling, max_tokens) in setup.yaml")
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        await self._transport.aclose()
 
 
 def _error_message(raw: bytes) -> tuple[str | None, str | None]:
