@@ -253,6 +253,48 @@ def test_the_lock_is_reentrant_in_its_thread_only(tmp_path):
         pass
 
 
+def test_a_run_that_writes_nothing_leaves_no_new_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FOUNTAIN_HTTP_CLIENT", "curl")  # refused when the provider is made
+    out = tmp_path / "new" / "out"
+    code, _, err = run_main(capsys, "run", "--target-folder", str(make_spec(tmp_path)), "--provider",
+                            "openai", "--base-url", "http://127.0.0.1:9/v1", "--output", str(out))
+    assert code == 1 and "FOUNTAIN_HTTP_CLIENT='curl'" in err and "Traceback" not in err
+    assert not out.exists()
+    # A folder that was there before stays, and so does anything in it.
+    out.mkdir()
+    code, _, _ = run_main(capsys, "run", "--target-folder", str(make_spec(tmp_path)), "--provider",
+                          "openai", "--base-url", "http://127.0.0.1:9/v1", "--output", str(out))
+    assert code == 1 and out.is_dir()
+
+
+def test_a_lock_on_a_removed_lock_file_is_refused(tmp_path, monkeypatch):
+    import os
+
+    from fountain import manifest
+
+    out = tmp_path / "out"
+    with output_lock(out):
+        stale = os.open(out / ".lock", os.O_RDWR)  # a second run opened it before it was removed
+    assert not out.exists()
+    out.mkdir()
+    (out / ".lock").write_text("")  # a third run's new lock file
+
+    class OsOpeningTheRemovedFile:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def open(self, *args, **kwargs):
+            return os.dup(stale)
+
+    monkeypatch.setattr(manifest, "os", OsOpeningTheRemovedFile())
+    try:
+        with pytest.raises(OutputError, match="another fountain run is using"):
+            with output_lock(out):
+                pass
+    finally:
+        os.close(stale)
+
+
 # --- small ones -------------------------------------------------------------------------------------------
 
 

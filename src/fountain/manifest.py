@@ -55,6 +55,7 @@ def output_lock(output_dir: str | Path) -> Iterator[Path]:
         return
     folder = Path(output_dir)
     path = folder / LOCK_NAME
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         key = str(folder.resolve())
@@ -79,6 +80,10 @@ def output_lock(output_dir: str | Path) -> Iterator[Path]:
                                   location=str(path), hint="check the folder's permissions") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # A run that gave up on a folder it had just created removes the lock file
+                # (below); one that opened that file before it went must not run on it.
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    raise OSError("the lock file was replaced")
             except OSError:
                 try:
                     other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
@@ -100,7 +105,29 @@ def output_lock(output_dir: str | Path) -> Iterator[Path]:
             held[1] -= 1
             if held[1] == 0:
                 del _LOCKS[key]
+                # A run that stopped before writing anything (a missing --replay file, an
+                # unknown HTTP client...) leaves no empty folder behind it. The file goes while
+                # the lock is still held, so no other run can take a lock on the removed file.
+                unused = created and _only_lock_file(folder)
+                if unused:
+                    _remove_quietly(path.unlink)
                 os.close(held[0])  # closing the descriptor releases the flock
+                if unused:
+                    _remove_quietly(folder.rmdir)
+
+
+def _only_lock_file(folder: Path) -> bool:
+    try:
+        return [entry.name for entry in os.scandir(folder)] == [LOCK_NAME]
+    except OSError:
+        return False
+
+
+def _remove_quietly(remove: Any) -> None:
+    try:
+        remove()
+    except OSError:  # another run created something meanwhile: it is theirs to keep
+        pass
 
 
 def now_iso() -> str:
