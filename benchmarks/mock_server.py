@@ -407,6 +407,12 @@ class _Gemini(_Api):
 _OPENAI, _ANTHROPIC, _GEMINI = _OpenAI(), _Anthropic(), _Gemini()
 
 
+async def _sleep_until(deadline: float) -> None:
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+
+
 class MockServer:
     """The aiohttp application around a :class:`MockState`."""
 
@@ -490,14 +496,13 @@ class MockServer:
         if fault == "timeout":
             await self._hang(opts.timeout_s)
             delay = 0.0
-        answer = None
-        if fault is None:
-            answer = fastjson.dumps_bytes(api.answer(body, model, random.Random(request_hash), len(raw)))
-        remaining = delay - (loop.time() - arrived)
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-        if answer is None:
+        deadline = arrived + delay
+        if fault is not None and fault != "timeout":
+            await _sleep_until(deadline)
             return self._fault(api, fault, model)
+        # A "timeout" answers normally after its hang, to a client that is usually gone by then.
+        answer = fastjson.dumps_bytes(api.answer(body, model, random.Random(request_hash), len(raw)))
+        await _sleep_until(deadline)
         transport = request.transport
         # Count an answer as completed only if the client is still there to receive it: a client
         # that gave up (timeout) or was killed will send the request again, legitimately.
