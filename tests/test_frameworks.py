@@ -178,6 +178,8 @@ def test_gen_drops_planted_duplicates_and_reruns_are_idempotent(tmp_path):
     assert by_id[ids[1]]["reason"] == "duplicate:exact" and by_id[ids[1]]["duplicate_of"] == ids[0]
     assert by_id[ids[2]]["reason"] == "duplicate:minhash" and by_id[ids[2]]["duplicate_of"] == ids[0]
     assert len(rejects) == 2  # the distinct conversation B is kept
+    # A dropped duplicate keeps its conversation, to be read beside the one it duplicates.
+    assert by_id[ids[2]]["messages"] == seeds[2]["messages"] != seeds[0]["messages"]
     dataset = records(out / "dataset.jsonl")
     assert [d["metadata"]["id"] for d in dataset] == [ids[0], ids[3]] == [s.id for s in result.samples]
     manifest = json.loads((out / "manifest.json").read_text())

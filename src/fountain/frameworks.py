@@ -487,14 +487,21 @@ def dedup_view(sample: Sample) -> tuple:
     return tuple(sample.turns)
 
 
-def reject_record(sample: Sample, reason: str, detail: str, **extra: Any) -> dict[str, Any]:
-    """A ``rejects.jsonl`` record for an accepted sample the framework leaves out."""
-    meta = sample.to_record()["metadata"]
+def reject_record(sample: Sample, reason: str, detail: str, *, keep_text: bool = False,
+                  **extra: Any) -> dict[str, Any]:
+    """A ``rejects.jsonl`` record for an accepted sample the framework leaves out. With
+    ``keep_text`` it carries the conversation (``messages``): for duplicates, so a user can read
+    what was dropped; never for rater rejects, whose near-copies of real (maybe private) records
+    stay in the journal only."""
+    full = sample.to_record()
+    meta = full["metadata"]
     for key in ("id", "kind", "direction"):
         meta.pop(key, None)
     record = {"id": sample.id, "kind": sample.provenance.kind, "direction": sample.provenance.direction,
               "reason": reason, "detail": detail, "raw": "", "attempts": 0}
     record.update(extra)
+    if keep_text:
+        record["messages"] = full["messages"]
     record["metadata"] = meta
     return record
 
@@ -865,7 +872,8 @@ class _Runner:
             kept = everything[finding.duplicate_of_index]
             rejects.append(reject_record(everything[finding.index], finding.reason,
                                          f"duplicates {kept.id} ({finding.method}, score {finding.score:.3f})",
-                                         duplicate_of=kept.id, score=round(float(finding.score), 4)))
+                                         keep_text=True, duplicate_of=kept.id,
+                                         score=round(float(finding.score), 4)))
         survivors = [s for i, s in enumerate(work["samples"]) if i + offset not in dropped]
         for stage, why in work["skipped"].items():
             note = f"dedup: {stage} stage skipped ({why})"
