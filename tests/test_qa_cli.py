@@ -360,3 +360,13 @@ def test_binary_file_message_names_the_path_once(tmp_path):
     with pytest.raises(FileProblem) as info:
         read_text_file(path, "setup.yaml")
     assert info.value.problem.message.startswith(f"{path} is a binary file")
+
+
+def test_diagram_tree_keeps_long_labels_whole_when_piped(tmp_path):
+    label = "a relationship label long enough to run well past the eighty columns of a pipe"
+    path = tmp_path / "long.mermaid"
+    path.write_text(f'erDiagram\n    CUSTOMER ||--o{{ ORDER : "{label}"\n')
+    result = subprocess.run([sys.executable, "-m", "fountain", "diagram", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert f"CUSTOMER {label} ORDER" in result.stdout

@@ -13,10 +13,15 @@ from fountain import __version__
 from fountain.errors import FountainError
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False, *, whole_lines: bool = False):
+    """A rich console. ``whole_lines``: when the output is not a terminal (a pipe, a file), lines
+    are never cut at rich's default of 80 columns (a tree's labels would lose their ends)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if whole_lines and not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=100_000)
+    return console
 
 
 def print_error(error: FountainError) -> None:
@@ -161,7 +166,7 @@ def diagram_command(path: str, as_json: bool) -> None:
         return
     from fountain.diagram import rich_tree
 
-    _console().print(rich_tree(diagram))
+    _console(whole_lines=True).print(rich_tree(diagram))
 
 
 # --- Generation: render / run / status --------------------------------------------------------
