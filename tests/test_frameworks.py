@@ -331,3 +331,17 @@ def test_framework_settings_are_read_from_setup_yaml(tmp_path):
     assert plan.privacy.epsilon_budget == 1.5 and plan.iterations == 1
     assert plan.overrides == {"privacy.epsilon": 1.5, "privacy.iterations": 1}
     assert plan.spec.fingerprint() != spec.fingerprint()
+
+
+def test_pe_plan_warns_when_delta_or_private_data_make_the_guarantee_weak(tmp_path):
+    spec = load_spec(make_spec(tmp_path, seeds=1, derivations=0))
+    real = write_real(tmp_path / "real.jsonl", marriage_real(10))
+    weak = plan_framework(spec, options(tmp_path / "a", framework="Feedback", rater="PE", real_data=real,
+                                        epsilon=4.0, delta=0.2, iterations=2))
+    assert any("not below 1/N = 0.1 for 10 private" in note for note in weak.notes)
+    noisy = plan_framework(spec, options(tmp_path / "b", framework="Feedback", rater="PE", real_data=real,
+                                         epsilon=0.1, iterations=5))
+    assert any("only 10 private conversation(s)" in note for note in noisy.notes)
+    sound = plan_framework(spec, options(tmp_path / "c", framework="Feedback", rater="PE", real_data=real,
+                                         epsilon=4.0, delta=1e-3, iterations=2))
+    assert not any("1/N" in note or "mostly noise" in note for note in sound.notes)

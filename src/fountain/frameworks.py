@@ -300,6 +300,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         privacy_plan = PrivacyPlan(sigma, iterations, delta, source, float(epsilon), spent, n)
         if math.isinf(epsilon) or sigma == 0.0:
             notes.append("epsilon = inf: no noise is added and there is NO privacy guarantee")
+        notes.extend(_weak_privacy_notes(n, delta, source, sigma))
     selection = spec.raters.selection
     threshold = spec.raters.threshold
     embedder = options.embedder or spec.raters.embedder
@@ -476,6 +477,23 @@ def genllm_spec(spec: Any) -> Any:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _weak_privacy_notes(n: int, delta: float, delta_source: str, sigma: float) -> list[str]:
+    """Warnings for a PE plan whose guarantee or usefulness is weaker than its numbers suggest."""
+    notes = []
+    if delta_source == "given" and n > 0 and delta >= 1.0 / n:
+        # (eps, delta)-DP with delta >= 1/N allows publishing a random private record in full.
+        notes.append(f"delta = {delta:.3g} is not below 1/N = {1.0 / n:.3g} for {n} private "
+                     f"conversation(s): such a guarantee allows revealing a whole record; use a "
+                     f"delta well below 1/N (the default is 1/(N ln N) = "
+                     f"{1.0 / (n * math.log(n)) if n > 1 else float('nan'):.3g})")
+    if 0 < n and 0 < sigma and not math.isinf(sigma) and n < 3 * sigma:
+        # Each private conversation casts one vote; noise of this size buries a histogram of N votes.
+        notes.append(f"only {n} private conversation(s) cast votes against noise of sigma = "
+                     f"{sigma:.3g} per count: the feedback will be mostly noise (more real data, "
+                     f"a larger --epsilon or fewer --iterations help)")
+    return notes
 
 
 def dedup_view(sample: Sample) -> tuple:
