@@ -370,3 +370,27 @@ def test_diagram_tree_keeps_long_labels_whole_when_piped(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert f"CUSTOMER {label} ORDER" in result.stdout
+
+
+def test_status_follows_a_moved_spec_folder_or_the_one_given(tmp_path, capsys):
+    spec = make_spec(tmp_path / "before")
+    assert fake_run(capsys, spec, spec / "output")[0] == 0
+    moved = tmp_path / "after" / "spec"
+    moved.parent.mkdir()
+    spec.rename(moved)  # e.g. the repository cloned elsewhere
+    status = collect_status(moved / "output")
+    assert status["spec"]["folder"] == str(spec.resolve())  # what the run recorded
+    assert status["spec"]["compared_with"] == str(moved.resolve())
+    assert status["spec"]["changed_since"] == []
+    code, stdout, _ = run_main(capsys, "status", str(moved / "output"))
+    assert code == 0 and "unchanged since" in stdout and "compared with" in stdout
+    # An output kept elsewhere: the spec folder is named, or the note says how to name it.
+    outside = tmp_path / "kept"
+    (moved / "output").rename(outside)
+    assert "pass --spec DIR" in collect_status(outside)["spec"]["changed_since"]
+    (moved / "setup.yaml").write_text((moved / "setup.yaml").read_text().replace(
+        "seed_evolving_directions: [general, concretize]", "seed_evolving_directions: [general]"))
+    code, stdout, _ = run_main(capsys, "status", str(outside), "--spec", str(moved), "--json")
+    status = json.loads(stdout)
+    assert code == 0 and status["spec"]["compared_with"] == str(moved)
+    assert any("direction" in field for field in status["spec"]["changed_since"])

@@ -5,6 +5,7 @@ Heavy modules (torch, llama.cpp, SDKs) are imported inside the commands that nee
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -446,13 +447,16 @@ def _print_dry_run(spec, options) -> None:
 @cli.command("status")
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status_command(output_dir: str, as_json: bool) -> None:
+@click.option("--spec", "spec_folder", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Compare against this spec folder (default: the one the run used, or the output "
+                   "folder's parent when that one has moved).")
+def status_command(output_dir: str, as_json: bool, spec_folder: str | None) -> None:
     """What the run in OUTPUT_DIR has done and has left: spec version, counts, usage and cost."""
     import json
 
     from fountain.manifest import collect_status
 
-    status = collect_status(output_dir)
+    status = collect_status(output_dir, spec_folder=spec_folder)
     if as_json:
         click.echo(json.dumps(status, indent=2, ensure_ascii=False))
         return
@@ -482,6 +486,9 @@ def _print_status(status: dict) -> None:
         changed_text = escape(changed) if changed else ""
     console.print(f"spec      {escape(spec.get('folder') or '?')}  fingerprint {spec['fingerprint'][:12]}, "
                   f"{git_text}" + (f"; {changed_text}" if changed_text else ""))
+    compared = spec.get("compared_with")
+    if compared and os.path.realpath(compared) != os.path.realpath(spec.get("folder") or ""):
+        console.print(f"          (compared with {escape(compared)})")
     provider = status.get("provider") or {}
     who = " ".join(str(v) for v in (provider.get("provider"), provider.get("model")) if v)
     if provider.get("base_url"):

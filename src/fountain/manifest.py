@@ -511,11 +511,14 @@ def _scan_jsonl(path: Path, reasons: dict[str, dict[str, int]] | None = None, *,
     return count, bool(scan.torn)
 
 
-def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[str, Any]:
+def collect_status(output_dir: str | Path, *, check_spec: bool = True,
+                   spec_folder: str | Path | None = None) -> dict[str, Any]:
     """What a run in ``output_dir`` has done and has left, from its manifest and journals.
 
-    Read-only (a torn last line is reported, not repaired). With ``check_spec``, the spec folder
-    the manifest names is loaded again to tell whether it changed since.
+    Read-only (a torn last line is reported, not repaired). With ``check_spec``, a spec folder is
+    loaded again to tell whether it changed since: ``spec_folder`` when given, else the one the
+    manifest names, else (when that one is gone: the folders were moved or cloned elsewhere) the
+    output folder's parent when it holds a ``setup.yaml`` (the default ``<spec>/output`` layout).
     """
     folder = Path(output_dir)
     if not folder.is_dir():
@@ -600,9 +603,26 @@ def collect_status(output_dir: str | Path, *, check_spec: bool = True) -> dict[s
         "problems": problems,
         "privacy": manifest.privacy,
     }
-    if check_spec and manifest.spec_folder:
-        status["spec"]["changed_since"] = _spec_changes(manifest)
+    if check_spec:
+        compared = _spec_to_compare(manifest, folder, spec_folder)
+        if compared is not None:
+            status["spec"]["compared_with"] = str(compared)
+            status["spec"]["changed_since"] = _spec_changes(manifest, compared)
+        elif manifest.spec_folder:
+            status["spec"]["changed_since"] = (
+                f"the spec folder {manifest.spec_folder} is gone (moved?): pass --spec DIR to compare")
     return status
+
+
+def _spec_to_compare(manifest: Manifest, output: Path, given: str | Path | None) -> Path | None:
+    if given is not None:
+        return Path(given)
+    if manifest.spec_folder and Path(manifest.spec_folder).is_dir():
+        return Path(manifest.spec_folder)
+    parent = output.resolve().parent
+    if manifest.spec_folder and (parent / "setup.yaml").is_file():
+        return parent
+    return None
 
 
 def _journal_cost(manifest: Manifest, usage: dict[str, int]) -> tuple[float, bool]:
@@ -621,12 +641,12 @@ def _journal_cost(manifest: Manifest, usage: dict[str, int]) -> tuple[float, boo
     return max(manifest.cost_usd, price.cost(Usage(usage["prompt_tokens"], usage["completion_tokens"]))), True
 
 
-def _spec_changes(manifest: Manifest) -> list[str] | str | None:
-    """Fields changed in the spec folder since the run (``[]``: unchanged), or a note why unknown."""
+def _spec_changes(manifest: Manifest, spec_folder: Path) -> list[str] | str | None:
+    """Fields changed in ``spec_folder`` since the run (``[]``: unchanged), or a note why unknown."""
     try:
         from fountain.spec import load_spec
 
-        spec = load_spec(manifest.spec_folder)
+        spec = load_spec(spec_folder)
         overrides = (manifest.extra.get("framework") or {}).get("overrides")
         if overrides:  # the run's --framework/--rater/--epsilon... (fountain.frameworks)
             from fountain.frameworks import apply_overrides
