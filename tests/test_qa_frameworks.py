@@ -8,7 +8,8 @@ import sqlite3
 
 import pytest
 
-import fountain.frameworks as frameworks
+import fountain.frameworks.rating as rating
+import fountain.frameworks.runner as runner
 from fountain.frameworks import run_framework, run_framework_async
 from fountain.providers.fake import FakeProvider, ScriptedProvider
 from fountain.spec import load_spec
@@ -75,7 +76,7 @@ def test_a_stop_during_dedup_keeps_the_previous_dataset(tmp_path):
 
 
 def test_ctrl_c_is_honoured_between_embedding_batches_and_each_batch_is_persisted(tmp_path, monkeypatch):
-    monkeypatch.setattr(frameworks, "EMBED_BATCH", 2)
+    monkeypatch.setattr(rating, "EMBED_BATCH", 2)
     spec = load_spec(make_spec(tmp_path, seeds=4, derivations=0))  # 8 distinct fake conversations
     out = tmp_path / "out"
 
@@ -109,7 +110,7 @@ def test_the_embedder_loads_only_when_the_embedding_stage_has_two_candidates(tmp
         return HashEmbedder()
 
     monkeypatch.setattr(embed, "load_embedder", fake_load)
-    monkeypatch.setattr(frameworks, "_embed_extra_missing", lambda name: None)
+    monkeypatch.setattr(runner, "_embed_extra_missing", lambda name: None)
     spec = load_spec(make_spec(tmp_path, seeds=2, derivations=0))
     # Exact and MinHash leave one conversation: no embedder is loaded at all.
     out = tmp_path / "same"
