@@ -13,7 +13,7 @@ from typing import Any
 
 from fountain.errors import MissingAPIKeyError, TransientProviderError
 from fountain.providers.base import Request, Sampling
-from fountain.providers.transport import TransportError
+from fountain.providers.transport import describe
 
 _SEED_MODULUS = 2**31 - 1  # seeds stay within a signed 32-bit int, which every API accepts
 
@@ -96,15 +96,6 @@ def read_key(env_names: tuple[str, ...], *, env: Mapping[str, str] | None = None
         f"the {provider} provider needs an API key in the environment variable {names}",
         hint=f"export {env_names[0]}=... (keys are read from the environment only, never from "
              f"the command line or setup.yaml)")
-
-
-def describe(error: BaseException) -> str:
-    """A short, secret-free description of a transport exception."""
-    text = str(error).strip()
-    if isinstance(error, TransportError):  # already "ClientName: what happened"
-        return text or type(error).__name__
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name
 
 
 def transient(provider: str, what: str, error: BaseException | None = None, *,

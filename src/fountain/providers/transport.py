@@ -58,8 +58,12 @@ class Transport(Protocol):
         """Close the connections of the current event loop's client."""
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """A short, secret-free description of a transport exception: ``Name: text``. A
+    :class:`TransportError` already reads so (its text names the client's exception)."""
     text = str(error).strip()
+    if isinstance(error, TransportError):
+        return text or type(error).__name__
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -99,11 +103,11 @@ class AiohttpTransport:
             async with session.post(url, data=body) as response:
                 return response.status, response.headers, await response.read()
         except asyncio.TimeoutError as error:
-            raise TransportTimeout(_describe(error)) from None
+            raise TransportTimeout(describe(error)) from None
         except (aiohttp.InvalidURL, getattr(aiohttp, "NonHttpUrlClientError", aiohttp.InvalidURL)) as error:
-            raise BadURL(_describe(error)) from None
+            raise BadURL(describe(error)) from None
         except aiohttp.ClientError as error:
-            raise TransportFailure(_describe(error)) from None
+            raise TransportFailure(describe(error)) from None
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -157,7 +161,7 @@ class ReqwestTransport:
         except errors.RequestError as error:
             raise TransportFailure(_describe_reqwest(error)) from None
         except ValueError as error:  # a URL reqwest cannot parse
-            raise BadURL(_describe(error)) from None
+            raise BadURL(describe(error)) from None
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
