@@ -19,6 +19,7 @@ utterances that talk like the counselor) and turns cut by max_tokens.
     python benchmarks/bench_local_model.py                  # 4 conversations x 3 turns per mode
     python benchmarks/bench_local_model.py -n 8 --turns 4 --json results.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,7 @@ USER_SYSTEM = (
     "Say one short thing, 1-3 sentences."
 )
 ASSISTANT_SYSTEM = (
-    "You are an experienced marriage counselor. Answer your client warmly and give practical, "
-    "specific advice."
+    "You are an experienced marriage counselor. Answer your client warmly and give practical, specific advice."
 )
 OPENING = "The session begins. Tell your counselor what brings you here today."
 # Appended to the counselor's last line in the user-side chat ("turns-reminder" mode): a 135M
@@ -90,34 +90,43 @@ USER_MAX_TOKENS, ASSISTANT_MAX_TOKENS, HISTORY_TURNS = 70, 180, 3
 # "turns-ask": the user side is not role-played in a chat but asked as a writing task that quotes
 # only the counselor's last line; the model stays in the client's shoes more often.
 ASK_SYSTEM = "You are a person whose marriage is in trouble. You are seeing a marriage counselor."
-ASK_FIRST = ("Write what you say first to your counselor: one or two sentences about your own "
-             "marriage. Write only your words.")
-ASK_NEXT = ('Your counselor said: "{last}"\n\nWrite your reply to the counselor: one or two '
-            "sentences about your own marriage, ending with a question. Write only your words.")
+ASK_FIRST = (
+    "Write what you say first to your counselor: one or two sentences about your own marriage. Write only your words."
+)
+ASK_NEXT = (
+    'Your counselor said: "{last}"\n\nWrite your reply to the counselor: one or two '
+    "sentences about your own marriage, ending with a question. Write only your words."
+)
 
 # A user utterance that talks like the counselor: the 135M model's most common failure.
 ROLE_SLIP = re.compile(
     r"\b(your (marriage|relationship|partner|spouse|husband|wife|journey|story|concerns?)|"
     r"my clients?|i'?d be happy to|as a (marriage )?counsel+or|i'?m here to (help|support|offer)|"
-    r"i'?m (so )?glad (you|to hear)|share your|what brings you)\b", re.I)
+    r"i'?m (so )?glad (you|to hear)|share your|what brings you)\b",
+    re.I,
+)
 
 
 def conversation_schema(turns: int) -> dict:
-    turn = {"type": "object",
-            "properties": {"user": {"type": "string", "minLength": 1},
-                           "assistant": {"type": "string", "minLength": 1}},
-            "required": ["user", "assistant"], "additionalProperties": False}
-    return {"type": "object",
-            "properties": {"conversations": {"type": "array", "items": turn,
-                                             "minItems": turns, "maxItems": turns}},
-            "required": ["conversations"], "additionalProperties": False}
+    turn = {
+        "type": "object",
+        "properties": {"user": {"type": "string", "minLength": 1}, "assistant": {"type": "string", "minLength": 1}},
+        "required": ["user", "assistant"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"conversations": {"type": "array", "items": turn, "minItems": turns, "maxItems": turns}},
+        "required": ["conversations"],
+        "additionalProperties": False,
+    }
 
 
 def complete_sentences(text: str) -> str:
     """First paragraph, cut after its last finished sentence (a turn cut by max_tokens)."""
     text = text.strip().split("\n\n")[0].strip()
     ends = list(re.finditer(r"[.!?][\"')\]]?(?=\s|$)", text))
-    return text[:ends[-1].end()].strip() if ends else text
+    return text[: ends[-1].end()].strip() if ends else text
 
 
 def words(text: str) -> list[str]:
@@ -126,7 +135,7 @@ def words(text: str) -> list[str]:
 
 def trigrams(text: str) -> list[tuple[str, ...]]:
     w = words(text)
-    return [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
+    return [tuple(w[i : i + 3]) for i in range(len(w) - 2)]
 
 
 @dataclass
@@ -161,8 +170,13 @@ def run_json(provider: LocalProvider, prompt: str, turns: int, seed: int, index:
     import jsonschema
 
     schema = conversation_schema(turns)
-    request = Request(messages=(Message("user", prompt),), schema=schema, seed=seed,
-                      sample_index=index, sampling=Sampling(max_tokens=220 * turns))
+    request = Request(
+        messages=(Message("user", prompt),),
+        schema=schema,
+        seed=seed,
+        sample_index=index,
+        sampling=Sampling(max_tokens=220 * turns),
+    )
     start = time.perf_counter()
     completion = provider.complete_sync(request)
     result = Result(seconds=time.perf_counter() - start, tokens=completion.usage.completion_tokens)
@@ -176,8 +190,9 @@ def run_json(provider: LocalProvider, prompt: str, turns: int, seed: int, index:
     return result
 
 
-def run_turns(provider: LocalProvider, turns: int, seed: int, index: int, *,
-              reminder: bool = False, ask: bool = False) -> Result:
+def run_turns(
+    provider: LocalProvider, turns: int, seed: int, index: int, *, reminder: bool = False, ask: bool = False
+) -> Result:
     result = Result()
     start = time.perf_counter()
     for t in range(turns):
@@ -190,21 +205,32 @@ def run_turns(provider: LocalProvider, turns: int, seed: int, index: int, *,
             messages[-1] = Message("user", f"{messages[-1].content}\n\n{USER_REMINDER}")
         if ask:
             last = recent[-1][1] if recent else None
-            messages = [Message("system", ASK_SYSTEM),
-                        Message("user", ASK_NEXT.format(last=last) if last else ASK_FIRST)]
-        said = provider.complete_sync(Request(
-            messages=tuple(messages), seed=seed, sample_index=index * 1000 + 2 * t,
-            sampling=Sampling(max_tokens=USER_MAX_TOKENS)))
+            messages = [
+                Message("system", ASK_SYSTEM),
+                Message("user", ASK_NEXT.format(last=last) if last else ASK_FIRST),
+            ]
+        said = provider.complete_sync(
+            Request(
+                messages=tuple(messages),
+                seed=seed,
+                sample_index=index * 1000 + 2 * t,
+                sampling=Sampling(max_tokens=USER_MAX_TOKENS),
+            )
+        )
         user = complete_sentences(said.text)
         messages = [Message("system", ASSISTANT_SYSTEM)]
         for u, a in recent:
             messages += [Message("user", u), Message("assistant", a)]
         messages.append(Message("user", user))
-        answer = provider.complete_sync(Request(
-            messages=tuple(messages), seed=seed, sample_index=index * 1000 + 2 * t + 1,
-            sampling=Sampling(max_tokens=ASSISTANT_MAX_TOKENS)))
-        assistant = (complete_sentences(answer.text) if answer.finish_reason == "length"
-                     else answer.text.strip())
+        answer = provider.complete_sync(
+            Request(
+                messages=tuple(messages),
+                seed=seed,
+                sample_index=index * 1000 + 2 * t + 1,
+                sampling=Sampling(max_tokens=ASSISTANT_MAX_TOKENS),
+            )
+        )
+        assistant = complete_sentences(answer.text) if answer.finish_reason == "length" else answer.text.strip()
         result.tokens += said.usage.completion_tokens + answer.usage.completion_tokens
         result.truncated += int(said.finish_reason == "length") + int(answer.finish_reason == "length")
         result.turns.append((user, assistant))
@@ -246,32 +272,51 @@ def main(argv: list[str] | None = None) -> int:
     provider = LocalProvider(ProviderConfig(model=args.model))
     start = time.perf_counter()
     provider.load()
-    print(f"model {provider.model}: loaded and verified in {time.perf_counter() - start:.2f}s, "
-          f"{provider.n_threads} threads, n_ctx {provider.n_ctx}")
+    print(
+        f"model {provider.model}: loaded and verified in {time.perf_counter() - start:.2f}s, "
+        f"{provider.n_threads} threads, n_ctx {provider.n_ctx}"
+    )
 
-    prompts = {"json-janus": JANUS_PROMPT.format(diagram=DIAGRAM, user=USER_ROLE, assistant=ASSISTANT_ROLE),
-               "json-plain": PLAIN_PROMPT.format(turns=args.turns)}
+    prompts = {
+        "json-janus": JANUS_PROMPT.format(diagram=DIAGRAM, user=USER_ROLE, assistant=ASSISTANT_ROLE),
+        "json-plain": PLAIN_PROMPT.format(turns=args.turns),
+    }
     rows, samples = [], {}
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         results = []
         for i in range(args.conversations):
             if mode in ("turns", "turns-reminder", "turns-ask"):
-                results.append(run_turns(provider, args.turns, args.seed, i,
-                                         reminder=mode == "turns-reminder", ask=mode == "turns-ask"))
+                results.append(
+                    run_turns(
+                        provider, args.turns, args.seed, i, reminder=mode == "turns-reminder", ask=mode == "turns-ask"
+                    )
+                )
             elif mode in prompts:
                 results.append(run_json(provider, prompts[mode], args.turns, args.seed, i))
             else:
                 parser.error(f"unknown mode {mode!r}")
         rows.append(summarize(mode, results))
         samples[mode] = [r.turns for r in results]
-        for r in results[:args.show]:
+        for r in results[: args.show]:
             print(f"\n--- {mode} sample ({r.seconds:.1f}s, {r.tokens} tokens, valid={r.valid})")
             for user, assistant in r.turns:
                 print(f"  user:      {user}\n  assistant: {assistant}")
         sys.stdout.flush()
 
-    columns = ["mode", "s_per_conversation", "tokens_per_s", "valid", "turns", "truncated", "repetition",
-               "empty", "duplicates", "echo", "role_slips", "words_per_utterance"]
+    columns = [
+        "mode",
+        "s_per_conversation",
+        "tokens_per_s",
+        "valid",
+        "turns",
+        "truncated",
+        "repetition",
+        "empty",
+        "duplicates",
+        "echo",
+        "role_slips",
+        "words_per_utterance",
+    ]
     print("\n" + " | ".join(columns))
     for row in rows:
         print(" | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in columns))

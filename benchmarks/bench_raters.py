@@ -15,6 +15,7 @@ duplicate findings (1% planted near-duplicates), and exits non-zero otherwise.
     python benchmarks/bench_raters.py                    # full size (minutes on 2 cores)
     python benchmarks/bench_raters.py --synthetic 20000 --real 2000   # quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ from unittest import mock
 
 import numpy as np
 
-from fountain import search
+from fountain.embed import search
 from fountain.raters.dedup import embedding_duplicates
 from fountain.raters.pe import vote_counts
 
@@ -65,14 +66,18 @@ def backends() -> dict[str, dict]:
 
 def run_with(kwargs: dict, fn, *args):
     """Call ``fn`` with search.knn/self_knn forced to one backend; returns (result, seconds)."""
+
     def pick(original):
         @functools.wraps(original)
         def wrapper(*a, **kw):
             return original(*a, **{**kw, **kwargs})
+
         return wrapper
 
-    with mock.patch.object(search, "knn", pick(search.knn)), \
-            mock.patch.object(search, "self_knn", pick(search.self_knn)):
+    with (
+        mock.patch.object(search, "knn", pick(search.knn)),
+        mock.patch.object(search, "self_knn", pick(search.self_knn)),
+    ):
         start = time.perf_counter()
         result = fn(*args)
         return result, time.perf_counter() - start
@@ -97,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for name, kwargs in backends().items():
         votes, t_vote = run_with(kwargs, vote_counts, real, synthetic, args.k)
-        dups, t_dedup = run_with(kwargs, embedding_duplicates, synthetic, range(len(synthetic)),
-                                 0.9, args.neighbours)
+        dups, t_dedup = run_with(kwargs, embedding_duplicates, synthetic, range(len(synthetic)), 0.9, args.neighbours)
         pairs = {(d.index, d.duplicate_of_index) for d in dups}
         if reference_votes is None:
             reference_votes, reference_dups = votes, pairs
@@ -108,23 +112,40 @@ def main(argv: list[str] | None = None) -> int:
             dup_diff = len(pairs ^ reference_dups)
             if vote_diff > max(2, args.real // 1000) or dup_diff > max(2, len(pairs) // 1000):
                 ok = False
-                print(f"MISMATCH {name}: {vote_diff} votes, {dup_diff} duplicate pairs differ",
-                      file=sys.stderr)
-        results.append({"backend": name, "pe_voting_s": round(t_vote, 3),
-                        "dedup_embedding_s": round(t_dedup, 3), "duplicates_found": len(pairs)})
+                print(f"MISMATCH {name}: {vote_diff} votes, {dup_diff} duplicate pairs differ", file=sys.stderr)
+        results.append(
+            {
+                "backend": name,
+                "pe_voting_s": round(t_vote, 3),
+                "dedup_embedding_s": round(t_dedup, 3),
+                "duplicates_found": len(pairs),
+            }
+        )
 
-    info = {"synthetic": args.synthetic, "real": args.real, "dim": args.dim, "k": args.k,
-            "neighbours": args.neighbours, "cpus": os.cpu_count(), "machine": platform.machine(),
-            "numpy": np.__version__, "results": results}
+    info = {
+        "synthetic": args.synthetic,
+        "real": args.real,
+        "dim": args.dim,
+        "k": args.k,
+        "neighbours": args.neighbours,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+        "results": results,
+    }
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        print(f"{args.synthetic:,} synthetic x {args.real:,} real, dim {args.dim}, "
-              f"{os.cpu_count()} CPU(s); planted near-duplicates: {int(args.synthetic * 0.01):,}")
+        print(
+            f"{args.synthetic:,} synthetic x {args.real:,} real, dim {args.dim}, "
+            f"{os.cpu_count()} CPU(s); planted near-duplicates: {int(args.synthetic * 0.01):,}"
+        )
         print(f"{'backend':<10} {'PE voting (s)':>14} {'dedup embedding (s)':>20} {'duplicates':>11}")
         for row in results:
-            print(f"{row['backend']:<10} {row['pe_voting_s']:>14.2f} {row['dedup_embedding_s']:>20.2f} "
-                  f"{row['duplicates_found']:>11,}")
+            print(
+                f"{row['backend']:<10} {row['pe_voting_s']:>14.2f} {row['dedup_embedding_s']:>20.2f} "
+                f"{row['duplicates_found']:>11,}"
+            )
     return 0 if ok else 1
 
 

@@ -7,6 +7,7 @@ manifest.json) of random conversations in a temporary folder, then times ``build
 metrics except the embedding ones), the terminal rendering and, with ``--html``, the HTML page.
 The target is under 60 s on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,47 @@ import time
 from pathlib import Path
 
 VOCABULARY = [f"w{i}" for i in range(6000)] + (
-    "the a to and of i you it is that my we in for with this what how can should feel about do "
-    "not be have me your our but so just talk help try week partner money".split())
+    [
+        "the",
+        "a",
+        "to",
+        "and",
+        "of",
+        "i",
+        "you",
+        "it",
+        "is",
+        "that",
+        "my",
+        "we",
+        "in",
+        "for",
+        "with",
+        "this",
+        "what",
+        "how",
+        "can",
+        "should",
+        "feel",
+        "about",
+        "do",
+        "not",
+        "be",
+        "have",
+        "me",
+        "your",
+        "our",
+        "but",
+        "so",
+        "just",
+        "talk",
+        "help",
+        "try",
+        "week",
+        "partner",
+        "money",
+    ]
+)
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -37,15 +77,35 @@ def write_folder(folder: Path, count: int, seed: int = 0) -> None:
         kind = "seed" if index % 4 == 0 else "derivation"
         messages = []
         for _ in range(rng.randint(2, 6)):
-            messages.append({"role": "user", "content": " ".join(sentence(rng, rng.randint(6, 14))
-                                                                for _ in range(rng.randint(1, 3)))})
-            messages.append({"role": "assistant", "content": " ".join(sentence(rng, rng.randint(8, 18))
-                                                                     for _ in range(rng.randint(2, 6)))})
-        metadata = {"id": f"s{index}", "kind": kind, "direction": rng.choice(directions),
-                    "category": "bench", "type": "conversation", "parent_id": None, "prefix_turns": 0,
-                    "provider": "fake", "model": "fake", "prompt_hash": "x",
-                    "usage": {"prompt_tokens": 300, "completion_tokens": 200},
-                    "spec_fingerprint": "f", "persona": None, "iteration": 0, "attempt": rng.choice([0, 0, 0, 1])}
+            messages.append(
+                {
+                    "role": "user",
+                    "content": " ".join(sentence(rng, rng.randint(6, 14)) for _ in range(rng.randint(1, 3))),
+                }
+            )
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": " ".join(sentence(rng, rng.randint(8, 18)) for _ in range(rng.randint(2, 6))),
+                }
+            )
+        metadata = {
+            "id": f"s{index}",
+            "kind": kind,
+            "direction": rng.choice(directions),
+            "category": "bench",
+            "type": "conversation",
+            "parent_id": None,
+            "prefix_turns": 0,
+            "provider": "fake",
+            "model": "fake",
+            "prompt_hash": "x",
+            "usage": {"prompt_tokens": 300, "completion_tokens": 200},
+            "spec_fingerprint": "f",
+            "persona": None,
+            "iteration": 0,
+            "attempt": rng.choice([0, 0, 0, 1]),
+        }
         record = {"messages": messages, "metadata": metadata}
         (seeds if kind == "seed" else derivations).append(record)
         dataset.append(record)
@@ -54,13 +114,33 @@ def write_folder(folder: Path, count: int, seed: int = 0) -> None:
             handle.writelines(json.dumps(r) + "\n" for r in records)
     with open(folder / "rejects.jsonl", "w", encoding="utf-8") as handle:
         for index in range(count // 20):
-            handle.write(json.dumps({"id": f"r{index}", "kind": "seed", "direction": "general",
-                                     "reason": rng.choice(["invalid_json", "schema", "duplicate:minhash"]),
-                                     "detail": "", "raw": "", "attempts": 3, "metadata": {}}) + "\n")
-    manifest = {"format": 1, "status": "completed", "provider": {"provider": "fake", "model": "fake"},
-                "counts": {"seeds_requested": count // 4, "derivations_planned": count - count // 4,
-                           "accepted": {"seed": len(seeds), "derivation": len(derivations)}},
-                "usage": {"prompt_tokens": 300 * count, "completion_tokens": 200 * count}, "cost_usd": 0.0}
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"r{index}",
+                        "kind": "seed",
+                        "direction": "general",
+                        "reason": rng.choice(["invalid_json", "schema", "duplicate:minhash"]),
+                        "detail": "",
+                        "raw": "",
+                        "attempts": 3,
+                        "metadata": {},
+                    }
+                )
+                + "\n"
+            )
+    manifest = {
+        "format": 1,
+        "status": "completed",
+        "provider": {"provider": "fake", "model": "fake"},
+        "counts": {
+            "seeds_requested": count // 4,
+            "derivations_planned": count - count // 4,
+            "accepted": {"seed": len(seeds), "derivation": len(derivations)},
+        },
+        "usage": {"prompt_tokens": 300 * count, "completion_tokens": 200 * count},
+        "cost_usd": 0.0,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 

@@ -5,12 +5,12 @@
     python benchmarks/throughput.py --error-rate 0.2      # with injected 429/500/timeouts/bad JSON
     python benchmarks/throughput.py --requests 2000 --records 20000 --json results.json
 
-The mock server (``benchmarks/mock_server.py``) runs in a separate process, so the CPU time
+The mock server (``fountain.testing.mock_server``) runs in a separate process, so the CPU time
 measured here (``time.process_time``) is the client's alone. Phases:
 
 1. **baseline**: a plain ``aiohttp`` loop sends the same request bodies (no faults), the best
    this machine can do against this server;
-2. **fountain**: the real ``openai`` adapter + :class:`fountain.dispatch.Dispatcher` (response
+2. **fountain**: the real ``openai`` adapter + :class:`fountain.providers.dispatch.Dispatcher` (response
    cache, adaptive limiter, retries, cost) + validation + one journal line per accepted sample
    (fsynced by group commit), with the configured faults; every request must end accepted or
    rejected with a reason;
@@ -24,6 +24,7 @@ over 10,000 requests; under 2 ms of fountain CPU per request; under 300 MB RSS a
 The plain loop's figure shows what this machine allows: where client and server share few busy
 cores, no client reaches the ideal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,6 @@ from typing import Any
 from fountain import aio
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # for mock_server.free_port
 
 TARGET_RATIO = 0.90
 TARGET_CPU_MS = 2.0
@@ -71,13 +71,27 @@ def peak_rss_mb() -> float:
 
 class Server:
     def __init__(self, latency_ms: float, jitter_ms: float):
-        from mock_server import free_port
+        from fountain.testing.mock_server import free_port
 
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "mock_server.py"), "--port", str(self.port),
-             "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms), "--timeout-s", "5"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "fountain.testing.mock_server",
+                "--port",
+                str(self.port),
+                "--latency-ms",
+                str(latency_ms),
+                "--jitter-ms",
+                str(jitter_ms),
+                "--timeout-s",
+                "5",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         line = self.process.stdout.readline()
         if "listening" not in line:
             self.process.kill()
@@ -87,9 +101,8 @@ class Server:
     async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         import aiohttp
 
-        async with aiohttp.ClientSession() as session:
-            async with session.request(method, self.url + path, json=body) as response:
-                return await response.json()
+        async with aiohttp.ClientSession() as session, session.request(method, self.url + path, json=body) as response:
+            return await response.json()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -103,11 +116,20 @@ class Server:
 
 
 def request_body(i: int, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"model": "mock-model", "temperature": 0.8, "max_tokens": 512, "seed": i,
-            "messages": [{"role": "system", "content": SYSTEM},
-                         {"role": "user", "content": f"Write conversation number {i} about a shared budget."}],
-            "response_format": {"type": "json_schema",
-                                "json_schema": {"name": "conversation", "schema": schema, "strict": True}}}
+    return {
+        "model": "mock-model",
+        "temperature": 0.8,
+        "max_tokens": 512,
+        "seed": i,
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Write conversation number {i} about a shared budget."},
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "conversation", "schema": schema, "strict": True},
+        },
+    }
 
 
 async def baseline(url: str, n: int, concurrency: int, schema: dict[str, Any]) -> dict[str, Any]:
@@ -117,46 +139,69 @@ async def baseline(url: str, n: int, concurrency: int, schema: dict[str, Any]) -
     statuses: Counter[int] = Counter()
     next_index = iter(range(n))
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker() -> None:
             for i in next_index:
                 body = json.dumps(request_body(i, schema)).encode()
-                async with session.post(url + "/v1/chat/completions", data=body,
-                                        headers={"Content-Type": "application/json"}) as response:
+                async with session.post(
+                    url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+                ) as response:
                     json.loads(await response.read())
                     statuses[response.status] += 1
 
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"requests": n, "wall_s": wall, "rps": n / wall, "cpu_ms_per_request": 1000 * cpu / n,
-            "statuses": dict(statuses)}
+    return {
+        "requests": n,
+        "wall_s": wall,
+        "rps": n / wall,
+        "cpu_ms_per_request": 1000 * cpu / n,
+        "statuses": dict(statuses),
+    }
 
 
 # --- phase 2: fountain ----------------------------------------------------------------------------------
 
 
-async def fountain_phase(url: str, n: int, concurrency: int, folder: Path, *, use_cache: bool,
-                         timeout_s: float, validate: bool = True, journal_lines: bool = True,
-                         fsync: bool = True) -> dict[str, Any]:
-    from fountain.cache import ResponseCache
-    from fountain.cost import PriceTable
-    from fountain.dispatch import Dispatcher
+async def fountain_phase(
+    url: str,
+    n: int,
+    concurrency: int,
+    folder: Path,
+    *,
+    use_cache: bool,
+    timeout_s: float,
+    validate: bool = True,
+    journal_lines: bool = True,
+    fsync: bool = True,
+) -> dict[str, Any]:
     from fountain.errors import ProviderError
-    from fountain.journal import Journal
+    from fountain.generation.validate import Rules, request_schema, validate_completion
     from fountain.providers import create_provider
     from fountain.providers.base import Message, ProviderConfig, Request, Sampling
-    from fountain.throttle import RetryPolicy
+    from fountain.providers.cache import ResponseCache
+    from fountain.providers.cost import PriceTable
+    from fountain.providers.dispatch import Dispatcher
+    from fountain.providers.throttle import RetryPolicy
+    from fountain.run.journal import Journal
     from fountain.types import Provenance, Sample
-    from fountain.validate import Rules, request_schema, validate_completion
 
     rules = Rules(min_turns=1, max_turns=8)
     schema = request_schema(rules)
-    provider = create_provider(ProviderConfig(provider="openai", model="mock-model",
-                                              base_url=url + "/v1", timeout_s=timeout_s))
+    provider = create_provider(
+        ProviderConfig(provider="openai", model="mock-model", base_url=url + "/v1", timeout_s=timeout_s)
+    )
     cache = ResponseCache(folder / "cache.sqlite") if use_cache else None
-    dispatcher = Dispatcher(provider, cache=cache, concurrency=concurrency,
-                            retry=RetryPolicy(max_attempts=8, base_delay=0.2, max_delay=2.0),
-                            prices=PriceTable.load(), max_error_rate=0.9, error_window=200)
+    dispatcher = Dispatcher(
+        provider,
+        cache=cache,
+        concurrency=concurrency,
+        retry=RetryPolicy(max_attempts=8, base_delay=0.2, max_delay=2.0),
+        prices=PriceTable.load(),
+        max_error_rate=0.9,
+        error_window=200,
+    )
     journal = Journal(folder / "seeds.jsonl", fsync=fsync)
     rejects = Journal(folder / "rejects.jsonl", fsync=fsync)
     outcomes: Counter[str] = Counter()
@@ -164,32 +209,63 @@ async def fountain_phase(url: str, n: int, concurrency: int, folder: Path, *, us
     system = Message("system", SYSTEM)
 
     async def one(i: int) -> None:
-        request = Request(messages=(system, Message("user", f"Write conversation number {i} about a shared budget.")),
-                          schema=schema, sampling=sampling, sample_index=i, seed=1, purpose="seed")
+        request = Request(
+            messages=(system, Message("user", f"Write conversation number {i} about a shared budget.")),
+            schema=schema,
+            sampling=sampling,
+            sample_index=i,
+            seed=1,
+            purpose="seed",
+        )
         try:
             completion = await dispatcher.complete(request)
         except ProviderError as error:
             outcomes["rejected:provider_error"] += 1
-            rejects.append({"id": f"s{i}", "kind": "seed", "reason": "provider_error",
-                            "detail": f"{type(error).__name__}: {error.message}"})
+            rejects.append(
+                {
+                    "id": f"s{i}",
+                    "kind": "seed",
+                    "reason": "provider_error",
+                    "detail": f"{type(error).__name__}: {error.message}",
+                }
+            )
             return
         if not validate:
             outcomes["accepted (not validated)"] += 1
             return
-        result = validate_completion(completion.data if completion.data is not None else completion.text,
-                                     spec_or_rules=rules, finish_reason=completion.finish_reason)
+        result = validate_completion(
+            completion.data if completion.data is not None else completion.text,
+            spec_or_rules=rules,
+            finish_reason=completion.finish_reason,
+        )
         if result.ok and not journal_lines:
             outcomes["accepted (not written)"] += 1
         elif result.ok:
-            sample = Sample(f"s{i}", result.turns, Provenance(
-                kind="seed", direction="budget", category="counsel", provider="openai",
-                model=completion.model, usage=completion.usage))
+            sample = Sample(
+                f"s{i}",
+                result.turns,
+                Provenance(
+                    kind="seed",
+                    direction="budget",
+                    category="counsel",
+                    provider="openai",
+                    model=completion.model,
+                    usage=completion.usage,
+                ),
+            )
             journal.append(sample.to_record())
             outcomes["accepted"] += 1
         else:
             outcomes[f"rejected:{result.reason}"] += 1
-            rejects.append({"id": f"s{i}", "kind": "seed", "reason": result.reason,
-                            "detail": result.detail, "raw": completion.text[:2000]})
+            rejects.append(
+                {
+                    "id": f"s{i}",
+                    "kind": "seed",
+                    "reason": result.reason,
+                    "detail": result.detail,
+                    "raw": completion.text[:2000],
+                }
+            )
 
     cpu, wall = time.process_time(), time.perf_counter()
     # Bounded workers, as an engine schedules tasks (the limiter still decides what is in flight).
@@ -207,10 +283,19 @@ async def fountain_phase(url: str, n: int, concurrency: int, folder: Path, *, us
     stats = dispatcher.stats
     if cache is not None:
         cache.close()
-    return {"requests": n, "wall_s": wall, "rps": n / wall, "cpu_ms_per_request": 1000 * cpu / n,
-            "outcomes": dict(outcomes), "accounted": sum(outcomes.values()),
-            "retries": stats.retries, "errors": dict(stats.errors), "provider_calls": stats.requests,
-            "final_concurrency_limit": dispatcher.limiter.limit, "usage": stats.usage.to_dict()}
+    return {
+        "requests": n,
+        "wall_s": wall,
+        "rps": n / wall,
+        "cpu_ms_per_request": 1000 * cpu / n,
+        "outcomes": dict(outcomes),
+        "accounted": sum(outcomes.values()),
+        "retries": stats.retries,
+        "errors": dict(stats.errors),
+        "provider_calls": stats.requests,
+        "final_concurrency_limit": dispatcher.limiter.limit,
+        "usage": stats.usage.to_dict(),
+    }
 
 
 # --- phase 2b: the whole engine ----------------------------------------------------------------------
@@ -221,14 +306,13 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
     conversations, one request each (json mode, no derivations)."""
     import shutil
 
-    from fountain.engine import RunOptions, run_async
-    from fountain.spec import load_spec
-
     import yaml
 
+    from fountain.run.engine import RunOptions, run_async
+    from fountain.spec.load import load_spec
+
     spec_dir = folder / "spec"
-    shutil.copytree(HERE.parent / "samples" / "marriage_counsel", spec_dir,
-                    ignore=shutil.ignore_patterns("output"))
+    shutil.copytree(HERE.parent / "samples" / "marriage_counsel", spec_dir, ignore=shutil.ignore_patterns("output"))
     # Dedup is a separate stage after generation (and the mock's templated answers are all
     # near-duplicates): this phase measures generation.
     setup = spec_dir / "setup.yaml"
@@ -237,10 +321,19 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
     setup.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     spec = load_spec(spec_dir)
     per_direction = max(1, n // len(spec.seed_directions))
-    options = RunOptions(output=folder / "out", provider="openai", model="mock-model",
-                         base_url=url + "/v1", seed=1, concurrency=concurrency, mode="json",
-                         seeds_per_direction=per_direction, derivations_per_direction=0, quiet=True,
-                         fsync=fsync)
+    options = RunOptions(
+        output=folder / "out",
+        provider="openai",
+        model="mock-model",
+        base_url=url + "/v1",
+        seed=1,
+        concurrency=concurrency,
+        mode="json",
+        seeds_per_direction=per_direction,
+        derivations_per_direction=0,
+        quiet=True,
+        fsync=fsync,
+    )
     cpu, wall = time.process_time(), time.perf_counter()
     result = await run_async(spec, options)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -251,12 +344,19 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
     # which the provider is kept busy (what the plain loop's figure measures too); the whole run
     # adds start-up and the final rewrite of the journals, the dataset export and the manifest.
     span = stats.provider_span_s or wall
-    return {"requests": stats.requests, "conversations": tasks, "wall_s": wall, "generation_s": span,
-            "rps": stats.requests / span, "whole_run_rps": stats.requests / wall,
-            "cpu_ms_per_request": 1000 * cpu / max(1, stats.requests),
-            "outcomes": {"accepted": result.dataset_records, **{f"rejected:{k}": v for k, v in rejected.items()}},
-            "accounted": result.dataset_records + sum(rejected.values()),
-            "retries": stats.retries, "errors": dict(stats.errors)}
+    return {
+        "requests": stats.requests,
+        "conversations": tasks,
+        "wall_s": wall,
+        "generation_s": span,
+        "rps": stats.requests / span,
+        "whole_run_rps": stats.requests / wall,
+        "cpu_ms_per_request": 1000 * cpu / max(1, stats.requests),
+        "outcomes": {"accepted": result.dataset_records, **{f"rejected:{k}": v for k, v in rejected.items()}},
+        "accounted": result.dataset_records + sum(rejected.values()),
+        "retries": stats.retries,
+        "errors": dict(stats.errors),
+    }
 
 
 # --- phase 3: memory ----------------------------------------------------------------------------------------
@@ -265,11 +365,26 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
 def _sample(i: int):
     from fountain.types import Provenance, Sample, Turn, Usage
 
-    turns = tuple(Turn(f"User line {i}.{t}: how do we split the rent fairly this month?",
-                       f"Assistant line {i}.{t}: list the fixed costs first, then agree "
-                       f"on a rule both of you can check every month.") for t in range(3))
-    return Sample(f"s{i}", turns, Provenance(kind="seed", direction="budget", category="counsel",
-                                            provider="openai", model="mock-model", usage=Usage(300, 200)))
+    turns = tuple(
+        Turn(
+            f"User line {i}.{t}: how do we split the rent fairly this month?",
+            f"Assistant line {i}.{t}: list the fixed costs first, then agree "
+            f"on a rule both of you can check every month.",
+        )
+        for t in range(3)
+    )
+    return Sample(
+        f"s{i}",
+        turns,
+        Provenance(
+            kind="seed",
+            direction="budget",
+            category="counsel",
+            provider="openai",
+            model="mock-model",
+            usage=Usage(300, 200),
+        ),
+    )
 
 
 def memory_phase(records: int) -> dict[str, Any]:
@@ -277,8 +392,8 @@ def memory_phase(records: int) -> dict[str, Any]:
     by group commit, as a run does), then streamed back (each record checked as a sample, as a
     resume does) and exported as ``dataset.jsonl`` with a system message added, as the engine's
     final phase does. Peak RSS is sampled after each step."""
-    from fountain.export import export_lines
-    from fountain.journal import Journal, scan_journal
+    from fountain.run.export import export_lines
+    from fountain.run.journal import Journal, scan_journal
     from fountain.types import Sample
 
     baseline_mb = peak_rss_mb()
@@ -298,9 +413,17 @@ def memory_phase(records: int) -> dict[str, Any]:
         path, exported = export_lines(lines(), folder, "messages", system_message="You are a counselor.")
         size_mb = (folder / "seeds.jsonl").stat().st_size / 1e6
         dataset_mb = path.stat().st_size / 1e6
-    return {"kind": "journal", "records": records, "exported": exported, "journal_mb": size_mb,
-            "dataset_mb": dataset_mb, "peak_rss_mb": peak_rss_mb(), "rss_after_write_mb": written_mb,
-            "rss_at_start_mb": baseline_mb, "seconds": time.perf_counter() - start}
+    return {
+        "kind": "journal",
+        "records": records,
+        "exported": exported,
+        "journal_mb": size_mb,
+        "dataset_mb": dataset_mb,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_after_write_mb": written_mb,
+        "rss_at_start_mb": baseline_mb,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 class InstantProvider:
@@ -319,14 +442,14 @@ class InstantProvider:
         return {"provider": self.name, "model": self.model}
 
     async def complete(self, request):
-        from mock_server import instance_from_schema
-
         from fountain.providers.base import Completion
+        from fountain.testing.mock_server import instance_from_schema
         from fountain.types import Usage
 
         data = instance_from_schema(request.schema, self._rng)
-        return Completion(text=json.dumps(data), data=data, finish_reason="stop", usage=Usage(300, 200),
-                          model=self.model)
+        return Completion(
+            text=json.dumps(data), data=data, finish_reason="stop", usage=Usage(300, 200), model=self.model
+        )
 
     async def aclose(self) -> None:
         pass
@@ -340,34 +463,52 @@ def engine_memory_phase(records: int) -> dict[str, Any]:
 
     import yaml
 
-    from fountain.engine import RunOptions, run_async
-    from fountain.spec import load_spec
+    from fountain.run.engine import RunOptions, run_async
+    from fountain.spec.load import load_spec
 
     baseline_mb = peak_rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         spec_dir = folder / "spec"
-        shutil.copytree(HERE.parent / "samples" / "marriage_counsel", spec_dir,
-                        ignore=shutil.ignore_patterns("output"))
+        shutil.copytree(HERE.parent / "samples" / "marriage_counsel", spec_dir, ignore=shutil.ignore_patterns("output"))
         setup = spec_dir / "setup.yaml"
         data = yaml.safe_load(setup.read_text())
         data.setdefault("raters", {})["dedup"] = {"enabled": False}  # as in engine_phase
         setup.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         spec = load_spec(spec_dir)
         per_direction = max(1, records // len(spec.seed_directions))
-        options = RunOptions(output=folder / "out", seed=1, concurrency=256, mode="json",
-                             seeds_per_direction=per_direction, derivations_per_direction=0, quiet=True)
+        options = RunOptions(
+            output=folder / "out",
+            seed=1,
+            concurrency=256,
+            mode="json",
+            seeds_per_direction=per_direction,
+            derivations_per_direction=0,
+            quiet=True,
+        )
         start = time.perf_counter()
         result = aio.run(run_async(spec, options, provider=InstantProvider()))
-        sizes = {name: (folder / "out" / name).stat().st_size / 1e6
-                 for name in ("seeds.jsonl", "dataset.jsonl", "cache.sqlite")}
-    return {"kind": "engine", "records": result.dataset_records, "peak_rss_mb": peak_rss_mb(),
-            "rss_at_start_mb": baseline_mb, "seconds": time.perf_counter() - start, "files_mb": sizes}
+        sizes = {
+            name: (folder / "out" / name).stat().st_size / 1e6
+            for name in ("seeds.jsonl", "dataset.jsonl", "cache.sqlite")
+        }
+    return {
+        "kind": "engine",
+        "records": result.dataset_records,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_at_start_mb": baseline_mb,
+        "seconds": time.perf_counter() - start,
+        "files_mb": sizes,
+    }
 
 
 def run_memory(kind: str, records: int) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--memory-only", kind, "--records", str(records)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--memory-only", kind, "--records", str(records)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"memory phase ({kind}, {records} records) failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -377,11 +518,14 @@ def run_memory(kind: str, records: int) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from fountain.validate import Rules, request_schema
+    from fountain.generation.validate import Rules, request_schema
 
     server = Server(args.latency_ms, args.jitter_ms)
-    results: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items() if k != "json"},
-                               "cpus": os.cpu_count(), "event_loop": aio.loop_name()}
+    results: dict[str, Any] = {
+        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "cpus": os.cpu_count(),
+        "event_loop": aio.loop_name(),
+    }
     try:
         schema = request_schema(Rules(min_turns=1, max_turns=8))
         if not args.skip_baseline:
@@ -389,36 +533,59 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["baseline"] = await baseline(server.url, args.requests, args.concurrency, schema)
         rates = dict(item.split("=", 1) for item in args.fault)
         await server.call("POST", "/__mock__/reset")  # counters (and options: set them again)
-        await server.call("POST", "/__mock__/configure", {
-            "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms,
-            "error_rate": args.error_rate, "fault_rates": {k: float(v) for k, v in rates.items()},
-            "record": False, "retry_after": args.retry_after, "timeout_s": 5.0, "seed": 1})
+        await server.call(
+            "POST",
+            "/__mock__/configure",
+            {
+                "latency_ms": args.latency_ms,
+                "jitter_ms": args.jitter_ms,
+                "error_rate": args.error_rate,
+                "fault_rates": {k: float(v) for k, v in rates.items()},
+                "record": False,
+                "retry_after": args.retry_after,
+                "timeout_s": 5.0,
+                "seed": 1,
+            },
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            results["fountain"] = await fountain_phase(server.url, args.requests, args.concurrency,
-                                                       Path(tmp), use_cache=not args.no_cache,
-                                                       timeout_s=args.timeout_s,
-                                                       validate=not args.no_validate,
-                                                       journal_lines=not args.no_journal,
-                                                       fsync=not args.no_fsync)
+            results["fountain"] = await fountain_phase(
+                server.url,
+                args.requests,
+                args.concurrency,
+                Path(tmp),
+                use_cache=not args.no_cache,
+                timeout_s=args.timeout_s,
+                validate=not args.no_validate,
+                journal_lines=not args.no_journal,
+                fsync=not args.no_fsync,
+            )
         results["server"] = await server.call("GET", "/__mock__/stats")
         if args.engine:
             await server.call("POST", "/__mock__/reset")
-            await server.call("POST", "/__mock__/configure", {
-                "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms, "record": False,
-                "error_rate": args.error_rate, "retry_after": args.retry_after, "timeout_s": 5.0})
+            await server.call(
+                "POST",
+                "/__mock__/configure",
+                {
+                    "latency_ms": args.latency_ms,
+                    "jitter_ms": args.jitter_ms,
+                    "record": False,
+                    "error_rate": args.error_rate,
+                    "retry_after": args.retry_after,
+                    "timeout_s": 5.0,
+                },
+            )
             with tempfile.TemporaryDirectory() as tmp:
-                results["engine"] = await engine_phase(server.url, args.requests, args.concurrency, Path(tmp),
-                                                       fsync=not args.no_fsync)
+                results["engine"] = await engine_phase(
+                    server.url, args.requests, args.concurrency, Path(tmp), fsync=not args.no_fsync
+                )
     finally:
         server.stop()
     results["client_peak_rss_mb"] = peak_rss_mb()
     if args.records:
         # A tenth of the records and all of them: flat memory means the same peak for both.
-        results["memory"] = [run_memory("journal", max(1, args.records // 10)),
-                             run_memory("journal", args.records)]
+        results["memory"] = [run_memory("journal", max(1, args.records // 10)), run_memory("journal", args.records)]
         if args.engine_memory:
-            results["memory"] += [run_memory("engine", max(1, args.records // 10)),
-                                  run_memory("engine", args.records)]
+            results["memory"] += [run_memory("engine", max(1, args.records // 10)), run_memory("engine", args.records)]
     return results
 
 
@@ -426,67 +593,92 @@ def report(results: dict[str, Any]) -> None:
     settings = results["settings"]
     ideal = settings["concurrency"] / (settings["latency_ms"] / 1000) if settings["latency_ms"] else None
     f = results["fountain"]
-    print(f"machine: {results['cpus']} CPU(s); mock server in a separate process; event loop: "
-          f"{results.get('event_loop', 'asyncio')}")
-    print(f"{settings['requests']:,} requests, concurrency {settings['concurrency']}, latency "
-          f"{settings['latency_ms']:g} ms (jitter {settings['jitter_ms']:g}), error rate "
-          f"{settings['error_rate']:g}" + (f", faults {settings['fault']}" if settings["fault"] else ""))
+    print(
+        f"machine: {results['cpus']} CPU(s); mock server in a separate process; event loop: "
+        f"{results.get('event_loop', 'asyncio')}"
+    )
+    print(
+        f"{settings['requests']:,} requests, concurrency {settings['concurrency']}, latency "
+        f"{settings['latency_ms']:g} ms (jitter {settings['jitter_ms']:g}), error rate "
+        f"{settings['error_rate']:g}" + (f", faults {settings['fault']}" if settings["fault"] else "")
+    )
     if ideal:
         print(f"ideal (concurrency / latency): {ideal:,.0f} requests/s")
     b = results.get("baseline")
     if b:
-        print(f"plain aiohttp loop: {b['rps']:,.0f} requests/s"
-              + (f" ({b['rps'] / ideal:.0%} of ideal)" if ideal else "")
-              + f", {b['cpu_ms_per_request']:.3f} ms CPU/request")
-    print(f"fountain:           {f['rps']:,.0f} requests/s"
-          + (f" ({f['rps'] / ideal:.0%} of ideal)" if ideal else "")
-          + (f", {f['rps'] / b['rps']:.0%} of the plain loop" if b else "")
-          + f", {f['cpu_ms_per_request']:.3f} ms CPU/request")
-    print(f"  provider calls {f['provider_calls']:,}, retries {f['retries']:,}, errors {f['errors']}, "
-          f"concurrency limit at the end {f['final_concurrency_limit']}")
+        print(
+            f"plain aiohttp loop: {b['rps']:,.0f} requests/s"
+            + (f" ({b['rps'] / ideal:.0%} of ideal)" if ideal else "")
+            + f", {b['cpu_ms_per_request']:.3f} ms CPU/request"
+        )
+    print(
+        f"fountain:           {f['rps']:,.0f} requests/s"
+        + (f" ({f['rps'] / ideal:.0%} of ideal)" if ideal else "")
+        + (f", {f['rps'] / b['rps']:.0%} of the plain loop" if b else "")
+        + f", {f['cpu_ms_per_request']:.3f} ms CPU/request"
+    )
+    print(
+        f"  provider calls {f['provider_calls']:,}, retries {f['retries']:,}, errors {f['errors']}, "
+        f"concurrency limit at the end {f['final_concurrency_limit']}"
+    )
     print(f"  outcomes: {f['outcomes']}  (accounted {f['accounted']:,} of {f['requests']:,})")
     print(f"  server saw: {results['server']}")
     e = results.get("engine")
     if e:
-        print(f"engine (fountain run, json mode): {e['rps']:,.0f} requests/s while generating"
-              + (f" ({e['rps'] / ideal:.0%} of ideal)" if ideal else "")
-              + (f", {e['rps'] / b['rps']:.0%} of the plain loop" if b else "")
-              + f", {e['cpu_ms_per_request']:.3f} ms CPU/request (whole run)")
-        print(f"  whole run {e['whole_run_rps']:,.0f} requests/s: {e['wall_s']:.2f} s, of which "
-              f"{e['wall_s'] - e['generation_s']:.2f} s start-up and final export; "
-              f"{e['conversations']:,} conversations: {e['outcomes']}, retries {e['retries']}")
+        print(
+            f"engine (fountain run, json mode): {e['rps']:,.0f} requests/s while generating"
+            + (f" ({e['rps'] / ideal:.0%} of ideal)" if ideal else "")
+            + (f", {e['rps'] / b['rps']:.0%} of the plain loop" if b else "")
+            + f", {e['cpu_ms_per_request']:.3f} ms CPU/request (whole run)"
+        )
+        print(
+            f"  whole run {e['whole_run_rps']:,.0f} requests/s: {e['wall_s']:.2f} s, of which "
+            f"{e['wall_s'] - e['generation_s']:.2f} s start-up and final export; "
+            f"{e['conversations']:,} conversations: {e['outcomes']}, retries {e['retries']}"
+        )
     print(f"client peak RSS: {results['client_peak_rss_mb']:.0f} MB")
     memory = results.get("memory") or []
     for m in memory:
         if m["kind"] == "journal":
-            print(f"memory, journal -> export: {m['records']:,} records ({m['journal_mb']:.0f} MB of JSONL): "
-                  f"peak RSS {m['peak_rss_mb']:.0f} MB (after writing {m['rss_after_write_mb']:.0f} MB), "
-                  f"{m['seconds']:.1f} s")
+            print(
+                f"memory, journal -> export: {m['records']:,} records ({m['journal_mb']:.0f} MB of JSONL): "
+                f"peak RSS {m['peak_rss_mb']:.0f} MB (after writing {m['rss_after_write_mb']:.0f} MB), "
+                f"{m['seconds']:.1f} s"
+            )
         else:
-            print(f"memory, whole engine (instant provider): {m['records']:,} records: peak RSS "
-                  f"{m['peak_rss_mb']:.0f} MB, {m['seconds']:.1f} s")
+            print(
+                f"memory, whole engine (instant provider): {m['records']:,} records: peak RSS "
+                f"{m['peak_rss_mb']:.0f} MB, {m['seconds']:.1f} s"
+            )
     print("targets:")
     for label, phase in (("request path", f), ("whole engine", e)):
         if not phase:
             continue
         if ideal:
             ratio_ideal = phase["rps"] / ideal
-            line = (f"  throughput >= {TARGET_RATIO:.0%} of ideal ({label}"
-                    + (", while generating" if phase is e else "") + f"): {ratio_ideal:.0%}")
+            line = (
+                f"  throughput >= {TARGET_RATIO:.0%} of ideal ({label}"
+                + (", while generating" if phase is e else "")
+                + f"): {ratio_ideal:.0%}"
+            )
             if b:
                 line += f"; against the plain loop on this machine: {phase['rps'] / b['rps']:.0%}"
             met = ratio_ideal >= TARGET_RATIO or (b is not None and phase["rps"] / b["rps"] >= TARGET_RATIO)
             print(line + ("  MET" if met else "  NOT MET"))
         cpu = phase["cpu_ms_per_request"]
-        print(f"  CPU < {TARGET_CPU_MS:g} ms/request ({label}): {cpu:.3f} ms  "
-              f"{'MET' if cpu < TARGET_CPU_MS else 'NOT MET'}")
+        print(
+            f"  CPU < {TARGET_CPU_MS:g} ms/request ({label}): {cpu:.3f} ms  "
+            f"{'MET' if cpu < TARGET_CPU_MS else 'NOT MET'}"
+        )
     for kind in ("journal", "engine"):
         runs = [m for m in memory if m["kind"] == kind]
         if runs:
             small, large = runs[0], runs[-1]
-            print(f"  RSS < {TARGET_RSS_MB:g} MB at {large['records']:,} records ({kind}): "
-                  f"{large['peak_rss_mb']:.0f} MB (at {small['records']:,}: {small['peak_rss_mb']:.0f} MB)  "
-                  f"{'MET' if large['peak_rss_mb'] < TARGET_RSS_MB else 'NOT MET'}")
+            print(
+                f"  RSS < {TARGET_RSS_MB:g} MB at {large['records']:,} records ({kind}): "
+                f"{large['peak_rss_mb']:.0f} MB (at {small['records']:,}: {small['peak_rss_mb']:.0f} MB)  "
+                f"{'MET' if large['peak_rss_mb'] < TARGET_RSS_MB else 'NOT MET'}"
+            )
     every = f["accounted"] == f["requests"] and (not e or e["accounted"] == e["conversations"])
     print(f"  every request accepted or rejected with a reason: {'yes' if every else 'NO'}")
 
@@ -497,27 +689,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--jitter-ms", type=float, default=0.0)
-    parser.add_argument("--error-rate", type=float, default=0.0,
-                        help="share of requests failing, spread over 429/500/timeout/malformed")
-    parser.add_argument("--fault", action="append", default=[], metavar="NAME=RATE",
-                        help="rate of one fault (429, 500, timeout, malformed, 400, ...); repeatable")
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of requests failing, spread over 429/500/timeout/malformed"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=RATE",
+        help="rate of one fault (429, 500, timeout, malformed, 400, ...); repeatable",
+    )
     parser.add_argument("--retry-after", default="1", help="Retry-After sent with an injected 429")
     parser.add_argument("--timeout-s", type=float, default=10.0, help="client timeout per request")
-    parser.add_argument("--records", type=int, default=100_000,
-                        help="records for the memory phase (0 skips it)")
+    parser.add_argument("--records", type=int, default=100_000, help="records for the memory phase (0 skips it)")
     parser.add_argument("--no-cache", action="store_true", help="run the fountain phase without the cache")
-    parser.add_argument("--no-validate", action="store_true",
-                        help="breakdown: skip validation and journal writes in the fountain phase")
-    parser.add_argument("--no-fsync", action="store_true",
-                        help="journal lines never fsynced (a kill -9 cannot lose them anyway; only a "
-                             "power loss can)")
-    parser.add_argument("--no-journal", action="store_true",
-                        help="breakdown: validate but do not write journal lines")
-    parser.add_argument("--engine", action="store_true",
-                        help="also run the whole engine (fountain run on samples/marriage_counsel)")
-    parser.add_argument("--engine-memory", action="store_true",
-                        help="also measure the whole engine's peak RSS at a tenth of --records and at "
-                             "--records (an instant in-process provider instead of the server)")
+    parser.add_argument(
+        "--no-validate", action="store_true", help="breakdown: skip validation and journal writes in the fountain phase"
+    )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="journal lines never fsynced (a kill -9 cannot lose them anyway; only a power loss can)",
+    )
+    parser.add_argument("--no-journal", action="store_true", help="breakdown: validate but do not write journal lines")
+    parser.add_argument(
+        "--engine", action="store_true", help="also run the whole engine (fountain run on samples/marriage_counsel)"
+    )
+    parser.add_argument(
+        "--engine-memory",
+        action="store_true",
+        help="also measure the whole engine's peak RSS at a tenth of --records and at "
+        "--records (an instant in-process provider instead of the server)",
+    )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--memory-only", choices=("journal", "engine"), help=argparse.SUPPRESS)

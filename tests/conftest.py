@@ -1,23 +1,15 @@
 """Shared pytest fixtures."""
-from __future__ import annotations
 
-import sys
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-# benchmarks/ is not a package: make benchmarks/mock_server.py importable as ``mock_server``.
-if str(REPO / "benchmarks") not in sys.path:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-
-
-# --- mock model API server (benchmarks/mock_server.py) -------------------------------------------
+# --- mock model API server (fountain.testing.mock_server) -------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def _mock_server_session():
-    from mock_server import start_in_thread
+    from fountain.testing.mock_server import start_in_thread
 
     handle = start_in_thread()
     yield handle

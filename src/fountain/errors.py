@@ -3,6 +3,7 @@
 Each error carries a message, an optional location (``file:line:col`` or a key path) and an
 optional hint. The CLI prints them without a traceback and exits with code 1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,14 @@ class SpecError(FountainError):
     ``problems`` holds every problem found, so a user fixes them all in one pass.
     """
 
-    def __init__(self, message: str, *, location: str | None = None, hint: str | None = None,
-                 problems: list[Problem] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        hint: str | None = None,
+        problems: list[Problem] | None = None,
+    ):
         super().__init__(message, location=location, hint=hint)
         self.problems = problems or [Problem(message, location, hint)]
 
@@ -61,8 +68,16 @@ class SpecError(FountainError):
 class DiagramError(FountainError):
     """A mermaid erDiagram could not be parsed. ``line`` and ``column`` are 1-based."""
 
-    def __init__(self, message: str, *, line: int | None = None, column: int | None = None,
-                 source_line: str | None = None, path: str | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        source_line: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ):
         location = path or "diagram"
         if line is not None:
             location += f":{line}" + (f":{column}" if column is not None else "")
@@ -82,8 +97,15 @@ class ProviderError(FountainError):
 
     retryable = False
 
-    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None,
-                 retry_after: float | None = None, location: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        location: str | None = None,
+    ):
         super().__init__(message, location=location, hint=hint)
         self.status = status
         self.retry_after = retry_after

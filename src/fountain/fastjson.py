@@ -15,6 +15,7 @@ lone surrogate, a number beyond a double) to ``json.loads``, so it accepts exact
 float. Answers are conversations of strings, where such a number is a schema error either way;
 journals, manifests and caches that must keep every integer exact are read with ``json.loads``.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,8 +1,9 @@
 """Access to files installed with the package (schemas, grammars, data) via importlib.resources."""
+
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -12,7 +13,7 @@ def read_text(folder: str, name: str) -> str:
     return resources.files("fountain").joinpath(folder, name).read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     """A JSON Schema from ``fountain/schemas`` (e.g. ``"setup.schema.json"``), parsed once."""
     return json.loads(read_text("schemas", name))

@@ -1,4 +1,5 @@
 """Frozen value types shared by every stage of a run."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
@@ -24,15 +25,14 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens)
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
 
     def to_dict(self) -> dict[str, int]:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "Usage":
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
         data = data or {}
         return cls(int(data.get("prompt_tokens", 0) or 0), int(data.get("completion_tokens", 0) or 0))
 
@@ -110,7 +110,7 @@ class Sample:
         return {"messages": self.messages(), "metadata": meta}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Sample":
+    def from_record(cls, record: dict[str, Any]) -> Sample:
         """Inverse of :meth:`to_record` (raises KeyError/TypeError/ValueError on bad input)."""
         meta = dict(record.get("metadata") or {})
         system = None
@@ -135,5 +135,5 @@ class Sample:
         prov = Provenance(**{k: v for k, v in meta.items() if k in known})
         return cls(sample_id, tuple(Turn(u, a) for u, a in zip(users, assistants)), prov, system)
 
-    def with_id(self, new_id: str) -> "Sample":
+    def with_id(self, new_id: str) -> Sample:
         return replace(self, id=new_id)

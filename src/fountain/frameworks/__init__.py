@@ -1,7 +1,7 @@
 """Frameworks: how rounds of generate -> rate -> select are composed (names of the original platform).
 
-- ``Gen``: seeds and derivations (:mod:`fountain.engine`), then dedup (:mod:`fountain.raters.dedup`).
-- ``GenLLM``: the model first enriches the scene (:mod:`fountain.enrich`: a scenario paragraph and
+- ``Gen``: seeds and derivations (:mod:`fountain.run.engine`), then dedup (:mod:`fountain.raters.dedup`).
+- ``GenLLM``: the model first enriches the scene (:mod:`fountain.generation.enrich`: a scenario paragraph and
   personas for the user role), then Gen with the scenario and the personas in every prompt.
 - ``Filter``: rounds of generate -> dedup -> rate (RF, PE, or dedup only) that accumulate the kept
   conversations until ``--target`` of them or ``--iterations`` rounds.
@@ -28,14 +28,38 @@ the framework writes beside the engine: ``framework.json``, its rejects, combine
 end, and the entry points), with the runner's parts ``rating`` (dedup, embeddings, the raters,
 privacy accounting), ``filter_rounds`` (Filter) and ``feedback`` (Feedback, Private Evolution).
 """
+
 from __future__ import annotations
 
-from fountain.frameworks.plan import (FRAMEWORKS, RATERS, FrameworkPlan, PrivacyPlan, apply_overrides,
-                                      plan_framework)
-from fountain.frameworks.records import STATE_FILE, dedup_view, load_state, reject_record
+from fountain.frameworks.plan import (
+    FRAMEWORKS,
+    RATERS,
+    FrameworkPlan,
+    PrivacyPlan,
+    apply_overrides,
+    plan_framework,
+)
+from fountain.frameworks.records import (
+    STATE_FILE,
+    dedup_view,
+    load_state,
+    reject_record,
+)
 from fountain.frameworks.rounds import genllm_spec
 from fountain.frameworks.runner import run_framework, run_framework_async
 
-__all__ = ["FRAMEWORKS", "RATERS", "FrameworkPlan", "PrivacyPlan", "STATE_FILE", "apply_overrides", "dedup_view",
-           "genllm_spec", "load_state", "plan_framework", "reject_record", "run_framework",
-           "run_framework_async"]
+__all__ = [
+    "FRAMEWORKS",
+    "RATERS",
+    "FrameworkPlan",
+    "PrivacyPlan",
+    "STATE_FILE",
+    "apply_overrides",
+    "dedup_view",
+    "genllm_spec",
+    "load_state",
+    "plan_framework",
+    "reject_record",
+    "run_framework",
+    "run_framework_async",
+]

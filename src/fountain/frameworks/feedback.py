@@ -1,16 +1,18 @@
 """Feedback iterations (Private Evolution), a part of :class:`~fountain.frameworks.runner._Runner`:
 an initial population, then per iteration a DP selection and variations of the selected
 conversations."""
+
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from fountain.engine import RunResult
 from fountain.errors import FountainError
 from fountain.frameworks.records import STATE_FILE
-from fountain.plan import DERIVATION, Task, prefix_lengths, task_id
+from fountain.generation.plan import DERIVATION, Task, prefix_lengths, task_id
+from fountain.run.options import RunResult
 from fountain.types import Sample
 
 # Feedback with rank selection: the top ceil(S/2) conversations of a population of S each get
@@ -47,12 +49,14 @@ class _FeedbackIterations:
                 # A distinct sample index per variation: siblings that share a prefix must not
                 # share a cache key (they would get the same answer).
                 index = int(tid[2:9], 16)
-                tasks.append(Task(tid, DERIVATION, direction, index, persona, parent_id, prefix,
-                                  (iteration, slot, offset)))
+                tasks.append(
+                    Task(tid, DERIVATION, direction, index, persona, parent_id, prefix, (iteration, slot, offset))
+                )
         return tasks
 
-    def _select(self, iteration: int, population: list[Sample], size: int, vectors: Any = None
-                ) -> tuple[list[str], dict[str, Any]]:
+    def _select(
+        self, iteration: int, population: list[Sample], size: int, vectors: Any = None
+    ) -> tuple[list[str], dict[str, Any]]:
         """The DP selection of one iteration (spends privacy first)."""
         from fountain.raters.pe import pe_select_detailed
 
@@ -64,12 +68,20 @@ class _FeedbackIterations:
         for index, sample in enumerate(population):
             by_category.setdefault(sample.provenance.category, []).append(index)
         synthetic = {category: vectors[rows] for category, rows in by_category.items()}
-        n_select = {category: max(1, round(slots * len(rows) / len(population)))
-                    for category, rows in by_category.items()}
+        n_select = {
+            category: max(1, round(slots * len(rows) / len(population))) for category, rows in by_category.items()
+        }
         self._spend(iteration)
-        outcome = pe_select_detailed(self._private_embeddings(), synthetic, sigma=self.plan.privacy.sigma,
-                                     n_select=n_select, k=self.plan.k, threshold_H=self.plan.threshold,
-                                     selection=self.plan.selection, rng=self._rng())
+        outcome = pe_select_detailed(
+            self._private_embeddings(),
+            synthetic,
+            sigma=self.plan.privacy.sigma,
+            n_select=n_select,
+            k=self.plan.k,
+            threshold_H=self.plan.threshold,
+            selection=self.plan.selection,
+            rng=self._rng(),
+        )
         selected = []
         for category, chosen in outcome.items():
             rows = by_category[category]
@@ -87,9 +99,15 @@ class _FeedbackIterations:
             result = await self._run_engine(self._engine(iteration=0))
             self.seeds_requested = result.counts.get("seeds_requested", 0)
             population, rejects, info = await self._dedup(result.samples)
-            initial = {"round": 0, "seeds": self.seeds_requested, "generated": len(result.samples),
-                       "population": [s.id for s in population], "rejects": rejects, "dedup": info,
-                       "complete": True}
+            initial = {
+                "round": 0,
+                "seeds": self.seeds_requested,
+                "generated": len(result.samples),
+                "population": [s.id for s in population],
+                "rejects": rejects,
+                "dedup": info,
+                "complete": True,
+            }
             self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != 0] + [initial]
             self._save_state()
         self.seeds_requested = int(initial.get("seeds") or 0)
@@ -109,11 +127,13 @@ class _FeedbackIterations:
             if "selected" not in entry:
                 population = [samples[i] for i in population_ids if i in samples]
                 if not population:
-                    raise FountainError(f"Feedback iteration {t} has no conversation to select from: the "
-                                        f"population of iteration {t - 1} is empty",
-                                        location=str(self.output_dir / STATE_FILE),
-                                        hint="every conversation was rejected; check rejects.jsonl, then "
-                                             "try another model, more --seeds-per-direction, or wider turn bounds")
+                    raise FountainError(
+                        f"Feedback iteration {t} has no conversation to select from: the "
+                        f"population of iteration {t - 1} is empty",
+                        location=str(self.output_dir / STATE_FILE),
+                        hint="every conversation was rejected; check rejects.jsonl, then "
+                        "try another model, more --seeds-per-direction, or wider turn bounds",
+                    )
                 selected, summary = self._select(t, population, size, await self._encode_async(population))
                 entry.update({"selected": selected, "selection": summary})
                 self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != t] + [entry]
@@ -123,9 +143,16 @@ class _FeedbackIterations:
             produced = {s.id: s for s in result.samples}
             made = [produced[task.id] for task in tasks if task.id in produced]
             population, rejects, info = await self._dedup(made)
-            entry.update({"variations": len(tasks), "generated": len(made),
-                          "population": [s.id for s in population], "rejects": rejects, "dedup": info,
-                          "complete": True})
+            entry.update(
+                {
+                    "variations": len(tasks),
+                    "generated": len(made),
+                    "population": [s.id for s in population],
+                    "rejects": rejects,
+                    "dedup": info,
+                    "complete": True,
+                }
+            )
             self._save_state()
             self.framework_rejects += rejects
             self.variations_planned += len(tasks)
@@ -133,11 +160,22 @@ class _FeedbackIterations:
             self.partial = population_ids
             samples.update(produced)
         samples = self._journal_samples()
-        self.info.update({
-            "iterations": plan.iterations, "population_size": size, "selection": plan.selection,
-            "variations_per_selected": RANK_VARIATIONS if plan.selection == "rank" else 1,
-            "per_iteration": [{"iteration": e["round"], "population": len(e.get("population", [])),
-                               "variations": e.get("variations"), "selection": e.get("selection"),
-                               "dedup": e.get("dedup")}
-                              for e in sorted(self.state["rounds"], key=lambda e: e["round"])]})
+        self.info.update(
+            {
+                "iterations": plan.iterations,
+                "population_size": size,
+                "selection": plan.selection,
+                "variations_per_selected": RANK_VARIATIONS if plan.selection == "rank" else 1,
+                "per_iteration": [
+                    {
+                        "iteration": e["round"],
+                        "population": len(e.get("population", [])),
+                        "variations": e.get("variations"),
+                        "selection": e.get("selection"),
+                        "dedup": e.get("dedup"),
+                    }
+                    for e in sorted(self.state["rounds"], key=lambda e: e["round"])
+                ],
+            }
+        )
         return self._finish([samples[i] for i in population_ids if i in samples])

@@ -1,14 +1,15 @@
 """Filter rounds, a part of :class:`~fountain.frameworks.runner._Runner`: generate -> dedup ->
 rate (RF, PE or dedup only), accumulating the kept conversations until the target or the last
 round."""
+
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from fountain.engine import RunResult
 from fountain.frameworks.records import reject_record
-from fountain.plan import SEED, Task, task_id
+from fountain.generation.plan import SEED, Task, task_id
+from fountain.run.options import RunResult
 from fountain.types import Sample
 
 
@@ -27,8 +28,18 @@ class _FilterRounds:
         for d, direction in enumerate(spec.seed_directions):
             for index in range(start, start + per_direction):
                 persona = personas[index % len(personas)] if personas else None
-                tasks.append(Task(task_id(SEED, direction, index, None, 0, persona), SEED, direction, index,
-                                  persona, None, 0, (d, index)))
+                tasks.append(
+                    Task(
+                        task_id(SEED, direction, index, None, 0, persona),
+                        SEED,
+                        direction,
+                        index,
+                        persona,
+                        None,
+                        0,
+                        (d, index),
+                    )
+                )
         return tasks
 
     async def _filter(self) -> RunResult:
@@ -53,15 +64,25 @@ class _FilterRounds:
             result = await self._run_engine(self._engine(seeds=seeds, iteration=number))
             samples = {s.id: s for s in result.samples}
             seed_ids = {t.id for t in seeds}
-            batch = [s for s in result.samples
-                     if s.id in seed_ids or (s.provenance.kind != SEED and s.provenance.parent_id in seed_ids)]
+            batch = [
+                s
+                for s in result.samples
+                if s.id in seed_ids or (s.provenance.kind != SEED and s.provenance.parent_id in seed_ids)
+            ]
             earlier = [samples[i] for i in accepted if i in samples]
             kept, rejects, dedup_info = await self._dedup(batch, earlier)
             vectors = await self._encode_async(kept) if plan.rater and kept else None
             kept, rated, rating = self._rate_batch(kept, number, vectors)
-            entry = {"round": number, "seeds": len(seeds), "generated": len(batch),
-                     "accepted": [s.id for s in kept], "rejects": rejects + rated,
-                     "dedup": dedup_info, "rating": rating, "complete": True}
+            entry = {
+                "round": number,
+                "seeds": len(seeds),
+                "generated": len(batch),
+                "accepted": [s.id for s in kept],
+                "rejects": rejects + rated,
+                "dedup": dedup_info,
+                "rating": rating,
+                "complete": True,
+            }
             self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != number] + [entry]
             self._save_state()
             accepted += entry["accepted"]
@@ -70,17 +91,27 @@ class _FilterRounds:
         per_round = len(self._seed_plan(1))
         self.seeds_requested = per_round * rounds_run
         samples = self._journal_samples()
-        self.info.update({"rounds": {"max": plan.iterations, "run": rounds_run}, "target": plan.target,
-                          "per_round": [{k: e.get(k) for k in ("round", "seeds", "generated", "dedup", "rating")}
-                                        | {"accepted": len(e.get("accepted", []))}
-                                        for e in sorted(self.state["rounds"], key=lambda e: e["round"])]})
+        self.info.update(
+            {
+                "rounds": {"max": plan.iterations, "run": rounds_run},
+                "target": plan.target,
+                "per_round": [
+                    {k: e.get(k) for k in ("round", "seeds", "generated", "dedup", "rating")}
+                    | {"accepted": len(e.get("accepted", []))}
+                    for e in sorted(self.state["rounds"], key=lambda e: e["round"])
+                ],
+            }
+        )
         if plan.target and len(accepted) < plan.target:
-            self.warnings.append(f"Filter: {len(accepted)} conversation(s) kept after {rounds_run} round(s), "
-                                 f"short of the target {plan.target}; raise --iterations to go on")
+            self.warnings.append(
+                f"Filter: {len(accepted)} conversation(s) kept after {rounds_run} round(s), "
+                f"short of the target {plan.target}; raise --iterations to go on"
+            )
         return self._finish([samples[i] for i in accepted if i in samples])
 
-    def _rate_batch(self, batch: list[Sample], number: int, vectors: Any = None
-                    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+    def _rate_batch(
+        self, batch: list[Sample], number: int, vectors: Any = None
+    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
         rater = self.plan.rater
         if rater is None or not batch:
             return batch, [], {"rater": rater, "rated": len(batch)}
@@ -90,11 +121,18 @@ class _FilterRounds:
         if rater == "RF":
             decisions = self._real_filter().rate(vectors, categories)
             kept = [s for s, d in zip(batch, decisions) if d.keep]
-            rejects = [reject_record(s, d.reason, f"Real Filter: {d.reason.split(':', 1)[1].replace('_', ' ')}",
-                                     scores=d.detail())
-                       for s, d in zip(batch, decisions) if not d.keep]
-            return kept, rejects, {"rater": "RF", "rated": len(batch),
-                                   "rejected": dict(Counter(r["reason"] for r in rejects))}
+            rejects = [
+                reject_record(
+                    s, d.reason, f"Real Filter: {d.reason.split(':', 1)[1].replace('_', ' ')}", scores=d.detail()
+                )
+                for s, d in zip(batch, decisions)
+                if not d.keep
+            ]
+            return (
+                kept,
+                rejects,
+                {"rater": "RF", "rated": len(batch), "rejected": dict(Counter(r["reason"] for r in rejects))},
+            )
         # PE as a filter: a conversation is kept when its noisy vote count passes the threshold.
         import numpy as np
 
@@ -113,12 +151,20 @@ class _FilterRounds:
             votes = private.get(category)
             if votes is None:
                 votes = np.zeros((0, vectors.shape[1]), dtype=np.float32)
-            histogram = dp_histogram(votes, vectors[rows], k=self.plan.k, sigma=sigma,
-                                     threshold_H=threshold, rng=self._rng())
+            histogram = dp_histogram(
+                votes, vectors[rows], k=self.plan.k, sigma=sigma, threshold_H=threshold, rng=self._rng()
+            )
             keep[rows] = histogram.clipped > 0
             noisy[rows] = histogram.noisy_counts  # DP output: may be written
         kept = [s for s, ok in zip(batch, keep) if ok]
-        rejects = [reject_record(s, "pe:no_votes", f"noisy vote count {noisy[i]:.3f} is below the threshold "
-                                                    f"H = {threshold:.3f}", noisy_votes=round(float(noisy[i]), 4))
-                   for i, s in enumerate(batch) if not keep[i]]
+        rejects = [
+            reject_record(
+                s,
+                "pe:no_votes",
+                f"noisy vote count {noisy[i]:.3f} is below the threshold H = {threshold:.3f}",
+                noisy_votes=round(float(noisy[i]), 4),
+            )
+            for i, s in enumerate(batch)
+            if not keep[i]
+        ]
         return kept, rejects, {"rater": "PE", "rated": len(batch), "kept": len(kept), "threshold_H": threshold}

@@ -1,15 +1,18 @@
 """The plan of a framework run: every check that can be made before a token is spent (names,
 rater, iterations, target, real data, privacy budget), and the run's overrides of setup.yaml."""
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from fountain.engine import RunOptions
 from fountain.errors import FountainError, PrivacyBudgetError, RealDataError
+from fountain.run.options import RunOptions
+from fountain.spec.overrides import apply_overrides
 
 FRAMEWORKS = ("Gen", "GenLLM", "Filter", "Feedback")
 RATERS = ("PE", "RF")
@@ -34,10 +37,18 @@ class PrivacyPlan:
     n_private: int
 
     def to_dict(self) -> dict[str, Any]:
-        finite = (lambda v: None if math.isinf(v) else v)
-        return {"sigma": self.sigma, "iterations_planned": self.iterations, "delta": self.delta,
-                "delta_source": self.delta_source, "epsilon_budget": finite(self.epsilon_budget),
-                "epsilon_planned": finite(self.epsilon_planned), "private_records": self.n_private}
+        def finite(v):
+            return None if math.isinf(v) else v
+
+        return {
+            "sigma": self.sigma,
+            "iterations_planned": self.iterations,
+            "delta": self.delta,
+            "delta_source": self.delta_source,
+            "epsilon_budget": finite(self.epsilon_budget),
+            "epsilon_planned": finite(self.epsilon_planned),
+            "private_records": self.n_private,
+        }
 
 
 @dataclass
@@ -76,8 +87,9 @@ class FrameworkPlan:
         if self.privacy is not None:
             p = self.privacy
             eps = "inf" if math.isinf(p.epsilon_budget) else f"{p.epsilon_budget:.4g}"
-            text += (f"; sigma = {p.sigma:.4g}, epsilon {p.epsilon_planned:.4g} of the budget {eps}, "
-                     f"delta = {p.delta:.3g}")
+            text += (
+                f"; sigma = {p.sigma:.4g}, epsilon {p.epsilon_planned:.4g} of the budget {eps}, delta = {p.delta:.3g}"
+            )
         if self.framework in ("Filter", "Feedback"):
             text += " (the estimate below is for one round)"
         return text
@@ -99,7 +111,7 @@ def _spec_has(spec: Any, block: str, key: str) -> bool:
     return isinstance(section, dict) and section.get(key) is not None
 
 
-def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPlan:
+def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPlan:  # noqa: C901 - complexity debt, listed in docs/architecture.md
     """Check a framework run before any model is called, and plan its privacy budget.
 
     Reads the real data (``--real-data``) when a rater needs it; raises a
@@ -109,50 +121,73 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     from fountain.raters import privacy as accountant
 
     options = options or RunOptions()
-    framework = _resolve_name(options.framework or spec.framework or "Gen", FRAMEWORKS, "framework",
-                              "--framework" if options.framework else "framework")
+    framework = _resolve_name(
+        options.framework or spec.framework or "Gen",
+        FRAMEWORKS,
+        "framework",
+        "--framework" if options.framework else "framework",
+    )
     rater_name = options.rater or spec.raters.rater
-    rater = _resolve_name(rater_name, RATERS, "rater", "--rater" if options.rater else "raters.rater") \
-        if rater_name else None
+    rater = (
+        _resolve_name(rater_name, RATERS, "rater", "--rater" if options.rater else "raters.rater")
+        if rater_name
+        else None
+    )
     notes: list[str] = []
 
     if framework in ("Gen", "GenLLM") and rater:
-        raise FountainError(f"the {framework} framework does not use a rater (--rater {rater})",
-                            location="--rater" if options.rater else "raters.rater",
-                            hint="--framework Filter rates and accumulates, --framework Feedback runs "
-                                 "Private Evolution (PE); or drop the rater")
+        raise FountainError(
+            f"the {framework} framework does not use a rater (--rater {rater})",
+            location="--rater" if options.rater else "raters.rater",
+            hint="--framework Filter rates and accumulates, --framework Feedback runs "
+            "Private Evolution (PE); or drop the rater",
+        )
     if framework == "Feedback" and rater != "PE":
         # Name where the value came from: a command-line option, or a key of setup.yaml.
         if rater == "RF":
-            raise FountainError("Feedback needs the PE rater; RF cannot steer it (RF is not "
-                                "differentially private)", location="--rater" if options.rater else "raters.rater",
-                                hint="use --rater PE, or --framework Filter --rater RF" if options.rater else
-                                "set raters.rater: PE in setup.yaml, or framework: Filter to rate with RF")
+            raise FountainError(
+                "Feedback needs the PE rater; RF cannot steer it (RF is not differentially private)",
+                location="--rater" if options.rater else "raters.rater",
+                hint="use --rater PE, or --framework Filter --rater RF"
+                if options.rater
+                else "set raters.rater: PE in setup.yaml, or framework: Filter to rate with RF",
+            )
         if options.framework:
-            raise FountainError("the Feedback framework (Private Evolution) needs --rater PE",
-                                location="--framework", hint="add --rater PE --real-data FILE --epsilon E")
+            raise FountainError(
+                "the Feedback framework (Private Evolution) needs --rater PE",
+                location="--framework",
+                hint="add --rater PE --real-data FILE --epsilon E",
+            )
         locator = (getattr(spec, "cache", None) or {}).get("locator")
-        raise FountainError("framework: Feedback in setup.yaml (Private Evolution) needs the PE rater, and "
-                            "none is set", location=locator.at(("framework",)) if locator is not None
-                            else "framework",
-                            hint="set raters.rater: PE (with raters.real_data and privacy.epsilon) in "
-                                 "setup.yaml, or pass --rater PE --real-data FILE --epsilon E")
+        raise FountainError(
+            "framework: Feedback in setup.yaml (Private Evolution) needs the PE rater, and none is set",
+            location=locator.at(("framework",)) if locator is not None else "framework",
+            hint="set raters.rater: PE (with raters.real_data and privacy.epsilon) in "
+            "setup.yaml, or pass --rater PE --real-data FILE --epsilon E",
+        )
 
     personas = options.personas
     if personas is not None and framework != "GenLLM":
-        raise FountainError("the number of personas only applies to GenLLM, which generates them", location="--personas",
-                            hint="use it with --framework GenLLM")
+        raise FountainError(
+            "the number of personas only applies to GenLLM, which generates them",
+            location="--personas",
+            hint="use it with --framework GenLLM",
+        )
     if framework == "GenLLM":
-        from fountain.enrich import DEFAULT_PERSONAS, MAX_PERSONAS
+        from fountain.generation.enrich import DEFAULT_PERSONAS, MAX_PERSONAS
 
         personas = DEFAULT_PERSONAS if personas is None else personas
         if not 1 <= personas <= MAX_PERSONAS:
-            raise FountainError(f"the number of personas must lie between 1 and {MAX_PERSONAS}, got {personas}",
-                                location="--personas")
+            raise FountainError(
+                f"the number of personas must lie between 1 and {MAX_PERSONAS}, got {personas}", location="--personas"
+            )
 
     if options.iterations is not None and framework in ("Gen", "GenLLM"):
-        raise FountainError(f"{framework} makes one pass: it has no iterations", location="--iterations",
-                            hint="rounds are for --framework Filter or Feedback")
+        raise FountainError(
+            f"{framework} makes one pass: it has no iterations",
+            location="--iterations",
+            hint="rounds are for --framework Filter or Feedback",
+        )
     if options.iterations is not None:
         iterations = options.iterations
     elif framework == "Filter" and not _spec_has(spec, "privacy", "iterations"):
@@ -161,14 +196,16 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     else:
         iterations = spec.privacy.iterations
     if int(iterations) != iterations or iterations < 1:
-        raise FountainError(f"iterations must be a positive integer, got {iterations!r}",
-                            location="--iterations")
+        raise FountainError(f"iterations must be a positive integer, got {iterations!r}", location="--iterations")
     iterations = int(iterations)
 
     target = options.target if options.target is not None else spec.generation.target
     if options.target is not None and framework == "Feedback":
-        raise FountainError("Feedback has no target: its dataset is the last population",
-                            location="--target", hint="use --iterations and --seeds-per-direction instead")
+        raise FountainError(
+            "Feedback has no target: its dataset is the last population",
+            location="--target",
+            hint="use --iterations and --seeds-per-direction instead",
+        )
     if framework == "Feedback":
         target = None
     if target is not None and target < 1:
@@ -176,19 +213,26 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
 
     epsilon = options.epsilon if options.epsilon is not None else spec.privacy.epsilon
     if options.epsilon is not None and rater != "PE":
-        raise FountainError("a privacy budget applies to the PE rater only"
-                            + ("; RF is NOT differentially private" if rater == "RF" else ""),
-                            location="--epsilon",
-                            hint="use --rater PE (with --framework Feedback or Filter), or drop --epsilon")
+        raise FountainError(
+            "a privacy budget applies to the PE rater only"
+            + ("; RF is NOT differentially private" if rater == "RF" else ""),
+            location="--epsilon",
+            hint="use --rater PE (with --framework Feedback or Filter), or drop --epsilon",
+        )
     if options.sigma is not None and rater != "PE":
-        raise FountainError("sigma is the noise of the PE rater only", location="--sigma",
-                            hint="use --rater PE, or drop --sigma")
+        raise FountainError(
+            "sigma is the noise of the PE rater only", location="--sigma", hint="use --rater PE, or drop --sigma"
+        )
     if options.delta is not None and rater != "PE":
-        raise FountainError("delta is part of the PE rater's privacy budget", location="--delta",
-                            hint="use --rater PE, or drop --delta")
+        raise FountainError(
+            "delta is part of the PE rater's privacy budget", location="--delta", hint="use --rater PE, or drop --delta"
+        )
 
-    k = options.k if options.k is not None else (
-        spec.raters.k if _spec_has(spec, "raters", "k") else DEFAULT_K.get(rater or "", 1))
+    k = (
+        options.k
+        if options.k is not None
+        else (spec.raters.k if _spec_has(spec, "raters", "k") else DEFAULT_K.get(rater or "", 1))
+    )
     if k < 1:
         raise FountainError(f"k must be at least 1, got {k}", location="--k")
 
@@ -197,8 +241,11 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     real_text = None
     if options.real_data is not None:
         if not rater:
-            raise FountainError("real data is only read by a rater", location="--real-data",
-                                hint="add --rater PE (differentially private) or --rater RF (not private)")
+            raise FountainError(
+                "real data is only read by a rater",
+                location="--real-data",
+                hint="add --rater PE (differentially private) or --rater RF (not private)",
+            )
         real_text = str(options.real_data)
         real_path = Path(options.real_data).expanduser()
     elif spec.raters.real_data and rater:
@@ -207,35 +254,44 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         if not real_path.is_absolute():
             real_path = Path(spec.folder) / real_path
     if rater and real_path is None:
-        raise RealDataError(f"the {rater} rater needs real conversations to compare with",
-                            location="--real-data",
-                            hint="pass --real-data FILE (JSONL in a format fountain exports, or a Janus "
-                                 "outputs.json), or set raters.real_data in setup.yaml")
+        raise RealDataError(
+            f"the {rater} rater needs real conversations to compare with",
+            location="--real-data",
+            hint="pass --real-data FILE (JSONL in a format fountain exports, or a Janus "
+            "outputs.json), or set raters.real_data in setup.yaml",
+        )
     real = None
     privacy_plan = None
     if rater:
-        from fountain.realdata import load_real_data
+        from fountain.raters.realdata import load_real_data
 
         real = load_real_data(real_path, default_category=spec.category)
         in_category = sum(1 for r in real if r.category == spec.category)
         if rater == "RF" and in_category < 2:
-            raise RealDataError(f"RF needs at least 2 real conversations of the spec's category "
-                                f"{spec.category!r}; the real data has {in_category}", location=str(real_path),
-                                hint="set metadata.category (or category) of the real records to the "
-                                     "spec's category")
+            raise RealDataError(
+                f"RF needs at least 2 real conversations of the spec's category "
+                f"{spec.category!r}; the real data has {in_category}",
+                location=str(real_path),
+                hint="set metadata.category (or category) of the real records to the spec's category",
+            )
         if rater == "PE" and in_category == 0:
-            raise RealDataError(f"none of the {len(real)} real conversations has the spec's category "
-                                f"{spec.category!r}: nothing would vote", location=str(real_path),
-                                hint="set metadata.category (or category) of the real records to the "
-                                     "spec's category")
+            raise RealDataError(
+                f"none of the {len(real)} real conversations has the spec's category "
+                f"{spec.category!r}: nothing would vote",
+                location=str(real_path),
+                hint="set metadata.category (or category) of the real records to the spec's category",
+            )
         if rater == "RF":
             notes.append("RF is NOT differentially private: its decisions depend on every real conversation")
     if rater == "PE":
         if epsilon is None:
-            raise PrivacyBudgetError("the PE rater needs a privacy budget", location="--epsilon",
-                                     hint="pass --epsilon E (e.g. 4; `fountain privacy --epsilon E "
-                                          "--iterations T --n N` shows the noise it implies), or set "
-                                          "privacy.epsilon in setup.yaml")
+            raise PrivacyBudgetError(
+                "the PE rater needs a privacy budget",
+                location="--epsilon",
+                hint="pass --epsilon E (e.g. 4; `fountain privacy --epsilon E "
+                "--iterations T --n N` shows the noise it implies), or set "
+                "privacy.epsilon in setup.yaml",
+            )
         if not epsilon > 0:
             raise PrivacyBudgetError(f"epsilon must be positive, got {epsilon}", location="--epsilon")
         n = len(real or ())
@@ -243,8 +299,11 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         if delta is not None:
             source = "given"
             if not 0.0 < delta < 1.0:
-                raise FountainError(f"delta must lie strictly between 0 and 1, got {delta}",
-                                    location="--delta", hint="the usual choice is below 1/N")
+                raise FountainError(
+                    f"delta must lie strictly between 0 and 1, got {delta}",
+                    location="--delta",
+                    hint="the usual choice is below 1/N",
+                )
         else:
             source = "1/(N ln N)"
             delta = accountant.default_delta(n)
@@ -263,15 +322,35 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
 
     # The run's settings go into the spec it fingerprints: an output folder holds one framework,
     # one rater and one budget. The keys that differ from setup.yaml are kept in the manifest.
-    wanted = {"framework": framework, "raters.rater": rater, "raters.k": k, "raters.embedder": embedder,
-              "raters.real_data": real_text if rater else spec.raters.real_data,
-              "privacy.epsilon": epsilon if rater == "PE" else spec.privacy.epsilon,
-              "privacy.delta": options.delta if options.delta is not None else spec.privacy.delta,
-              "privacy.iterations": iterations if framework in ("Filter", "Feedback") else spec.privacy.iterations}
+    wanted = {
+        "framework": framework,
+        "raters.rater": rater,
+        "raters.k": k,
+        "raters.embedder": embedder,
+        "raters.real_data": real_text if rater else spec.raters.real_data,
+        "privacy.epsilon": epsilon if rater == "PE" else spec.privacy.epsilon,
+        "privacy.delta": options.delta if options.delta is not None else spec.privacy.delta,
+        "privacy.iterations": iterations if framework in ("Filter", "Feedback") else spec.privacy.iterations,
+    }
     overrides = {key: value for key, value in wanted.items() if value != _setting(spec, key)}
     planned = apply_overrides(spec, overrides)
-    return FrameworkPlan(framework, rater, planned, iterations, target, k, personas, embedder, selection,
-                         threshold, real_path, real, privacy_plan, notes, overrides)
+    return FrameworkPlan(
+        framework,
+        rater,
+        planned,
+        iterations,
+        target,
+        k,
+        personas,
+        embedder,
+        selection,
+        threshold,
+        real_path,
+        real,
+        privacy_plan,
+        notes,
+        overrides,
+    )
 
 
 def _setting(spec: Any, key: str) -> Any:
@@ -281,31 +360,22 @@ def _setting(spec: Any, key: str) -> Any:
     return value
 
 
-def apply_overrides(spec: Any, overrides: dict[str, Any]) -> Any:
-    """``spec`` with a run's framework settings (dotted keys: ``framework``, ``raters.rater``,
-    ``privacy.epsilon``...), as recorded in the manifest under ``framework.overrides``."""
-    changes: dict[str, Any] = {}
-    for block in ("raters", "privacy"):
-        values = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(block + ".")}
-        if values:
-            changes[block] = replace(getattr(spec, block), **values)
-    if "framework" in overrides:
-        changes["framework"] = overrides["framework"]
-    return replace(spec, **changes) if changes else spec
-
-
 def _weak_privacy_notes(n: int, delta: float, delta_source: str, sigma: float) -> list[str]:
     """Warnings for a PE plan whose guarantee or usefulness is weaker than its numbers suggest."""
     notes = []
     if delta_source == "given" and n > 0 and delta >= 1.0 / n:
         # (eps, delta)-DP with delta >= 1/N allows publishing a random private record in full.
-        notes.append(f"delta = {delta:.3g} is not below 1/N = {1.0 / n:.3g} for {n} private "
-                     f"conversation(s): such a guarantee allows revealing a whole record; use a "
-                     f"delta well below 1/N (the default is 1/(N ln N) = "
-                     f"{1.0 / (n * math.log(n)) if n > 1 else float('nan'):.3g})")
-    if 0 < n and 0 < sigma and not math.isinf(sigma) and n < 3 * sigma:
+        notes.append(
+            f"delta = {delta:.3g} is not below 1/N = {1.0 / n:.3g} for {n} private "
+            f"conversation(s): such a guarantee allows revealing a whole record; use a "
+            f"delta well below 1/N (the default is 1/(N ln N) = "
+            f"{1.0 / (n * math.log(n)) if n > 1 else float('nan'):.3g})"
+        )
+    if n > 0 and sigma > 0 and not math.isinf(sigma) and n < 3 * sigma:
         # Each private conversation casts one vote; noise of this size buries a histogram of N votes.
-        notes.append(f"only {n} private conversation(s) cast votes against noise of sigma = "
-                     f"{sigma:.3g} per count: the feedback will be mostly noise (more real data, "
-                     f"a larger --epsilon or fewer --iterations help)")
+        notes.append(
+            f"only {n} private conversation(s) cast votes against noise of sigma = "
+            f"{sigma:.3g} per count: the feedback will be mostly noise (more real data, "
+            f"a larger --epsilon or fewer --iterations help)"
+        )
     return notes

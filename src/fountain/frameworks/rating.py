@@ -1,12 +1,14 @@
 """Rating in a framework run, a part of :class:`~fountain.frameworks.runner._Runner`: dedup, the
 embeddings of synthetic (persisted) and private (in memory only) conversations, the RF and PE
 raters' inputs, and the privacy accounting of PE."""
+
 from __future__ import annotations
 
 import asyncio
 import importlib.util
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fountain.errors import PrivacyBudgetError
 from fountain.frameworks.records import dedup_view, reject_record
@@ -24,7 +26,7 @@ class _Rating:
     def _dedup_start(self, samples: Sequence[Sample], earlier: Sequence[Sample]) -> dict[str, Any]:
         """The exact and MinHash stages of a dedup; the embedding stage follows in _dedup_end with
         vectors of the survivors only (no embedder is loaded when fewer than 2 survive)."""
-        from fountain.embed import conversation_text
+        from fountain.embed.embedder import conversation_text
         from fountain.raters.dedup import DedupSettings, dedup
 
         spec_settings = self.source.raters.dedup
@@ -36,24 +38,35 @@ class _Rating:
         embedding = spec_settings.embedding_threshold is not None and self.embed_missing is None
         if spec_settings.embedding_threshold is not None and self.embed_missing is not None:
             skipped["embedding"] = f"{self.embed_missing} is not installed: pip install 'fountain[embed]'"
-        settings = DedupSettings(exact=spec_settings.exact, minhash=minhash,
-                                 minhash_threshold=spec_settings.minhash_threshold or 0.9,
-                                 embedding=False,
-                                 embedding_threshold=spec_settings.embedding_threshold or 0.9)
+        settings = DedupSettings(
+            exact=spec_settings.exact,
+            minhash=minhash,
+            minhash_threshold=spec_settings.minhash_threshold or 0.9,
+            embedding=False,
+            embedding_threshold=spec_settings.embedding_threshold or 0.9,
+        )
         everything = list(earlier) + list(samples)
         views = [dedup_view(s) for s in everything]
         findings = dedup([conversation_text(v) for v in views], settings=settings)
         dropped = findings.dropped
         alive = [i for i in range(len(everything)) if i not in dropped]
-        return {"samples": list(samples), "everything": everything, "offset": len(earlier),
-                "findings": list(findings), "stages_run": list(findings.stages_run),
-                "skipped": {**{k: v for k, v in findings.stages_skipped.items() if v != "disabled"}, **skipped},
-                "embedding": embedding, "threshold": settings.embedding_threshold,
-                "neighbours": settings.neighbours, "alive": alive,
-                "candidates": [views[i] for i in alive] if embedding and len(alive) >= 2 else []}
+        return {
+            "samples": list(samples),
+            "everything": everything,
+            "offset": len(earlier),
+            "findings": list(findings),
+            "stages_run": list(findings.stages_run),
+            "skipped": {**{k: v for k, v in findings.stages_skipped.items() if v != "disabled"}, **skipped},
+            "embedding": embedding,
+            "threshold": settings.embedding_threshold,
+            "neighbours": settings.neighbours,
+            "alive": alive,
+            "candidates": [views[i] for i in alive] if embedding and len(alive) >= 2 else [],
+        }
 
-    def _dedup_end(self, work: dict[str, Any], vectors: Any
-                   ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+    def _dedup_end(
+        self, work: dict[str, Any], vectors: Any
+    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
         from fountain.raters.dedup import DuplicateFinding, embedding_duplicates
 
         findings = list(work["findings"])
@@ -63,8 +76,9 @@ class _Rating:
             if vectors is not None:
                 alive = work["alive"]
                 found = embedding_duplicates(vectors, range(len(alive)), work["threshold"], work["neighbours"])
-                findings += [DuplicateFinding(alive[f.index], alive[f.duplicate_of_index], f.method, f.score)
-                             for f in found]
+                findings += [
+                    DuplicateFinding(alive[f.index], alive[f.duplicate_of_index], f.method, f.score) for f in found
+                ]
         findings.sort(key=lambda finding: finding.index)
         everything, offset = work["everything"], work["offset"]
         rejects = []
@@ -74,21 +88,31 @@ class _Rating:
                 continue  # an earlier round's kept sample stays kept
             dropped.add(finding.index)
             kept = everything[finding.duplicate_of_index]
-            rejects.append(reject_record(everything[finding.index], finding.reason,
-                                         f"duplicates {kept.id} ({finding.method}, score {finding.score:.3f})",
-                                         keep_text=True, duplicate_of=kept.id,
-                                         score=round(float(finding.score), 4)))
+            rejects.append(
+                reject_record(
+                    everything[finding.index],
+                    finding.reason,
+                    f"duplicates {kept.id} ({finding.method}, score {finding.score:.3f})",
+                    keep_text=True,
+                    duplicate_of=kept.id,
+                    score=round(float(finding.score), 4),
+                )
+            )
         survivors = [s for i, s in enumerate(work["samples"]) if i + offset not in dropped]
         for stage, why in work["skipped"].items():
             note = f"dedup: {stage} stage skipped ({why})"
             if note not in self.warnings:
                 self.warnings.append(note)
-        info = {"stages_run": stages_run, "stages_skipped": work["skipped"],
-                "dropped": dict(Counter(f.method for f in findings if f.index >= offset))}
+        info = {
+            "stages_run": stages_run,
+            "stages_skipped": work["skipped"],
+            "dropped": dict(Counter(f.method for f in findings if f.index >= offset)),
+        }
         return survivors, rejects, info
 
-    async def _dedup(self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
-                     ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+    async def _dedup(
+        self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
+    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
         """Drop duplicates among ``samples`` and of ``earlier`` (kept before them)."""
         if not self.source.raters.dedup.enabled:
             return list(samples), [], {"enabled": False}
@@ -96,8 +120,9 @@ class _Rating:
         vectors = await self._encode_async(work["candidates"]) if work["candidates"] else None
         return self._dedup_end(work, vectors)
 
-    def _dedup_sync(self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
-                    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+    def _dedup_sync(
+        self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
+    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
         """:meth:`_dedup` outside the event loop (salvaging a stopped round)."""
         if not self.source.raters.dedup.enabled:
             return list(samples), [], {"enabled": False}
@@ -108,12 +133,12 @@ class _Rating:
     def _encode_batches(self, conversations: Sequence[Any]):
         """Vectors of synthetic conversations (Samples or turn sequences), EMBED_BATCH at a time:
         each batch is in embeddings.sqlite before the next one starts."""
-        from fountain.embed import encode_conversations
+        from fountain.embed.embedder import encode_conversations
 
         self._load_embedder()
         items = list(conversations)
         for start in range(0, len(items), EMBED_BATCH):
-            yield encode_conversations(self.synthetic_embedder, items[start:start + EMBED_BATCH])
+            yield encode_conversations(self.synthetic_embedder, items[start : start + EMBED_BATCH])
 
     @staticmethod
     def _stack(parts: list[Any], dim: int):
@@ -137,13 +162,15 @@ class _Rating:
     def _private_embeddings(self) -> dict[str, Any]:
         """Private conversations embedded in memory (no cache), grouped by category."""
         if self._private is None:
-            from fountain.embed import encode_conversations
-            from fountain.realdata import group_by_category
+            from fountain.embed.embedder import encode_conversations
+            from fountain.raters.realdata import group_by_category
 
             groups = group_by_category(self.plan.real or [])
             self._load_embedder()
-            self._private = {category: encode_conversations(self.embedder, [c.turns for c in items])
-                             for category, items in groups.items()}
+            self._private = {
+                category: encode_conversations(self.embedder, [c.turns for c in items])
+                for category, items in groups.items()
+            }
         return self._private
 
     def _real_filter(self):
@@ -185,8 +212,10 @@ class _Rating:
                 f"iteration(s) already spent, {releases_left} to go with sigma = {privacy.sigma:.4g}), "
                 f"more than the budget epsilon = {privacy.epsilon_budget:.4g}",
                 hint="an iteration was interrupted after its noise was drawn and must not be drawn again "
-                     "within this budget; start a new run with --output, or raise --epsilon"
-                if ledger.entries else "use a larger --sigma, fewer --iterations or a larger --epsilon")
+                "within this budget; start a new run with --output, or raise --epsilon"
+                if ledger.entries
+                else "use a larger --sigma, fewer --iterations or a larger --epsilon",
+            )
         self.ledger = ledger
         self._write_privacy()
 
@@ -211,11 +240,18 @@ class _Rating:
             from fountain.raters.pe import default_threshold
 
             threshold = default_threshold(self.plan.privacy.sigma)
-        return {"rater": "PE", **data, **self.plan.privacy.to_dict(), "k": self.plan.k,
-                "threshold_H": threshold, "selection": self.plan.selection, "ledger": entries}
+        return {
+            "rater": "PE",
+            **data,
+            **self.plan.privacy.to_dict(),
+            "k": self.plan.k,
+            "threshold_H": threshold,
+            "selection": self.plan.selection,
+            "ledger": entries,
+        }
 
     def _write_privacy(self) -> None:
-        from fountain.manifest import Manifest
+        from fountain.run.manifest import Manifest
 
         manifest = Manifest.read(self.output_dir)
         if manifest is None:

@@ -1,6 +1,7 @@
 """What a framework run keeps beside the engine's files: ``framework.json`` (its state), its
 rejects (``duplicate:``, ``rf:``, ``pe:``), the turns dedup compares, and small helpers of the
 runner (the embed extra's check, the stats of all rounds combined)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from fountain.errors import OutputError
-from fountain.journal import write_text_atomic
-from fountain.plan import SEED
+from fountain.generation.enrich import Enrichment
+from fountain.generation.plan import SEED
+from fountain.run.journal import write_text_atomic
 from fountain.types import Sample
 
 STATE_FILE = "framework.json"
@@ -24,12 +26,11 @@ def dedup_view(sample: Sample) -> tuple:
     design, so only its continuation counts; a seed counts whole."""
     prov = sample.provenance
     if prov.kind != SEED and prov.conversation_type != "instruct" and prov.prefix_turns:
-        return tuple(sample.turns[prov.prefix_turns:])
+        return tuple(sample.turns[prov.prefix_turns :])
     return tuple(sample.turns)
 
 
-def reject_record(sample: Sample, reason: str, detail: str, *, keep_text: bool = False,
-                  **extra: Any) -> dict[str, Any]:
+def reject_record(sample: Sample, reason: str, detail: str, *, keep_text: bool = False, **extra: Any) -> dict[str, Any]:
     """A ``rejects.jsonl`` record for an accepted sample the framework leaves out. With
     ``keep_text`` it carries the conversation (``messages``): for duplicates, so a user can read
     what was dropped; never for rater rejects, whose near-copies of real (maybe private) records
@@ -38,8 +39,15 @@ def reject_record(sample: Sample, reason: str, detail: str, *, keep_text: bool =
     meta = full["metadata"]
     for key in ("id", "kind", "direction"):
         meta.pop(key, None)
-    record = {"id": sample.id, "kind": sample.provenance.kind, "direction": sample.provenance.direction,
-              "reason": reason, "detail": detail, "raw": "", "attempts": 0}
+    record = {
+        "id": sample.id,
+        "kind": sample.provenance.kind,
+        "direction": sample.provenance.direction,
+        "reason": reason,
+        "detail": detail,
+        "raw": "",
+        "attempts": 0,
+    }
     record.update(extra)
     if keep_text:
         record["messages"] = full["messages"]
@@ -63,17 +71,23 @@ def load_state(output_dir: str | Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
-        raise OutputError(f"{STATE_FILE} cannot be read ({error})", location=str(path),
-                          hint="it was damaged or edited; restore it, or write the run elsewhere with --output") from None
+        raise OutputError(
+            f"{STATE_FILE} cannot be read ({error})",
+            location=str(path),
+            hint="it was damaged or edited; restore it, or write the run elsewhere with --output",
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("rounds"), list):
-        raise OutputError(f"{STATE_FILE} is not a fountain framework state", location=str(path),
-                          hint="restore it, or write the run elsewhere with --output")
+        raise OutputError(
+            f"{STATE_FILE} is not a fountain framework state",
+            location=str(path),
+            hint="restore it, or write the run elsewhere with --output",
+        )
     return data
 
 
 def _embed_extra_missing(name: str | None) -> str | None:
     """The first package of the embed extra that is not installed (None when all are)."""
-    from fountain.embed import BUNDLED_ALIASES, BUNDLED_PACKAGE
+    from fountain.embed.embedder import BUNDLED_ALIASES, BUNDLED_PACKAGE
 
     needed = ["torch", "sentence_transformers"]
     if name in BUNDLED_ALIASES:
@@ -88,7 +102,7 @@ def _embed_extra_missing(name: str | None) -> str | None:
 
 
 def _combine_stats(all_stats: list[Any]) -> Any:
-    from fountain.dispatch import RunStats
+    from fountain.providers.dispatch import RunStats
     from fountain.types import Usage
 
     if not all_stats:
@@ -106,3 +120,32 @@ def _combine_stats(all_stats: list[Any]) -> Any:
     total.usage = all_stats[-1].usage
     total.cost_usd = all_stats[-1].cost_usd
     return total
+
+
+# --- GenLLM's enrichment.json ---------------------------------------------------------------------
+
+ENRICHMENT_FILE = "enrichment.json"
+
+
+def load_enrichment(path: str | Path) -> Enrichment | None:
+    """The saved enrichment, or None when there is none; OutputError when it is damaged."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise OutputError(f"cannot read {path.name}: {error.strerror or error}", location=str(path)) from None
+    try:
+        return Enrichment.from_dict(json.loads(text))
+    except (ValueError, KeyError, TypeError) as error:
+        raise OutputError(
+            f"{path.name} is not a valid enrichment ({error})",
+            location=str(path),
+            hint="delete it to ask the model again (the answer is cached), or restore it",
+        ) from None
+
+
+def save_enrichment(path: str | Path, enrichment: Enrichment) -> Path:
+    """Write ``enrichment.json`` atomically (temporary file + rename)."""
+    return write_text_atomic(path, json.dumps(enrichment.to_dict(), indent=2, ensure_ascii=False) + "\n")

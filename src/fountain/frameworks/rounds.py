@@ -1,24 +1,35 @@
 """The engine of one framework round (seed and variation tasks, GenLLM enrichment, a manifest
 that stays ``running`` until the framework's end), and the GenLLM prompts."""
+
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from dataclasses import fields, replace
-from typing import Any, Sequence
+from typing import Any
 
-from fountain.engine import Engine, RunOptions, RunResult
 from fountain.errors import FountainError, OutputError
-from fountain.plan import Task, seed_tasks
+from fountain.generation.plan import Task, seed_tasks
+from fountain.run.engine import Engine, RunOptions
 
 
 class _RoundEngine(Engine):
     """The engine running one round: given seed tasks (None: the spec's), extra tasks (PE
     variations), the iteration number for provenance, and optionally the GenLLM enrichment."""
 
-    def __init__(self, spec: Any, options: RunOptions, provider: Any, *, source_spec: Any,
-                 seeds: list[Task] | None = None, extra: Sequence[Task] = (), iteration: int = 0,
-                 enrich_personas: int | None = None, reuse_enrichment: bool = True):
-        super().__init__(spec, options, provider, source_spec=source_spec)
+    def __init__(
+        self,
+        spec: Any,
+        options: RunOptions,
+        provider: Any,
+        *,
+        source_spec: Any,
+        seeds: list[Task] | None = None,
+        extra: Sequence[Task] = (),
+        iteration: int = 0,
+        enrich_personas: int | None = None,
+        reuse_enrichment: bool = True,
+    ):
+        super().__init__(spec, options, provider, source_spec=source_spec, final=False)
         self._seeds = seeds
         self._extra = list(extra)
         self.iteration = iteration
@@ -35,47 +46,6 @@ class _RoundEngine(Engine):
     def plan_extra(self) -> list[Task]:
         return list(self._extra)
 
-    def _finish(self, started: float, interrupted: bool) -> RunResult:
-        """The engine's end of a round, except that a round is never the end of the run: the
-        framework's stages (dedup, rating, the final export) still follow, so the manifest stays
-        ``running`` instead of ``completed`` and the dataset file keeps its previous content (none
-        on a first run) instead of the round's raw export. ``_Runner._finish`` completes the run."""
-        from fountain.export import DATASET_FILES
-
-        fmt = self.options.format or getattr(self.spec.output, "format", None) or "messages"
-        dataset = self.output_dir / DATASET_FILES.get(fmt, DATASET_FILES["messages"])
-        before = dataset.with_name(f".{dataset.name}.before-round")
-        before.unlink(missing_ok=True)
-        try:
-            os.link(dataset, before)
-            kept = True
-        except FileNotFoundError:
-            kept = False
-        except OSError:  # no hard links on this file system
-            import shutil
-
-            shutil.copyfile(dataset, before)
-            kept = True
-        manifest = self.manifest
-        end = manifest.end
-
-        def end_round(status: str, **kwargs: Any) -> None:
-            end(status, **kwargs)
-            if status == "completed":
-                manifest.status = "running"
-                if manifest.runs:
-                    manifest.runs[-1]["status"] = "running"
-
-        manifest.end = end_round  # this round's manifest only
-        try:
-            return super()._finish(started, interrupted)
-        finally:
-            del manifest.end
-            if kept:
-                os.replace(before, dataset)
-            else:
-                dataset.unlink(missing_ok=True)
-
     async def prepare(self) -> None:
         if not self.enrich_personas:
             return
@@ -87,32 +57,40 @@ class _RoundEngine(Engine):
             if cache is not None:
                 cache.close()
             reason = error.message if isinstance(error, FountainError) else type(error).__name__
-            self.manifest.end("stopped" if isinstance(error, FountainError) else "failed", reason=reason,
-                              stats=self.stats)
+            self.manifest.end(
+                "stopped" if isinstance(error, FountainError) else "failed", reason=reason, stats=self.stats
+            )
             self.manifest.write(self.output_dir)
             raise
 
     async def _enrich(self) -> None:
-        from fountain.enrich import (ENRICHMENT_FILE, combine_personas, enrich_scene, load_enrichment,
-                                     save_enrichment)
+        from fountain.frameworks.records import ENRICHMENT_FILE, load_enrichment, save_enrichment
+        from fountain.generation.enrich import combine_personas, enrich_scene
 
         path = self.output_dir / ENRICHMENT_FILE
         found = load_enrichment(path) if self.reuse_enrichment else None
         if found is not None and found.requested != self.enrich_personas:
-            raise OutputError(f"{ENRICHMENT_FILE} holds {found.requested} requested persona(s), this run "
-                              f"asks for {self.enrich_personas}", location=str(path),
-                              hint="run again with the same --personas to continue, or write the new run "
-                                   "elsewhere with --output")
+            raise OutputError(
+                f"{ENRICHMENT_FILE} holds {found.requested} requested persona(s), this run "
+                f"asks for {self.enrich_personas}",
+                location=str(path),
+                hint="run again with the same --personas to continue, or write the new run elsewhere with --output",
+            )
         if found is None:
-            found, warnings = await enrich_scene(self.spec, self.dispatcher, n_personas=self.enrich_personas,
-                                                 seed=self.seed, max_retries=self.max_retries)
+            found, warnings = await enrich_scene(
+                self.spec,
+                self.dispatcher,
+                n_personas=self.enrich_personas,
+                seed=self.seed,
+                max_retries=self.max_retries,
+            )
             self.warnings.extend(warnings)
             save_enrichment(path, found)
         self.enrichment = found
         self.scenario = found.scenario
         self.personas = combine_personas(self.spec.personas, found.personas)
         if self.roleplay is not None:
-            from fountain.roleplay import SCENE_MAX_CHARS
+            from fountain.generation.roleplay import SCENE_MAX_CHARS
 
             scene = found.scenario
             if len(scene) > SCENE_MAX_CHARS:
@@ -126,10 +104,10 @@ class _RoundEngine(Engine):
 def genllm_spec(spec: Any) -> Any:
     """``spec`` whose Jinja prompts show the scenario and persona even when they do not use
     ``{{ scenario }}`` / ``{{ persona }}`` themselves (legacy prompts get them appended by
-    :mod:`fountain.prompts` already)."""
+    :mod:`fountain.spec.prompts` already)."""
     if spec.template_style != "jinja":
         return spec
-    from fountain.prompts import template_variables_used
+    from fountain.spec.prompts import template_variables_used
 
     changes = {}
     for key in ("initial_prompt", "derivational_prompt"):

@@ -2,29 +2,40 @@
 end: rejects, export, manifest), and the entry points :func:`run_framework_async` and
 :func:`run_framework`. Filter, Feedback and rating are its parts in :mod:`.filter_rounds`,
 :mod:`.feedback` and :mod:`.rating`."""
+
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from fountain import aio
-from fountain.engine import (DERIVATIONS_FILE, REJECTS_FILE, SEEDS_FILE, RunOptions, RunResult, effective_spec,
-                             make_provider, output_folder, resolve_mode)
 from fountain.errors import FountainError, OutputError, PrivacyBudgetError
 from fountain.frameworks.feedback import _FeedbackIterations
 from fountain.frameworks.filter_rounds import _FilterRounds
 from fountain.frameworks.plan import FrameworkPlan, plan_framework
 from fountain.frameworks.rating import _Rating
-from fountain.frameworks.records import (EMBEDDINGS_FILE, STATE_FILE, STATE_VERSION, _combine_stats,
-                                         _embed_extra_missing, _is_framework_reject, _write_json_atomic,
-                                         load_state)
+from fountain.frameworks.records import (
+    EMBEDDINGS_FILE,
+    STATE_FILE,
+    STATE_VERSION,
+    _combine_stats,
+    _embed_extra_missing,
+    _is_framework_reject,
+    _write_json_atomic,
+    load_state,
+)
 from fountain.frameworks.rounds import _RoundEngine, genllm_spec
-from fountain.plan import SEED, Task, count_derivations
+from fountain.generation.plan import SEED, Task, count_derivations
+from fountain.generation.worker import resolve_mode
+from fountain.run.engine import make_provider
+from fountain.run.options import RunOptions, RunResult, effective_spec, output_folder
+from fountain.run.outputs import DERIVATIONS_FILE, REJECTS_FILE, SEEDS_FILE
 from fountain.types import Sample
 
 
@@ -32,8 +43,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
     """One framework run: its setup, engine rounds, Gen / GenLLM and end; Filter, Feedback and
     rating come from the mixins of :mod:`.filter_rounds`, :mod:`.feedback` and :mod:`.rating`."""
 
-    def __init__(self, plan: FrameworkPlan, options: RunOptions, provider: Any, embedder: Any,
-                 noise_rng: Any):
+    def __init__(self, plan: FrameworkPlan, options: RunOptions, provider: Any, embedder: Any, noise_rng: Any):
         self.plan = plan
         self.source = plan.spec
         self.framework = plan.framework
@@ -74,25 +84,34 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
     # --- setup -----------------------------------------------------------------------------------
 
     def _check_output(self) -> None:
-        from fountain.cache import public_identity
-        from fountain.manifest import check_resume
+        from fountain.providers.cache import public_identity
+        from fountain.run.manifest import check_resume
 
-        decision = check_resume(self.output_dir, self.source, self.options.resume,
-                                provider=public_identity(self.provider.identity()))
+        decision = check_resume(
+            self.output_dir, self.source, self.options.resume, provider=public_identity(self.provider.identity())
+        )
         self.resuming = decision.resuming
         state = load_state(self.output_dir) if self.resuming else None
         if state is not None and state.get("framework") != self.framework:
-            raise OutputError(f"{STATE_FILE} belongs to a {state.get('framework')} run, this is {self.framework}",
-                              location=str(self.output_dir / STATE_FILE),
-                              hint="write this run elsewhere with --output")
-        self.state = state or {"version": STATE_VERSION, "framework": self.framework,
-                               "rater": self.plan.rater, "rounds": [], "ledger": []}
+            raise OutputError(
+                f"{STATE_FILE} belongs to a {state.get('framework')} run, this is {self.framework}",
+                location=str(self.output_dir / STATE_FILE),
+                hint="write this run elsewhere with --output",
+            )
+        self.state = state or {
+            "version": STATE_VERSION,
+            "framework": self.framework,
+            "rater": self.plan.rater,
+            "rounds": [],
+            "ledger": [],
+        }
         if self.plan.privacy is not None and self.state.get("delta") not in (None, self.plan.privacy.delta):
             raise PrivacyBudgetError(
                 "the privacy plan changed since this run started (delta "
                 f"{self.state['delta']:.3g} then, {self.plan.privacy.delta:.3g} now: the real data changed?)",
                 location=str(self.output_dir / STATE_FILE),
-                hint="the ledger is kept for one private dataset and one delta: write a new run with --output")
+                hint="the ledger is kept for one private dataset and one delta: write a new run with --output",
+            )
 
     def _embedding_dedup(self) -> bool:
         settings = self.source.raters.dedup
@@ -102,7 +121,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
         """Check, before any token is spent, that the embedder can be had; load it now only when it
         is certainly needed (a rater) or was named (--embedder: its errors come first). The default
         one for dedup loads lazily, once the embedding stage has 2 or more candidates left."""
-        from fountain.embed import BUNDLED_ALIASES
+        from fountain.embed.embedder import BUNDLED_ALIASES
 
         if not (self.plan.rater or self._embedding_dedup()) or self.given_embedder is not None:
             return
@@ -116,13 +135,13 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
 
     def _load_embedder(self) -> None:
         """Load the embedder (once) and wrap it in the persisted cache for synthetic texts."""
-        from fountain.embed import CachedEmbedder
+        from fountain.embed.embedder import CachedEmbedder
 
         if self.embedder is not None:
             return
         embedder = self.given_embedder
         if embedder is None:
-            from fountain.embed import load_embedder
+            from fountain.embed.embedder import load_embedder
 
             embedder = load_embedder(self.plan.embedder)
         while isinstance(embedder, CachedEmbedder):  # private texts must never meet a persisted cache
@@ -158,17 +177,25 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
 
     # --- engine rounds ---------------------------------------------------------------------------
 
-    def _engine(self, *, seeds: list[Task] | None = None, extra: Sequence[Task] = (),
-                iteration: int = 0) -> _RoundEngine:
-        return _RoundEngine(self.effective, self.options, self.provider, source_spec=self.source,
-                            seeds=seeds, extra=extra, iteration=iteration,
-                            enrich_personas=self.plan.personas if self.framework == "GenLLM" else None,
-                            reuse_enrichment=self.resuming)
+    def _engine(
+        self, *, seeds: list[Task] | None = None, extra: Sequence[Task] = (), iteration: int = 0
+    ) -> _RoundEngine:
+        return _RoundEngine(
+            self.effective,
+            self.options,
+            self.provider,
+            source_spec=self.source,
+            seeds=seeds,
+            extra=extra,
+            iteration=iteration,
+            enrich_personas=self.plan.personas if self.framework == "GenLLM" else None,
+            reuse_enrichment=self.resuming,
+        )
 
     def _mark_ended(self, error: BaseException) -> None:
         """A run stopped after its last round (during dedup, rating or the export) is not
         completed: say so in the manifest, as the engine does for a stop during generation."""
-        from fountain.manifest import Manifest
+        from fountain.run.manifest import Manifest
 
         if not self.round_begun:
             return  # this invocation wrote no run entry: the manifest is an earlier run's
@@ -230,7 +257,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
     def _annotate_manifest(self) -> None:
         """Put the framework summary (with the run's overrides of setup.yaml, which `fountain
         status` needs to recognise the spec) into the manifest as soon as it exists."""
-        from fountain.manifest import Manifest
+        from fountain.run.manifest import Manifest
 
         manifest = Manifest.read(self.output_dir)
         if manifest is not None:
@@ -238,7 +265,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
             manifest.write(self.output_dir)
 
     def _journal_samples(self) -> dict[str, Sample]:
-        from fountain.journal import read_journal
+        from fountain.run.journal import read_journal
 
         out: dict[str, Sample] = {}
         for name in (SEEDS_FILE, DERIVATIONS_FILE):
@@ -275,7 +302,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
 
     def _write_rejects(self) -> list[dict[str, Any]]:
         """rejects.jsonl = the engine's rejects, then the framework's (each once)."""
-        from fountain.journal import read_journal, write_jsonl_atomic
+        from fountain.run.journal import read_journal, write_jsonl_atomic
 
         path = self.output_dir / REJECTS_FILE
         engine_rejects = [r for r in read_journal(path).records if not _is_framework_reject(r)]
@@ -291,7 +318,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
         return merged
 
     def _export(self, dataset: list[Sample]) -> Path:
-        from fountain.export import export_dataset
+        from fountain.run.export import export_dataset
 
         fmt = self.options.format or getattr(self.effective.output, "format", None) or "messages"
         system = getattr(self.effective.output, "system_message", None)
@@ -302,8 +329,10 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
         result's warnings), with the reasons its conversations were rejected."""
         top = Counter(str(r.get("reason") or "?") for r in rejects).most_common(3)
         reasons = ", ".join(f"{reason} ({count})" for reason, count in top) or "none recorded"
-        text = (f"the dataset is empty: {path.name} holds 0 records; every conversation was rejected or "
-                f"none was generated. See {self.output_dir / REJECTS_FILE} (top reasons: {reasons})")
+        text = (
+            f"the dataset is empty: {path.name} holds 0 records; every conversation was rejected or "
+            f"none was generated. See {self.output_dir / REJECTS_FILE} (top reasons: {reasons})"
+        )
         if text not in self.warnings:
             self.warnings.append(text)
         from rich.console import Console
@@ -312,21 +341,30 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
         Console(stderr=True).print(f"[yellow]warning: {escape(text)}[/]")
 
     def _finish(self, dataset: list[Sample]) -> RunResult:
-        from fountain.manifest import Manifest
+        from fountain.run.manifest import Manifest
 
         rejects = self._write_rejects()
         path = self._export(dataset)
         everything = self._journal_samples()
         seeds = [s for s in everything.values() if s.provenance.kind == SEED]
         gen = self.effective.generation
-        derivations_planned = count_derivations(
-            [len(s.turns) for s in seeds], len(self.effective.derivational_directions),
-            gen.derivations_per_direction, max_prefix_turns=gen.max_prefix_turns,
-            conversation_type=gen.type) + self.variations_planned
-        counts = {"seeds_requested": self.seeds_requested, "derivations_planned": derivations_planned,
-                  "accepted": {"seed": len(seeds), "derivation": len(everything) - len(seeds)},
-                  "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
-                  "dataset_records": len(dataset)}
+        derivations_planned = (
+            count_derivations(
+                [len(s.turns) for s in seeds],
+                len(self.effective.derivational_directions),
+                gen.derivations_per_direction,
+                max_prefix_turns=gen.max_prefix_turns,
+                conversation_type=gen.type,
+            )
+            + self.variations_planned
+        )
+        counts = {
+            "seeds_requested": self.seeds_requested,
+            "derivations_planned": derivations_planned,
+            "accepted": {"seed": len(seeds), "derivation": len(everything) - len(seeds)},
+            "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
+            "dataset_records": len(dataset),
+        }
         manifest = Manifest.read(self.output_dir)
         manifest_path = None
         if manifest is not None:
@@ -350,25 +388,35 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
             self._warn_empty(path, rejects)
         last = self.results[-1] if self.results else None
         mode = last.mode if last is not None else resolve_mode(self.effective, self.provider.name, self.options.mode)
-        return RunResult(output_dir=self.output_dir, dataset_path=path, dataset_records=len(dataset),
-                         samples=list(dataset), counts=counts,
-                         retries=sum(r.retries for r in self.results), stats=_combine_stats(self.stats),
-                         elapsed_s=time.monotonic() - self.started, warnings=list(self.warnings),
-                         stopped=None, manifest_path=manifest_path, resumed=self.resuming or bool(
-                             last and last.resumed), mode=mode)
+        return RunResult(
+            output_dir=self.output_dir,
+            dataset_path=path,
+            dataset_records=len(dataset),
+            samples=list(dataset),
+            counts=counts,
+            retries=sum(r.retries for r in self.results),
+            stats=_combine_stats(self.stats),
+            elapsed_s=time.monotonic() - self.started,
+            warnings=list(self.warnings),
+            stopped=None,
+            manifest_path=manifest_path,
+            resumed=self.resuming or bool(last and last.resumed),
+            mode=mode,
+        )
 
 
 # --- entry points ---------------------------------------------------------------------------------
 
 
-async def run_framework_async(spec: Any, options: RunOptions | None = None, *, provider: Any = None,
-                              embedder: Any = None, noise_rng: Any = None) -> RunResult:
+async def run_framework_async(
+    spec: Any, options: RunOptions | None = None, *, provider: Any = None, embedder: Any = None, noise_rng: Any = None
+) -> RunResult:
     """Run ``spec`` with its framework (``options.framework`` > ``spec.framework`` > Gen).
 
     ``provider`` overrides the one the spec and options name (tests pass a fake); ``embedder``
-    any :class:`~fountain.embed.Embedder` (default: ``--embedder``, else the bundled one).
+    any :class:`~fountain.embed.embedder.Embedder` (default: ``--embedder``, else the bundled one).
     ``noise_rng`` is for tests only: DP noise from a known seed carries no privacy guarantee.
-    Returns the :class:`~fountain.engine.RunResult` of the whole run (its ``samples`` are the
+    Returns the :class:`~fountain.run.engine.RunResult` of the whole run (its ``samples`` are the
     dataset); ``manifest.json`` holds the framework's summary and, for PE, the privacy ledger.
     """
     options = options or RunOptions()
@@ -376,8 +424,8 @@ async def run_framework_async(spec: Any, options: RunOptions | None = None, *, p
     return await _Runner(plan, options, provider, embedder, noise_rng).run()
 
 
-def run_framework(spec: Any, options: RunOptions | None = None, *, provider: Any = None,
-                  embedder: Any = None, noise_rng: Any = None) -> RunResult:
+def run_framework(
+    spec: Any, options: RunOptions | None = None, *, provider: Any = None, embedder: Any = None, noise_rng: Any = None
+) -> RunResult:
     """Synchronous :func:`run_framework_async`."""
-    return aio.run(run_framework_async(spec, options, provider=provider, embedder=embedder,
-                                       noise_rng=noise_rng))
+    return aio.run(run_framework_async(spec, options, provider=provider, embedder=embedder, noise_rng=noise_rng))

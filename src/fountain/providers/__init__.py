@@ -4,6 +4,7 @@ The registry: :func:`resolve_provider_config` merges the CLI flags, the environm
 spec's ``model`` block into a :class:`ProviderConfig`; :func:`create_provider` builds the provider
 it names. Adapter modules (and their SDKs) are imported only when that provider is created.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -13,15 +14,32 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fountain.errors import FountainError
-from fountain.providers.base import (Completion, Message, Provider, ProviderConfig, Request,
-                                     Sampling)
+from fountain.providers.base import (
+    Completion,
+    Message,
+    Provider,
+    ProviderConfig,
+    Request,
+    Sampling,
+)
 
 if TYPE_CHECKING:
-    from fountain.spec import ModelSettings
+    from fountain.spec.load import ModelSettings
 
-__all__ = ["PROVIDERS", "DEFAULT_MODELS", "DEFAULT_PROVIDER", "Completion", "Message", "Provider",
-           "ProviderConfig", "Request", "Sampling", "create_provider", "resolve_provider_config",
-           "check_provider_name"]
+__all__ = [
+    "PROVIDERS",
+    "DEFAULT_MODELS",
+    "DEFAULT_PROVIDER",
+    "Completion",
+    "Message",
+    "Provider",
+    "ProviderConfig",
+    "Request",
+    "Sampling",
+    "create_provider",
+    "resolve_provider_config",
+    "check_provider_name",
+]
 
 # name -> "module:Class"
 PROVIDERS: dict[str, str] = {
@@ -54,8 +72,9 @@ def check_provider_name(name: str, *, location: str | None = None) -> str:
         return canonical
     close = difflib.get_close_matches(canonical, list(PROVIDERS), n=1, cutoff=0.5)
     suggestion = f"did you mean {close[0]!r}? " if close else ""
-    raise FountainError(f"unknown provider {name!r}", location=location,
-                        hint=f"{suggestion}known providers: {', '.join(PROVIDERS)}")
+    raise FountainError(
+        f"unknown provider {name!r}", location=location, hint=f"{suggestion}known providers: {', '.join(PROVIDERS)}"
+    )
 
 
 def create_provider(config: ProviderConfig) -> Provider:
@@ -73,9 +92,14 @@ def _clean(value: object) -> str | None:
     return text or None
 
 
-def resolve_provider_config(spec_model: ModelSettings | None, *, provider: str | None = None,
-                            model: str | None = None, base_url: str | None = None,
-                            env: Mapping[str, str] | None = None) -> ProviderConfig:
+def resolve_provider_config(
+    spec_model: ModelSettings | None,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ProviderConfig:
     """Merge the provider settings: CLI flags > environment > spec ``model`` block > default.
 
     Environment: ``FOUNTAIN_PROVIDER``, ``FOUNTAIN_MODEL``, ``FOUNTAIN_BASE_URL``. A layer's model
@@ -88,10 +112,13 @@ def resolve_provider_config(spec_model: ModelSettings | None, *, provider: str |
     # (provider, model, base_url, where the provider came from) per layer, strongest first
     layers = [
         (_clean(provider), _clean(model), _clean(base_url), "--provider"),
-        (_clean(env.get(ENV_PROVIDER)), _clean(env.get(ENV_MODEL)), _clean(env.get(ENV_BASE_URL)),
-         ENV_PROVIDER),
-        (spec_provider, _clean(getattr(spec_model, "name", None)),
-         _clean(getattr(spec_model, "base_url", None)), "setup.yaml: model.provider"),
+        (_clean(env.get(ENV_PROVIDER)), _clean(env.get(ENV_MODEL)), _clean(env.get(ENV_BASE_URL)), ENV_PROVIDER),
+        (
+            spec_provider,
+            _clean(getattr(spec_model, "name", None)),
+            _clean(getattr(spec_model, "base_url", None)),
+            "setup.yaml: model.provider",
+        ),
     ]
     chosen = DEFAULT_PROVIDER
     for layer_provider, _, _, where in layers:
@@ -111,11 +138,17 @@ def resolve_provider_config(spec_model: ModelSettings | None, *, provider: str |
     timeout_s = 120.0
     api_key_env = None
     if spec_applies:
-        sampling = Sampling(temperature=spec_model.temperature, top_p=spec_model.top_p,
-                            max_tokens=spec_model.max_tokens)
+        sampling = Sampling(
+            temperature=spec_model.temperature, top_p=spec_model.top_p, max_tokens=spec_model.max_tokens
+        )
         if spec_model.timeout_s is not None:
             timeout_s = float(spec_model.timeout_s)
         api_key_env = _clean(spec_model.api_key_env)
-    return ProviderConfig(provider=chosen, model=first(1) or DEFAULT_MODELS[chosen],
-                          base_url=first(2), api_key_env=api_key_env, timeout_s=timeout_s,
-                          sampling=sampling)
+    return ProviderConfig(
+        provider=chosen,
+        model=first(1) or DEFAULT_MODELS[chosen],
+        base_url=first(2),
+        api_key_env=api_key_env,
+        timeout_s=timeout_s,
+        sampling=sampling,
+    )

@@ -5,16 +5,29 @@ Structured output: the request's JSON schema becomes the ``input_schema`` of one
 the ``text``. The SDK's own retries are off (``max_retries=0``): the engine retries, honouring
 ``Retry-After``.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from typing import Any
 
-from fountain.errors import (AuthenticationError, BadRequestError, MissingDependencyError,
-                             ModelNotFoundError, ProviderError, QuotaExceededError, RateLimitError)
+from fountain.errors import (
+    AuthenticationError,
+    BadRequestError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    ProviderError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from fountain.providers.base import Completion, ProviderConfig, Request
-from fountain.providers.http import merged_sampling, read_key, retry_after_from_headers, transient
+from fountain.providers.http import (
+    merged_sampling,
+    read_key,
+    retry_after_from_headers,
+    transient,
+)
 from fountain.types import Usage
 
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -41,15 +54,17 @@ class AnthropicProvider:
         except ImportError:
             raise MissingDependencyError(
                 "the anthropic provider needs the 'anthropic' package, which is not installed",
-                hint="pip install 'fountain[anthropic]'") from None
+                hint="pip install 'fountain[anthropic]'",
+            ) from None
         self._sdk = anthropic
         self.model = config.model or DEFAULT_MODEL
         self._key_env = config.api_key_env or DEFAULT_KEY_ENV
         key = read_key((self._key_env,), provider="anthropic")
         self.base_url = (config.base_url or "https://api.anthropic.com").rstrip("/")
         self._timeout_s = float(config.timeout_s)
-        self._client = anthropic.AsyncAnthropic(api_key=key, base_url=self.base_url,
-                                                timeout=self._timeout_s, max_retries=0)
+        self._client = anthropic.AsyncAnthropic(
+            api_key=key, base_url=self.base_url, timeout=self._timeout_s, max_retries=0
+        )
         self.sampling = config.sampling  # defaults for requests that leave a parameter unset
         # anthropic 2.x dropped temperature/top_p from create()'s signature; the API still takes
         # them for the models that support them, so they travel in extra_body there.
@@ -72,8 +87,7 @@ class AnthropicProvider:
             return cached[1], cached[2]
         # A tool's input must be an object: wrap any other schema in {"value": ...}.
         wrapped = schema.get("type", "object") != "object"
-        input_schema = ({"type": "object", "properties": {"value": schema}, "required": ["value"]}
-                        if wrapped else schema)
+        input_schema = {"type": "object", "properties": {"value": schema}, "required": ["value"]} if wrapped else schema
         tool = {"name": _tool_name(schema), "description": _TOOL_DESCRIPTION, "input_schema": input_schema}
         if len(self._tools) > 64:
             self._tools.clear()
@@ -85,8 +99,7 @@ class AnthropicProvider:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content}
-                         for m in request.messages if m.role != "system"],
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
         }
         sampling = merged_sampling(self.sampling, request.sampling)
         kwargs["max_tokens"] = sampling.pop("max_tokens", DEFAULT_MAX_TOKENS)
@@ -133,10 +146,12 @@ class AnthropicProvider:
                     data = None
         usage = getattr(message, "usage", None)
         return Completion(
-            text=text, data=data, finish_reason=getattr(message, "stop_reason", None),
-            usage=Usage(int(getattr(usage, "input_tokens", 0) or 0),
-                        int(getattr(usage, "output_tokens", 0) or 0)),
-            model=str(getattr(message, "model", None) or self.model))
+            text=text,
+            data=data,
+            finish_reason=getattr(message, "stop_reason", None),
+            usage=Usage(int(getattr(usage, "input_tokens", 0) or 0), int(getattr(usage, "output_tokens", 0) or 0)),
+            model=str(getattr(message, "model", None) or self.model),
+        )
 
     def _error(self, error: Exception) -> ProviderError:
         sdk = self._sdk
@@ -151,22 +166,37 @@ class AnthropicProvider:
         api_message = getattr(error, "api_message", None) or _body_message(error.body)
         said = f": {api_message}" if api_message else ""
         if status in (401, 403):
-            return AuthenticationError(f"the key in {self._key_env} was refused ({status}){said}",
-                                       status=status, hint=f"check the value of {self._key_env}")
+            return AuthenticationError(
+                f"the key in {self._key_env} was refused ({status}){said}",
+                status=status,
+                hint=f"check the value of {self._key_env}",
+            )
         if status == 404:
-            return ModelNotFoundError(f"model {self.model!r} was not found ({status}){said}", status=status,
-                                      hint="check the model name (--model), e.g. claude-haiku-4-5")
+            return ModelNotFoundError(
+                f"model {self.model!r} was not found ({status}){said}",
+                status=status,
+                hint="check the model name (--model), e.g. claude-haiku-4-5",
+            )
         if status == 429:
-            return RateLimitError(f"rate limited by Anthropic (429){said}", status=status,
-                                  retry_after=retry_after_from_headers(error.response.headers),
-                                  hint="the engine slows down and retries")
+            return RateLimitError(
+                f"rate limited by Anthropic (429){said}",
+                status=status,
+                retry_after=retry_after_from_headers(error.response.headers),
+                hint="the engine slows down and retries",
+            )
         if status == 402 or (status == 400 and "credit balance" in (api_message or "").lower()):
-            return QuotaExceededError(f"the Anthropic account cannot pay for this request{said}",
-                                      status=status, hint="check the plan and billing details")
+            return QuotaExceededError(
+                f"the Anthropic account cannot pay for this request{said}",
+                status=status,
+                hint="check the plan and billing details",
+            )
         if status in (408, 409) or status >= 500:  # 529: overloaded
             return transient("anthropic", f"server error {status} from {self.base_url}{said}", status=status)
-        return BadRequestError(f"Anthropic rejected the request ({status}){said}", status=status,
-                               hint="check the model settings (sampling, max_tokens) in setup.yaml")
+        return BadRequestError(
+            f"Anthropic rejected the request ({status}){said}",
+            status=status,
+            hint="check the model settings (sampling, max_tokens) in setup.yaml",
+        )
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -1,4 +1,5 @@
 """The provider protocol: one async ``complete(Request) -> Completion`` for every backend."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,8 +23,11 @@ class Sampling:
     max_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p),
-                                  ("max_tokens", self.max_tokens)) if v is not None}
+        return {
+            k: v
+            for k, v in (("temperature", self.temperature), ("top_p", self.top_p), ("max_tokens", self.max_tokens))
+            if v is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,7 @@ class Provider(Protocol):
         """
         ...
 
-    async def aclose(self) -> None:
-        ...
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@
 
 Every request is kept in ``.requests``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,9 @@ import json
 import logging
 import random
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fountain.errors import FountainError, ProviderError
 from fountain.providers.base import Completion, ProviderConfig, Request
@@ -31,23 +33,134 @@ log = logging.getLogger("fountain.providers.fake")
 _WORD = re.compile(r"[A-Za-z][a-z]{3,}")
 _ROLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b")
 # Words of prompts and formats that would make a silly or a rejected conversation.
-_SKIP = frozenset("""
-about above after again against also among answer answers appropriate assistant based because been
-before being below between both conversation conversations could describes detailed direction does
-during each erdiagram every exposuring few first follow focus from further generate generated given
-have having here into json just like long more most natural occured only other over played play
-possible prompt recorded role rewritten same scene setup should should some sound style such than
-that their them then there these they this those through under until user valid very what when
-where which while will with within without would your text logical basic certain above appeared
-underlying information words conversation diagram delimiter example another pair following
-""".split())
+_SKIP = frozenset(
+    [
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "also",
+        "among",
+        "answer",
+        "answers",
+        "appropriate",
+        "assistant",
+        "based",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "conversation",
+        "conversations",
+        "could",
+        "describes",
+        "detailed",
+        "direction",
+        "does",
+        "during",
+        "each",
+        "erdiagram",
+        "every",
+        "exposuring",
+        "few",
+        "first",
+        "follow",
+        "focus",
+        "from",
+        "further",
+        "generate",
+        "generated",
+        "given",
+        "have",
+        "having",
+        "here",
+        "into",
+        "json",
+        "just",
+        "like",
+        "long",
+        "more",
+        "most",
+        "natural",
+        "occured",
+        "only",
+        "other",
+        "over",
+        "played",
+        "play",
+        "possible",
+        "prompt",
+        "recorded",
+        "role",
+        "rewritten",
+        "same",
+        "scene",
+        "setup",
+        "should",
+        "should",
+        "some",
+        "sound",
+        "style",
+        "such",
+        "than",
+        "that",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "under",
+        "until",
+        "user",
+        "valid",
+        "very",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "your",
+        "text",
+        "logical",
+        "basic",
+        "certain",
+        "above",
+        "appeared",
+        "underlying",
+        "information",
+        "words",
+        "conversation",
+        "diagram",
+        "delimiter",
+        "example",
+        "another",
+        "pair",
+        "following",
+    ]
+)
 _NOT_ROLES = frozenset({"JSON", "USER", "ASSISTANT", "AI", "OK", "I", "A", "II", "III", "ER"})
 
 
 def _rng(request: Request) -> random.Random:
-    material = json.dumps([[m.role, m.content] for m in request.messages] +
-                          [request.sample_index, request.seed, request.schema, request.purpose],
-                          sort_keys=True, ensure_ascii=False)
+    material = json.dumps(
+        [[m.role, m.content] for m in request.messages]
+        + [request.sample_index, request.seed, request.schema, request.purpose],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return random.Random(int.from_bytes(hashlib.sha256(material.encode("utf-8")).digest()[:8], "big"))
 
 
@@ -88,8 +201,18 @@ class _Words:
         return [self.rng.choice(self.words) for _ in range(n)]
 
 
-_OPENERS = ("Hello,", "Hi there,", "Good morning,", "Thanks for seeing me,", "Hey,", "So,",
-            "Honestly,", "Well,", "Okay,", "Right,")
+_OPENERS = (
+    "Hello,",
+    "Hi there,",
+    "Good morning,",
+    "Thanks for seeing me,",
+    "Hey,",
+    "So,",
+    "Honestly,",
+    "Well,",
+    "Okay,",
+    "Right,",
+)
 _USER = (
     "{o} as a {user} I keep thinking about {a} and {b}. How should I approach the {c}?",
     "{o} I have a question about {a}. Things with {b} got harder this week, and I am not sure what to do about {c}.",
@@ -127,15 +250,20 @@ def _is_enrichment(schema: dict[str, Any] | None) -> bool:
 
 
 def _enrichment(words: _Words, schema: dict[str, Any]) -> str:
-    """A GenLLM scene enrichment (fountain.enrich): a scenario and the number of personas asked."""
+    """A GenLLM scene enrichment (fountain.generation.enrich): a scenario and the number of personas asked."""
     n = int(((schema.get("properties") or {}).get("personas") or {}).get("minItems", 3) or 3)
     a, b, c = words.pick(3)
-    scenario = (f"The {words.user} meets the {words.assistant} to talk about {a} and {b}. "
-                f"They meet regularly, and what is at stake is the {c}.")
+    scenario = (
+        f"The {words.user} meets the {words.assistant} to talk about {a} and {b}. "
+        f"They meet regularly, and what is at stake is the {c}."
+    )
     ages = list(range(19, 80, 3))
     words.rng.shuffle(ages)
-    personas = [f"Person {i + 1}: {ages[i % len(ages)]} years old, cares about {words.pick(1)[0]} and "
-                f"wants help with the {words.pick(1)[0]}." for i in range(n)]
+    personas = [
+        f"Person {i + 1}: {ages[i % len(ages)]} years old, cares about {words.pick(1)[0]} and "
+        f"wants help with the {words.pick(1)[0]}."
+        for i in range(n)
+    ]
     return json.dumps({"scenario": scenario, "personas": personas}, ensure_ascii=False)
 
 
@@ -150,12 +278,12 @@ def generate_answer(request: Request) -> str:
         return _enrichment(words, request.schema)
     kind, lo, hi = _turn_bounds(request.schema)
     if kind == "instruct":
-        return json.dumps({"conversation": {"user": _utterance(words, "user", 0),
-                                            "assistant": _utterance(words, "assistant", 0)}},
-                          ensure_ascii=False)
+        return json.dumps(
+            {"conversation": {"user": _utterance(words, "user", 0), "assistant": _utterance(words, "assistant", 0)}},
+            ensure_ascii=False,
+        )
     n = rng.randint(lo, max(lo, min(hi, 4)))
-    turns = [{"user": _utterance(words, "user", i), "assistant": _utterance(words, "assistant", i)}
-             for i in range(n)]
+    turns = [{"user": _utterance(words, "user", i), "assistant": _utterance(words, "assistant", i)} for i in range(n)]
     return json.dumps({"conversations": turns}, ensure_ascii=False)
 
 
@@ -174,8 +302,9 @@ def _turns_of(entry: Any) -> list[dict[str, str]] | str | None:
         return entry["raw"]
     if isinstance(entry.get("messages"), list):
         users = [m.get("content", "") for m in entry["messages"] if isinstance(m, dict) and m.get("role") == "user"]
-        assistants = [m.get("content", "") for m in entry["messages"]
-                      if isinstance(m, dict) and m.get("role") == "assistant"]
+        assistants = [
+            m.get("content", "") for m in entry["messages"] if isinstance(m, dict) and m.get("role") == "assistant"
+        ]
         return [{"user": u, "assistant": a} for u, a in zip(users, assistants)]
     conv = entry.get("conversations", entry.get("conversation"))
     if isinstance(conv, dict):
@@ -195,8 +324,11 @@ def load_replay(path: str | Path) -> list[list[dict[str, str]] | str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise FountainError(f"cannot read the replay file: {error.strerror or error}",
-                            location=str(path), hint="give an existing file with --replay") from None
+        raise FountainError(
+            f"cannot read the replay file: {error.strerror or error}",
+            location=str(path),
+            hint="give an existing file with --replay",
+        ) from None
     entries: list[Any]
     try:
         data = json.loads(text)
@@ -209,20 +341,28 @@ def load_replay(path: str | Path) -> list[list[dict[str, str]] | str]:
             try:
                 entries.append(json.loads(line))
             except ValueError as error:
-                raise FountainError(f"the replay file is neither JSON nor JSONL ({error})",
-                                    location=f"{path}:{number}",
-                                    hint="give a Janus outputs.json or a fountain .jsonl file") from None
+                raise FountainError(
+                    f"the replay file is neither JSON nor JSONL ({error})",
+                    location=f"{path}:{number}",
+                    hint="give a Janus outputs.json or a fountain .jsonl file",
+                ) from None
     outputs = []
     for number, entry in enumerate(entries, 1):
         turns = _turns_of(entry)
         if turns is None:
-            raise FountainError(f"replay entry {number} holds no conversation", location=str(path),
-                                hint='expected {"conversations": [{"user", "assistant"}]}, '
-                                     '{"messages": [...]} or {"text": "raw answer"} entries')
+            raise FountainError(
+                f"replay entry {number} holds no conversation",
+                location=str(path),
+                hint='expected {"conversations": [{"user", "assistant"}]}, '
+                '{"messages": [...]} or {"text": "raw answer"} entries',
+            )
         outputs.append(turns)
     if not outputs:
-        raise FountainError("the replay file holds no recorded output", location=str(path),
-                            hint="give a Janus outputs.json or a fountain .jsonl file")
+        raise FountainError(
+            "the replay file holds no recorded output",
+            location=str(path),
+            hint="give a Janus outputs.json or a fountain .jsonl file",
+        )
     return outputs
 
 
@@ -240,8 +380,9 @@ class FakeProvider:
         self.config = config
         self.replay_path = config.replay
         self._replay = load_replay(config.replay) if config.replay else None
-        self._replay_digest = (hashlib.sha256(Path(config.replay).read_bytes()).hexdigest()[:16]
-                               if config.replay else None)
+        self._replay_digest = (
+            hashlib.sha256(Path(config.replay).read_bytes()).hexdigest()[:16] if config.replay else None
+        )
         self.model = config.model or ("replay" if config.replay else "fake")
         self.latency_s = float((config.extra or {}).get("latency_s", 0.0) or 0.0)
         self.requests: list[Request] = []
@@ -261,8 +402,12 @@ class FakeProvider:
             return self._replay_utterance(request)
         if self._cursor == len(self._replay):
             # Said once: the copies that follow are duplicates the dedup stage will reject.
-            log.warning("the replay file %s has %d recorded output(s) and this run asks for more: "
-                        "they are answered again from the first", self.replay_path, len(self._replay))
+            log.warning(
+                "the replay file %s has %d recorded output(s) and this run asks for more: "
+                "they are answered again from the first",
+                self.replay_path,
+                len(self._replay),
+            )
         entry = self._replay[self._cursor % len(self._replay)]
         self._cursor += 1
         if isinstance(entry, str):
@@ -275,8 +420,13 @@ class FakeProvider:
     def _replay_utterance(self, request: Request) -> str:
         # Turn by turn: the recorded utterances of the requested side, in order.
         role = "user" if request.purpose.endswith(":user") else "assistant"
-        said = [t[role] for entry in self._replay if not isinstance(entry, str)
-                for t in entry if isinstance(t, dict) and isinstance(t.get(role), str)]
+        said = [
+            t[role]
+            for entry in self._replay
+            if not isinstance(entry, str)
+            for t in entry
+            if isinstance(t, dict) and isinstance(t.get(role), str)
+        ]
         if not said:
             return generate_answer(request)
         index = self._utterances[role]

@@ -6,28 +6,63 @@
 keywords Gemini's OpenAPI subset rejects (``additionalProperties``, ``$schema``, ...) stripped.
 The SDK's retries are off (its default): the engine retries.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 from typing import Any
 
-from fountain.errors import (AuthenticationError, BadRequestError, MissingDependencyError,
-                             ModelNotFoundError, ProviderError, QuotaExceededError, RateLimitError)
+from fountain.errors import (
+    AuthenticationError,
+    BadRequestError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    ProviderError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from fountain.providers.base import Completion, ProviderConfig, Request
-from fountain.providers.http import (combined_seed, merged_sampling, parse_duration, read_key,
-                                     retry_after_from_headers, transient)
+from fountain.providers.http import (
+    combined_seed,
+    merged_sampling,
+    parse_duration,
+    read_key,
+    retry_after_from_headers,
+    transient,
+)
 from fountain.types import Usage
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 DEFAULT_KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 # What Gemini's OpenAPI-style ``response_schema`` accepts; everything else is dropped.
-_OPENAPI_KEYWORDS = frozenset({
-    "type", "format", "description", "nullable", "enum", "items", "properties", "required",
-    "minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum", "anyOf",
-    "propertyOrdering", "title", "minProperties", "maxProperties", "pattern", "example", "default",
-})
+_OPENAPI_KEYWORDS = frozenset(
+    {
+        "type",
+        "format",
+        "description",
+        "nullable",
+        "enum",
+        "items",
+        "properties",
+        "required",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "anyOf",
+        "propertyOrdering",
+        "title",
+        "minProperties",
+        "maxProperties",
+        "pattern",
+        "example",
+        "default",
+    }
+)
 
 
 def openapi_schema(schema: Any) -> Any:
@@ -66,7 +101,8 @@ class GeminiProvider:
         except ImportError:
             raise MissingDependencyError(
                 "the gemini provider needs the 'google-genai' package, which is not installed",
-                hint="pip install 'fountain[gemini]'") from None
+                hint="pip install 'fountain[gemini]'",
+            ) from None
         self._errors = errors
         self._types = types
         self.model = config.model or DEFAULT_MODEL
@@ -83,8 +119,9 @@ class GeminiProvider:
         self._client = genai.Client(api_key=key, vertexai=False, http_options=types.HttpOptions(**options))
         self.sampling = config.sampling  # defaults for requests that leave a parameter unset
         fields = getattr(types.GenerateContentConfig, "model_fields", {})
-        self._json_schema = ("response_json_schema" in fields
-                             and config.extra.get("schema_mode", "json_schema") == "json_schema")
+        self._json_schema = (
+            "response_json_schema" in fields and config.extra.get("schema_mode", "json_schema") == "json_schema"
+        )
         self._schemas: dict[int, tuple[dict[str, Any], Any]] = {}
 
     def __repr__(self) -> str:
@@ -125,11 +162,15 @@ class GeminiProvider:
 
     async def complete(self, request: Request) -> Completion:
         """One attempt; SDK and transport errors become fountain errors."""
-        contents = [{"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-                    for m in request.messages if m.role != "system"]
+        contents = [
+            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            for m in request.messages
+            if m.role != "system"
+        ]
         try:
             response = await self._client.aio.models.generate_content(
-                model=self.model, contents=contents, config=self._config(request))
+                model=self.model, contents=contents, config=self._config(request)
+            )
         except self._errors.APIError as error:
             raise self._error(error) from None
         except (asyncio.TimeoutError, TimeoutError):
@@ -165,11 +206,16 @@ class GeminiProvider:
         meta = getattr(response, "usage_metadata", None)
         prompt_tokens = int(getattr(meta, "prompt_token_count", 0) or 0)
         # thinking tokens are billed as output
-        completion_tokens = (int(getattr(meta, "candidates_token_count", 0) or 0)
-                             + int(getattr(meta, "thoughts_token_count", 0) or 0))
-        return Completion(text=text, data=data, finish_reason=finish,
-                          usage=Usage(prompt_tokens, completion_tokens),
-                          model=str(getattr(response, "model_version", None) or self.model))
+        completion_tokens = int(getattr(meta, "candidates_token_count", 0) or 0) + int(
+            getattr(meta, "thoughts_token_count", 0) or 0
+        )
+        return Completion(
+            text=text,
+            data=data,
+            finish_reason=finish,
+            usage=Usage(prompt_tokens, completion_tokens),
+            model=str(getattr(response, "model_version", None) or self.model),
+        )
 
     def _error(self, error: Any) -> ProviderError:
         code = int(getattr(error, "code", 0) or 0)
@@ -178,25 +224,41 @@ class GeminiProvider:
         said = f": {message}" if message else ""
         keys = " or ".join(self._key_envs)
         details = getattr(error, "details", None)
-        if code in (401, 403) or (code == 400 and ("API_KEY_INVALID" in json.dumps(details, default=str)
-                                                   or "api key not valid" in message.lower())):
-            return AuthenticationError(f"the key in {keys} was refused ({code}){said}", status=code,
-                                       hint=f"check the value of {keys}")
+        if code in (401, 403) or (
+            code == 400
+            and ("API_KEY_INVALID" in json.dumps(details, default=str) or "api key not valid" in message.lower())
+        ):
+            return AuthenticationError(
+                f"the key in {keys} was refused ({code}){said}", status=code, hint=f"check the value of {keys}"
+            )
         if code == 404:
-            return ModelNotFoundError(f"model {self.model!r} was not found ({code}){said}", status=code,
-                                      hint="check the model name (--model), e.g. gemini-2.5-flash")
+            return ModelNotFoundError(
+                f"model {self.model!r} was not found ({code}){said}",
+                status=code,
+                hint="check the model name (--model), e.g. gemini-2.5-flash",
+            )
         if code == 429:
             headers = getattr(getattr(error, "response", None), "headers", None)
             retry_after = retry_after_from_headers(headers) or _retry_delay(details)
-            return RateLimitError(f"rate limited by Gemini (429 {status_name}){said}", status=code,
-                                  retry_after=retry_after, hint="the engine slows down and retries")
+            return RateLimitError(
+                f"rate limited by Gemini (429 {status_name}){said}",
+                status=code,
+                retry_after=retry_after,
+                hint="the engine slows down and retries",
+            )
         if code in (408, 409) or code >= 500:
             return transient("gemini", f"server error {code} from {self.base_url}{said}", status=code)
         if code == 402:
-            return QuotaExceededError(f"the Gemini account cannot pay for this request{said}", status=code,
-                                      hint="check the plan and billing details")
-        return BadRequestError(f"Gemini rejected the request ({code} {status_name}){said}", status=code,
-                               hint="check the model settings (sampling, max_tokens) in setup.yaml")
+            return QuotaExceededError(
+                f"the Gemini account cannot pay for this request{said}",
+                status=code,
+                hint="check the plan and billing details",
+            )
+        return BadRequestError(
+            f"Gemini rejected the request ({code} {status_name}){said}",
+            status=code,
+            hint="check the model settings (sampling, max_tokens) in setup.yaml",
+        )
 
     async def aclose(self) -> None:
         close = getattr(self._client.aio, "aclose", None)

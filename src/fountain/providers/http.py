@@ -2,6 +2,7 @@
 
 Kept free of heavy imports (the HTTP clients live in :mod:`fountain.providers.transport`).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -81,8 +82,9 @@ def merged_sampling(defaults: Sampling, request: Sampling) -> dict[str, Any]:
     return merged
 
 
-def read_key(env_names: tuple[str, ...], *, env: Mapping[str, str] | None = None,
-             required: bool = True, provider: str) -> str | None:
+def read_key(
+    env_names: tuple[str, ...], *, env: Mapping[str, str] | None = None, required: bool = True, provider: str
+) -> str | None:
     """The API key from the first set variable of ``env_names``; only names reach messages."""
     source = os.environ if env is None else env
     for name in env_names:
@@ -95,11 +97,14 @@ def read_key(env_names: tuple[str, ...], *, env: Mapping[str, str] | None = None
     raise MissingAPIKeyError(
         f"the {provider} provider needs an API key in the environment variable {names}",
         hint=f"export {env_names[0]}=... (keys are read from the environment only, never from "
-             f"the command line or setup.yaml)")
+        f"the command line or setup.yaml)",
+    )
 
 
-def transient(provider: str, what: str, error: BaseException | None = None, *,
-              status: int | None = None) -> TransientProviderError:
+def transient(
+    provider: str, what: str, error: BaseException | None = None, *, status: int | None = None
+) -> TransientProviderError:
     detail = f" ({describe(error)})" if error is not None else ""
-    return TransientProviderError(f"{provider}: {what}{detail}", status=status,
-                                  hint="temporary; the engine retries it with backoff")
+    return TransientProviderError(
+        f"{provider}: {what}{detail}", status=status, hint="temporary; the engine retries it with backoff"
+    )

@@ -6,6 +6,7 @@ The model is loaded once per provider, lazily on the first request, and answers 
 time (llama.cpp already uses every core for one request). With a JSON schema the decoding is
 constrained by a grammar compiled from the schema, so the text always parses.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,8 @@ def resolve_model(model: str | None) -> tuple[Path, str | None]:
         raise ModelFileError(
             f"model file not found: {model}",
             location="model",
-            hint="the local provider takes a path to a GGUF file, or no model for the bundled "
-                 "SmolLM2-135M-Instruct")
+            hint="the local provider takes a path to a GGUF file, or no model for the bundled SmolLM2-135M-Instruct",
+        )
     try:
         with open(path, "rb") as handle:
             magic = handle.read(4)
@@ -65,7 +66,8 @@ def resolve_model(model: str | None) -> tuple[Path, str | None]:
         raise ModelFileError(
             "not a GGUF file (llama.cpp reads only GGUF models)",
             location=str(path),
-            hint="convert the model with llama.cpp's convert_hf_to_gguf.py, or download a .gguf build")
+            hint="convert the model with llama.cpp's convert_hf_to_gguf.py, or download a .gguf build",
+        )
     return path, None
 
 
@@ -74,7 +76,8 @@ def _import_llama_cpp():
         import llama_cpp
     except ImportError as error:
         raise MissingDependencyError(
-            f"the local provider needs llama-cpp-python ({error})", hint=INSTALL_HINT) from error
+            f"the local provider needs llama-cpp-python ({error})", hint=INSTALL_HINT
+        ) from error
     return llama_cpp
 
 
@@ -94,8 +97,10 @@ def request_seed(request: Request) -> int | None:
     if request.seed is None:
         return None
     material = json.dumps(
-        [request.seed, request.sample_index, [[m.role, m.content] for m in request.messages],
-         request.schema], sort_keys=True, ensure_ascii=False)
+        [request.seed, request.sample_index, [[m.role, m.content] for m in request.messages], request.schema],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return int.from_bytes(hashlib.sha256(material.encode("utf-8")).digest()[:4], "big")
 
 
@@ -121,7 +126,7 @@ class LocalProvider:
         # One model, one inference at a time. The asyncio lock queues waiting coroutines without
         # parking executor threads; the thread lock guards direct (synchronous) use as well.
         self._run_lock = threading.Lock()
-        self._async_locks: "weakref.WeakKeyDictionary[Any, asyncio.Lock]" = weakref.WeakKeyDictionary()
+        self._async_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._grammars: dict[str, Any] = {}
 
     # -- identity and loading -------------------------------------------------------------------
@@ -162,8 +167,8 @@ class LocalProvider:
                 raise ModelFileError(
                     f"llama.cpp could not load the model: {error}",
                     location=str(self.path),
-                    hint="check that the file is a complete GGUF model supported by this "
-                         "llama-cpp-python version") from error
+                    hint="check that the file is a complete GGUF model supported by this llama-cpp-python version",
+                ) from error
             return self._llama
 
     def load(self) -> None:
@@ -193,7 +198,8 @@ class LocalProvider:
                 raise BadRequestError(
                     f"the local model cannot constrain decoding to this JSON schema: {error}",
                     location="schema",
-                    hint="simplify the output schema (llama.cpp supports the common keywords)") from error
+                    hint="simplify the output schema (llama.cpp supports the common keywords)",
+                ) from error
             self._grammars[key] = grammar
         return grammar
 
@@ -232,13 +238,19 @@ class LocalProvider:
         if request.schema is not None:
             params["grammar"] = self._grammar(request.schema)
         with self._run_lock:
+            if seed is not None:
+                # llama.cpp reuses the KV cache of the previous prompt's common prefix, which
+                # changes the logits slightly (llama-cpp-python 0.3.36): a seeded request starts
+                # from an empty cache so that the same seed gives the same answer.
+                llama.reset()
             try:
                 response = llama.create_chat_completion(messages=messages, **params)
             except ValueError as error:
                 # llama.cpp raises ValueError when the prompt does not fit the context window.
                 raise BadRequestError(
                     f"local model: {error}",
-                    hint=f"raise the context length (now {self.n_ctx} tokens) or shorten the prompt") from error
+                    hint=f"raise the context length (now {self.n_ctx} tokens) or shorten the prompt",
+                ) from error
             except RuntimeError as error:
                 raise ProviderError(f"llama.cpp failed: {error}") from error
         choice = response["choices"][0]
@@ -320,6 +332,12 @@ def _supports_gpu_offload(llama_cpp: Any) -> bool:
 
 
 __all__ = [
-    "DEFAULT_MODEL_FILE", "DEFAULT_MODEL_SHA256", "LocalProvider", "ModelFileError",
-    "available_cores", "default_model_path", "request_seed", "resolve_model",
+    "DEFAULT_MODEL_FILE",
+    "DEFAULT_MODEL_SHA256",
+    "LocalProvider",
+    "ModelFileError",
+    "available_cores",
+    "default_model_path",
+    "request_seed",
+    "resolve_model",
 ]

@@ -11,6 +11,7 @@ schema. A server that rejects it with a 400 about the response format is asked a
 the next weaker form (non-strict schema, then ``json_object``, then none), and that choice is kept
 for the rest of the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,29 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fountain import __version__
+from fountain.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ModelNotFoundError,
+    ProviderError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from fountain.fastjson import dumps_bytes, loads
-from fountain.errors import (AuthenticationError, BadRequestError, ModelNotFoundError, ProviderError,
-                             QuotaExceededError, RateLimitError)
 from fountain.providers.base import Completion, ProviderConfig, Request
-from fountain.providers.http import (combined_seed, merged_sampling, read_key,
-                                     retry_after_from_headers, transient)
-from fountain.providers.transport import BadURL, TransportError, TransportTimeout, make_transport
+from fountain.providers.http import (
+    combined_seed,
+    merged_sampling,
+    read_key,
+    retry_after_from_headers,
+    transient,
+)
+from fountain.providers.transport import (
+    BadURL,
+    TransportError,
+    TransportTimeout,
+    make_transport,
+)
 from fountain.types import Usage
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -34,8 +51,7 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 # Structured-output levels, strongest first; a server that refuses one gets the next.
 LEVELS = ("json_schema_strict", "json_schema", "json_object", "none")
-_FORMAT_COMPLAINT = re.compile(r"response_format|json_schema|json schema|schema|strict|json_object",
-                               re.IGNORECASE)
+_FORMAT_COMPLAINT = re.compile(r"response_format|json_schema|json schema|schema|strict|json_object", re.IGNORECASE)
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -60,8 +76,7 @@ def _is_local(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     if host in ("localhost", "::1", "0.0.0.0", "host.docker.internal") or host.endswith(".local"):
         return True
-    return (host.startswith(("127.", "10.", "192.168."))
-            or re.match(r"^172\.(1[6-9]|2\d|3[01])\.", host) is not None)
+    return host.startswith(("127.", "10.", "192.168.")) or re.match(r"^172\.(1[6-9]|2\d|3[01])\.", host) is not None
 
 
 def _schema_name(schema: dict[str, Any]) -> str:
@@ -86,22 +101,29 @@ class OpenAIProvider:
         # OpenAI and to local servers: a third-party host gets a key only through api_key_env.
         key = None
         if config.api_key_env is not None or self._official or _is_local(self.base_url):
-            key = read_key((self._key_env,), provider="openai",
-                           required=self._official or config.api_key_env is not None)
+            key = read_key(
+                (self._key_env,), provider="openai", required=self._official or config.api_key_env is not None
+            )
         self._sent_key = key is not None
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": f"fountain/{__version__}"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"fountain/{__version__}",
+        }
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         self.sampling = config.sampling  # defaults for requests that leave a parameter unset
         self._max_tokens_field = "max_completion_tokens" if self._official else "max_tokens"
         # The transport's default headers are the only place the key lives.
-        self._transport = make_transport(self._url, timeout_s=self._timeout_s, headers=headers,
-                                         max_connections=int(config.extra.get("max_connections", 1024)))
+        self._transport = make_transport(
+            self._url,
+            timeout_s=self._timeout_s,
+            headers=headers,
+            max_connections=int(config.extra.get("max_connections", 1024)),
+        )
         forced = config.extra.get("structured_output")
         if forced is not None and forced not in LEVELS and forced != "auto":
-            raise BadRequestError(f"unknown structured_output {forced!r}",
-                                  hint=f"one of auto, {', '.join(LEVELS)}")
+            raise BadRequestError(f"unknown structured_output {forced!r}", hint=f"one of auto, {', '.join(LEVELS)}")
         self._level = 0 if forced in (None, "auto") else LEVELS.index(forced)
         self._formats: dict[int, tuple[dict[str, Any], list[dict[str, Any] | None]]] = {}
 
@@ -163,8 +185,12 @@ class OpenAIProvider:
             if status == 200:
                 return self._parse(raw, request, level)
             message, code = _error_message(raw)
-            if (status == 400 and request.schema is not None and level < len(LEVELS) - 1
-                    and _FORMAT_COMPLAINT.search(message or "")):
+            if (
+                status == 400
+                and request.schema is not None
+                and level < len(LEVELS) - 1
+                and _FORMAT_COMPLAINT.search(message or "")
+            ):
                 level += 1
                 # Remember the weaker form; concurrent requests may already have gone further.
                 self._level = max(self._level, level)
@@ -176,13 +202,13 @@ class OpenAIProvider:
         try:
             return await self._transport.post(self._url, body)
         except TransportTimeout as error:
-            raise transient("openai", f"no answer from {self.base_url} within {self._timeout_s:g}s",
-                            error) from None
+            raise transient("openai", f"no answer from {self.base_url} within {self._timeout_s:g}s", error) from None
         except BadURL:
             # Not temporary: retrying a URL the client cannot use only delays the error.
-            raise ProviderError(f"openai: {self._url} is not a usable http(s) URL",
-                                hint="give the server's URL with its scheme, e.g. "
-                                     "--base-url http://localhost:8000/v1") from None
+            raise ProviderError(
+                f"openai: {self._url} is not a usable http(s) URL",
+                hint="give the server's URL with its scheme, e.g. --base-url http://localhost:8000/v1",
+            ) from None
         except TransportError as error:
             raise transient("openai", f"connection to {self.base_url} failed", error) from None
 
@@ -190,16 +216,18 @@ class OpenAIProvider:
         try:
             answer = loads(raw)
         except ValueError:
-            raise transient("openai", f"malformed JSON in a 200 answer from {self.base_url}: "
-                                      f"{raw[:120]!r}", status=200) from None
+            raise transient(
+                "openai", f"malformed JSON in a 200 answer from {self.base_url}: {raw[:120]!r}", status=200
+            ) from None
         try:
             choice = answer["choices"][0]
             message = choice.get("message") or {}
             content = message.get("content")
             finish_reason = choice.get("finish_reason")
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise transient("openai", f"unexpected answer shape from {self.base_url}: "
-                                      f"{raw[:120]!r}", status=200) from None
+            raise transient(
+                "openai", f"unexpected answer shape from {self.base_url}: {raw[:120]!r}", status=200
+            ) from None
         if isinstance(content, list):  # some servers return content parts
             content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
         if content is None and message.get("refusal"):
@@ -212,36 +240,56 @@ class OpenAIProvider:
             except ValueError:
                 data = None  # validation extracts JSON from prose and reports what failed
         usage = answer.get("usage") if isinstance(answer, dict) else None
-        return Completion(text=text, data=data, finish_reason=finish_reason,
-                          usage=Usage.from_dict(usage if isinstance(usage, dict) else None),
-                          model=str(answer.get("model") or self.model))
+        return Completion(
+            text=text,
+            data=data,
+            finish_reason=finish_reason,
+            usage=Usage.from_dict(usage if isinstance(usage, dict) else None),
+            model=str(answer.get("model") or self.model),
+        )
 
     def _error(self, status: int, headers: Any, message: str | None, code: str | None) -> ProviderError:
         said = f": {message}" if message else ""
         if status in (401, 403):
             if not self._sent_key:
                 return AuthenticationError(
-                    f"the server at {self.base_url} wants an API key ({status}){said}", status=status,
+                    f"the server at {self.base_url} wants an API key ({status}){said}",
+                    status=status,
                     hint="name the variable that holds its key with model.api_key_env in setup.yaml "
-                         "(OPENAI_API_KEY is sent only to api.openai.com and local servers)")
-            return AuthenticationError(f"the key in {self._key_env} was refused ({status}){said}",
-                                       status=status, hint=f"check the value of {self._key_env}")
+                    "(OPENAI_API_KEY is sent only to api.openai.com and local servers)",
+                )
+            return AuthenticationError(
+                f"the key in {self._key_env} was refused ({status}){said}",
+                status=status,
+                hint=f"check the value of {self._key_env}",
+            )
         if status == 404:
             return ModelNotFoundError(
-                f"model {self.model!r} was not found at {self.base_url} (404){said}", status=status,
+                f"model {self.model!r} was not found at {self.base_url} (404){said}",
+                status=status,
                 hint="check the model name (--model); for a local server, check that the base URL "
-                     "ends with /v1 and that the model is loaded")
+                "ends with /v1 and that the model is loaded",
+            )
         if status == 429:
             if code is not None and "insufficient_quota" in code:
-                return QuotaExceededError(f"the OpenAI account's quota is exhausted{said}", status=status,
-                                          hint="check the plan and billing details; retrying will not help")
-            return RateLimitError(f"rate limited by {self.base_url} (429){said}", status=status,
-                                  retry_after=retry_after_from_headers(headers),
-                                  hint="the engine slows down and retries")
+                return QuotaExceededError(
+                    f"the OpenAI account's quota is exhausted{said}",
+                    status=status,
+                    hint="check the plan and billing details; retrying will not help",
+                )
+            return RateLimitError(
+                f"rate limited by {self.base_url} (429){said}",
+                status=status,
+                retry_after=retry_after_from_headers(headers),
+                hint="the engine slows down and retries",
+            )
         if status in (408, 409) or status >= 500:
             return transient("openai", f"server error {status} from {self.base_url}{said}", status=status)
-        return BadRequestError(f"{self.base_url} rejected the request ({status}){said}", status=status,
-                               hint="check the model settings (sampling, max_tokens) in setup.yaml")
+        return BadRequestError(
+            f"{self.base_url} rejected the request ({status}){said}",
+            status=status,
+            hint="check the model settings (sampling, max_tokens) in setup.yaml",
+        )
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -18,6 +18,7 @@ A transport raises :class:`TransportTimeout`, :class:`TransportFailure` or :clas
 adapter words them for the user. Nothing here ever puts a header value (the API key) into a
 message.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -84,14 +85,17 @@ class AiohttpTransport:
         if self._session is None or self._loop is not loop or self._session.closed:
             import aiohttp
 
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit,
-                                             ttl_dns_cache=300, keepalive_timeout=60)
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=300, keepalive_timeout=60
+            )
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=self.headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout_s,
-                                              sock_connect=min(self._timeout_s, 30.0)),
+                connector=connector,
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s, sock_connect=min(self._timeout_s, 30.0)),
                 # The session is ours alone: no cookies, no raising on error statuses.
-                cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False)
+                cookie_jar=aiohttp.DummyCookieJar(),
+                raise_for_status=False,
+            )
             self._loop = loop
         return self._session
 
@@ -137,13 +141,15 @@ class ReqwestTransport:
 
             from pyreqwest.client import ClientBuilder
 
-            builder = (ClientBuilder()
-                       .max_connections(self._limit)
-                       .timeout(timedelta(seconds=self._timeout_s))
-                       .connect_timeout(timedelta(seconds=min(self._timeout_s, 30.0)))
-                       .pool_idle_timeout(timedelta(seconds=60))
-                       .no_proxy()  # as the aiohttp session: direct connections only
-                       .default_headers(self.headers))
+            builder = (
+                ClientBuilder()
+                .max_connections(self._limit)
+                .timeout(timedelta(seconds=self._timeout_s))
+                .connect_timeout(timedelta(seconds=min(self._timeout_s, 30.0)))
+                .pool_idle_timeout(timedelta(seconds=60))
+                .no_proxy()  # as the aiohttp session: direct connections only
+                .default_headers(self.headers)
+            )
             self._client = await builder.build().__aenter__()
             self._loop = loop
         return self._client
@@ -191,25 +197,27 @@ def chosen_client(url: str, choice: str | None = None) -> str:
     """``"pyreqwest"`` or ``"aiohttp"`` for ``url`` under ``choice`` (default: the environment)."""
     choice = (choice if choice is not None else os.environ.get(ENV_VAR, "auto")).strip().lower() or "auto"
     if choice not in CHOICES:
-        raise ProviderError(f"{ENV_VAR}={choice!r} is not a known HTTP client",
-                            hint=f"one of {', '.join(CHOICES)} (auto: pyreqwest for http:// URLs "
-                                 "when installed, aiohttp otherwise)")
+        raise ProviderError(
+            f"{ENV_VAR}={choice!r} is not a known HTTP client",
+            hint=f"one of {', '.join(CHOICES)} (auto: pyreqwest for http:// URLs when installed, aiohttp otherwise)",
+        )
     if choice == "aiohttp":
         return "aiohttp"
     if choice == "pyreqwest":
         if not _pyreqwest_available():
             raise MissingDependencyError(
                 f"{ENV_VAR}=pyreqwest, but pyreqwest is not installed",
-                hint="pip install pyreqwest (Python 3.11 or later), or unset "
-                     f"{ENV_VAR} to use aiohttp")
+                hint=f"pip install pyreqwest (Python 3.11 or later), or unset {ENV_VAR} to use aiohttp",
+            )
         return "pyreqwest"
     if urlsplit(url).scheme.lower() == "http" and _pyreqwest_available():
         return "pyreqwest"
     return "aiohttp"
 
 
-def make_transport(url: str, *, timeout_s: float, max_connections: int,
-                   headers: Mapping[str, str], choice: str | None = None) -> Transport:
+def make_transport(
+    url: str, *, timeout_s: float, max_connections: int, headers: Mapping[str, str], choice: str | None = None
+) -> Transport:
     """The transport for requests to ``url`` (see the module docstring for the choice)."""
     cls = ReqwestTransport if chosen_client(url, choice) == "pyreqwest" else AiohttpTransport
     return cls(timeout_s=timeout_s, max_connections=max_connections, headers=headers)

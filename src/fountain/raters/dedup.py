@@ -16,12 +16,13 @@ does not depend on which of two duplicates the LSH or the k-NN search happens to
 The caller (the engine) writes each finding to ``rejects.jsonl`` as ``duplicate:<method>`` with
 the id of the kept sample.
 """
+
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -84,11 +85,12 @@ def shingles(text: str, size: int = 3) -> set[str]:
     words = normalize_text(text).split()
     if len(words) < size:
         return {" ".join(words)} if words else set()
-    return {" ".join(words[i:i + size]) for i in range(len(words) - size + 1)}
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
-def dedup(samples_texts: Sequence[str], *, embeddings: np.ndarray | None = None,
-          settings: DedupSettings | None = None) -> DedupFindings:
+def dedup(
+    samples_texts: Sequence[str], *, embeddings: np.ndarray | None = None, settings: DedupSettings | None = None
+) -> DedupFindings:
     """Find duplicates among ``samples_texts`` (earlier samples win).
 
     ``embeddings`` (n, dim), L2-normalised and in the same order, enables the embedding stage;
@@ -125,8 +127,9 @@ def dedup(samples_texts: Sequence[str], *, embeddings: np.ndarray | None = None,
         skipped["embedding"] = "no embeddings given"
         logger.info("dedup: embedding stage skipped (no embeddings given)")
     else:
-        found = embedding_duplicates(np.asarray(embeddings, dtype=np.float32), alive,
-                                     settings.embedding_threshold, settings.neighbours)
+        found = embedding_duplicates(
+            np.asarray(embeddings, dtype=np.float32), alive, settings.embedding_threshold, settings.neighbours
+        )
         findings += found
         run.append("embedding")
 
@@ -152,8 +155,7 @@ def exact_duplicates(texts: Sequence[str], indices: Sequence[int]) -> list[Dupli
     return found
 
 
-def minhash_duplicates(texts: Sequence[str], indices: Sequence[int],
-                       settings: DedupSettings) -> list[DuplicateFinding]:
+def minhash_duplicates(texts: Sequence[str], indices: Sequence[int], settings: DedupSettings) -> list[DuplicateFinding]:
     """Samples whose Jaccard similarity (word shingles) with a kept earlier sample >= threshold.
 
     MinHash LSH finds the candidate pairs (sub-quadratic); the exact Jaccard confirms them.
@@ -165,11 +167,15 @@ def minhash_duplicates(texts: Sequence[str], indices: Sequence[int],
 
         raise MissingDependencyError(
             "MinHash deduplication needs the 'datasketch' package",
-            hint="pip install 'fountain[embed]', or turn the minhash dedup stage off") from None
+            hint="pip install 'fountain[embed]', or turn the minhash dedup stage off",
+        ) from None
     shingle_sets = {i: shingles(texts[i], settings.shingle_size) for i in indices}
     todo = [i for i in indices if shingle_sets[i]]  # empty texts: the exact stage's business
-    hashes = MinHash.bulk([[s.encode("utf-8") for s in shingle_sets[i]] for i in todo],
-                          num_perm=settings.num_perm, seed=settings.minhash_seed)
+    hashes = MinHash.bulk(
+        [[s.encode("utf-8") for s in shingle_sets[i]] for i in todo],
+        num_perm=settings.num_perm,
+        seed=settings.minhash_seed,
+    )
     if not 0.0 < settings.minhash_threshold <= 1.0:
         raise ValueError(f"minhash_threshold must lie in (0, 1], got {settings.minhash_threshold}")
     # The index is tuned 0.1 below the threshold: more candidates, better recall near the
@@ -185,8 +191,7 @@ def minhash_duplicates(texts: Sequence[str], indices: Sequence[int],
             # LSH only proposes candidates; the exact Jaccard of the shingle sets decides, so
             # the MinHash estimate's noise (~0.03 at 128 permutations) never drops a sample.
             score = _jaccard(shingle_sets[i], shingle_sets[j])
-            if score >= settings.minhash_threshold and (score > best_score or
-                                                         (score == best_score and j < best)):
+            if score >= settings.minhash_threshold and (score > best_score or (score == best_score and j < best)):
                 best, best_score = j, score
         if best >= 0:
             found.append(DuplicateFinding(i, best, "minhash", float(best_score)))
@@ -199,13 +204,14 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def embedding_duplicates(embeddings: np.ndarray, indices: Sequence[int], threshold: float,
-                         neighbours: int = 16) -> list[DuplicateFinding]:
+def embedding_duplicates(
+    embeddings: np.ndarray, indices: Sequence[int], threshold: float, neighbours: int = 16
+) -> list[DuplicateFinding]:
     """Samples whose cosine similarity with a kept earlier sample >= ``threshold``.
 
     "Earlier" is the order of ``indices`` (ascending when called from :func:`dedup`).
     """
-    from fountain.search import self_knn
+    from fountain.embed.search import self_knn
 
     indices = list(indices)
     if len(indices) < 2:

@@ -20,11 +20,13 @@ The default threshold is ``H = 2 sigma``: a candidate with no vote survives clip
 probability ``P(N(0,1) > 2)`` = 2.3%. (The reference PE library clips nothing by default; PE's
 paper treats H as a hyperparameter.) Pass ``threshold`` to choose another.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,19 +63,28 @@ def vote_counts(private_emb: np.ndarray, synthetic_emb: np.ndarray, k: int = 1) 
     counts = np.zeros(n_syn, dtype=np.float64)
     if len(private_emb) == 0:
         return counts
-    from fountain.search import knn
+    from fountain.embed.search import knn
 
-    _, indices = knn(np.ascontiguousarray(private_emb, dtype=np.float32),
-                     np.ascontiguousarray(synthetic_emb, dtype=np.float32), k_eff)
+    _, indices = knn(
+        np.ascontiguousarray(private_emb, dtype=np.float32),
+        np.ascontiguousarray(synthetic_emb, dtype=np.float32),
+        k_eff,
+    )
     indices = np.asarray(indices).reshape(len(private_emb), -1)
     indices = indices[indices >= 0]
     counts += np.bincount(indices, minlength=n_syn) / math.sqrt(k)
     return counts
 
 
-def dp_histogram(private_emb: np.ndarray, synthetic_emb: np.ndarray, *, k: int = 1,
-                 sigma: float, threshold_H: float | None = None,
-                 rng: np.random.Generator) -> Histogram:
+def dp_histogram(
+    private_emb: np.ndarray,
+    synthetic_emb: np.ndarray,
+    *,
+    k: int = 1,
+    sigma: float,
+    threshold_H: float | None = None,
+    rng: np.random.Generator,
+) -> Histogram:
     """The DP nearest-neighbour histogram of one category for one iteration.
 
     ``sigma`` is the Gaussian noise per count (0: no noise, no privacy); ``threshold_H`` the
@@ -89,8 +100,9 @@ def dp_histogram(private_emb: np.ndarray, synthetic_emb: np.ndarray, *, k: int =
     return Histogram(raw, noisy, clipped)
 
 
-def select_from_histogram(histogram: Histogram, n_select: int, selection: str = "rank", *,
-                          rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
+def select_from_histogram(
+    histogram: Histogram, n_select: int, selection: str = "rank", *, rng: np.random.Generator
+) -> tuple[np.ndarray, str | None]:
     """Pick ``n_select`` candidate indices from a DP histogram; returns (indices, fallback).
 
     - ``rank``: the top ``n_select`` by clipped count, ties broken by noisy count, then index;
@@ -134,11 +146,17 @@ class CategorySelection:
         }
 
 
-def pe_select_detailed(private_by_category: Mapping[str, np.ndarray],
-                       synthetic_by_category: Mapping[str, np.ndarray], *, sigma: float,
-                       n_select: int | Mapping[str, int], k: int = 1,
-                       threshold_H: float | None = None, selection: str = "rank",
-                       rng: np.random.Generator) -> dict[str, CategorySelection]:
+def pe_select_detailed(
+    private_by_category: Mapping[str, np.ndarray],
+    synthetic_by_category: Mapping[str, np.ndarray],
+    *,
+    sigma: float,
+    n_select: int | Mapping[str, int],
+    k: int = 1,
+    threshold_H: float | None = None,
+    selection: str = "rank",
+    rng: np.random.Generator,
+) -> dict[str, CategorySelection]:
     """PE voting and selection per category; see :func:`pe_select`."""
     result: dict[str, CategorySelection] = {}
     for category, synthetic in synthetic_by_category.items():
@@ -150,12 +168,15 @@ def pe_select_detailed(private_by_category: Mapping[str, np.ndarray],
             private = np.zeros((0, synthetic.shape[1] if synthetic.ndim == 2 else 0), np.float32)
         private = np.asarray(private, dtype=np.float32)
         if len(synthetic) and len(private) and private.shape[1] != synthetic.shape[1]:
-            raise ValueError(f"category {category!r}: private and synthetic embeddings have "
-                             f"different dimensions ({private.shape[1]} vs {synthetic.shape[1]})")
+            raise ValueError(
+                f"category {category!r}: private and synthetic embeddings have "
+                f"different dimensions ({private.shape[1]} vs {synthetic.shape[1]})"
+            )
         want = n_select[category] if isinstance(n_select, Mapping) else n_select
         if len(synthetic) == 0:
             result[category] = CategorySelection(
-                np.zeros(0, np.int64), Histogram(*(np.zeros(0) for _ in range(3))), "no_candidates")
+                np.zeros(0, np.int64), Histogram(*(np.zeros(0) for _ in range(3))), "no_candidates"
+            )
             continue
         histogram = dp_histogram(private, synthetic, k=k, sigma=sigma, threshold_H=threshold_H, rng=rng)
         indices, fallback = select_from_histogram(histogram, want, selection, rng=rng)
@@ -163,10 +184,17 @@ def pe_select_detailed(private_by_category: Mapping[str, np.ndarray],
     return result
 
 
-def pe_select(private_by_category: Mapping[str, np.ndarray],
-              synthetic_by_category: Mapping[str, np.ndarray], *, sigma: float,
-              n_select: int | Mapping[str, int], k: int = 1, threshold_H: float | None = None,
-              selection: str = "rank", rng: np.random.Generator) -> dict[str, np.ndarray]:
+def pe_select(
+    private_by_category: Mapping[str, np.ndarray],
+    synthetic_by_category: Mapping[str, np.ndarray],
+    *,
+    sigma: float,
+    n_select: int | Mapping[str, int],
+    k: int = 1,
+    threshold_H: float | None = None,
+    selection: str = "rank",
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
     """Select synthetic candidates per category by the DP vote of the private samples.
 
     ``private_by_category`` / ``synthetic_by_category`` map a category to its embeddings
@@ -175,7 +203,14 @@ def pe_select(private_by_category: Mapping[str, np.ndarray],
     (``rank``: distinct; ``sample``: with replacement). Private categories with no synthetic
     candidates are ignored (they have nothing to vote for).
     """
-    detailed = pe_select_detailed(private_by_category, synthetic_by_category, sigma=sigma,
-                                  n_select=n_select, k=k, threshold_H=threshold_H,
-                                  selection=selection, rng=rng)
+    detailed = pe_select_detailed(
+        private_by_category,
+        synthetic_by_category,
+        sigma=sigma,
+        n_select=n_select,
+        k=k,
+        threshold_H=threshold_H,
+        selection=selection,
+        rng=rng,
+    )
     return {category: outcome.indices for category, outcome in detailed.items()}

@@ -13,6 +13,7 @@ space (``log Phi`` through ``math.erfc`` and an asymptotic series far in the tai
 or tiny delta neither overflow nor underflow. Only the standard library is needed: ``fountain
 privacy`` stays light.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,10 @@ def default_delta(n: int) -> float:
 
 def _check_delta(delta: float) -> None:
     if not (0.0 < delta < 1.0) or math.isnan(delta):
-        raise FountainError(f"delta must lie strictly between 0 and 1, got {delta!r}",
-                            hint="a common choice is 1/(N*ln N) for N private records")
+        raise FountainError(
+            f"delta must lie strictly between 0 and 1, got {delta!r}",
+            hint="a common choice is 1/(N*ln N) for N private records",
+        )
 
 
 def _check_iterations(iterations: int) -> None:
@@ -161,8 +164,7 @@ def sigma_for(epsilon: float, iterations: int, delta: float) -> float:
     """
     _check_iterations(iterations)
     if epsilon <= 0.0 or math.isnan(epsilon):
-        raise FountainError(f"epsilon must be positive, got {epsilon!r}",
-                            hint="epsilon = 0 would need infinite noise")
+        raise FountainError(f"epsilon must be positive, got {epsilon!r}", hint="epsilon = 0 would need infinite noise")
     mu = mu_for_epsilon(epsilon, delta)
     if math.isinf(mu):
         return 0.0
@@ -185,7 +187,7 @@ def check_plan(sigma: float, iterations: int, delta: float, epsilon_budget: floa
             f"the plan spends epsilon = {spent:.4g} (sigma = {sigma:.4g}, {iterations} iterations, "
             f"delta = {delta:.3g}), more than the budget epsilon = {epsilon_budget:.4g}",
             hint=f"use sigma >= {needed:.4g}, fewer iterations, or a larger --epsilon "
-                 "(`fountain privacy` computes either from the other)",
+            "(`fountain privacy` computes either from the other)",
         )
     return spent
 
@@ -201,8 +203,13 @@ class LedgerEntry:
     delta: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"iteration": self.iteration, "sigma": self.sigma, "mu": _finite(self.mu),
-                "epsilon": _finite(self.epsilon), "delta": self.delta}
+        return {
+            "iteration": self.iteration,
+            "sigma": self.sigma,
+            "mu": _finite(self.mu),
+            "epsilon": _finite(self.epsilon),
+            "delta": self.delta,
+        }
 
 
 def _finite(value: float) -> float | None:
@@ -239,7 +246,7 @@ class PrivacyLedger:
             raise FountainError(f"sigma must be non-negative, got {sigma!r}")
         if sigma == 0.0 or math.isinf(self.mu):
             return math.inf
-        return math.sqrt(self.mu ** 2 + 1.0 / sigma ** 2)
+        return math.sqrt(self.mu**2 + 1.0 / sigma**2)
 
     def preview(self, sigma: float) -> float:
         """epsilon that would be spent after one more iteration with ``sigma``."""
@@ -254,7 +261,7 @@ class PrivacyLedger:
                 f"iteration {len(self.entries) + 1} would raise epsilon to {epsilon:.4g}, "
                 f"over the budget {self.epsilon_budget:.4g}",
                 hint="stop here, or plan sigma for the full number of iterations with "
-                     "`fountain privacy --epsilon E --iterations T`",
+                "`fountain privacy --epsilon E --iterations T`",
             )
         entry = LedgerEntry(len(self.entries) + 1, sigma, mu, epsilon, self.delta)
         self.entries.append(entry)

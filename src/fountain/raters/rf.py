@@ -24,10 +24,12 @@ Calibration on the real data, leave-one-out (each real example scored against th
 The near-copy guard rejects any synthetic sample with cosine similarity above 0.95 to any real
 example (``rf:near_copy``): a generator that reproduces a real conversation leaks it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,10 +62,13 @@ class RFDecision:
 
     def detail(self) -> dict[str, Any]:
         """Scores for ``rejects.jsonl`` (numbers only: no real text)."""
-        return {"category": self.category, "own_similarity": round(self.own_similarity, 4),
-                "margin": None if self.margin is None else round(self.margin, 4),
-                "nearest_other": self.nearest_other,
-                "max_similarity": round(self.max_similarity, 4)}
+        return {
+            "category": self.category,
+            "own_similarity": round(self.own_similarity, 4),
+            "margin": None if self.margin is None else round(self.margin, 4),
+            "nearest_other": self.nearest_other,
+            "max_similarity": round(self.max_similarity, 4),
+        }
 
 
 @dataclass
@@ -77,8 +82,7 @@ class RealFilter:
     off_topic_thresholds: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, real_by_category: Mapping[str, np.ndarray],
-            settings: RFSettings | None = None) -> "RealFilter":
+    def fit(cls, real_by_category: Mapping[str, np.ndarray], settings: RFSettings | None = None) -> RealFilter:
         """Calibrate thresholds from leave-one-out scores of the real examples."""
         settings = settings or RFSettings()
         if settings.k < 1:
@@ -86,8 +90,7 @@ class RealFilter:
         if not 0.0 <= settings.percentile <= 100.0:
             raise ValueError("percentile must lie in [0, 100]")
         if not real_by_category:
-            raise RealDataError("RF needs real examples, and none were given",
-                                hint="pass a non-empty --real-data file")
+            raise RealDataError("RF needs real examples, and none were given", hint="pass a non-empty --real-data file")
         categories = list(real_by_category)
         real = [np.ascontiguousarray(real_by_category[c], dtype=np.float32) for c in categories]
         for category, vectors in zip(categories, real):
@@ -95,7 +98,8 @@ class RealFilter:
                 raise RealDataError(
                     f"category {category!r} has {len(vectors)} real example(s); RF needs at least 2 "
                     "per category to calibrate its thresholds",
-                    hint="add real examples of that category, or drop it from the real data")
+                    hint="add real examples of that category, or drop it from the real data",
+                )
         rf = cls(categories, real, settings)
         rf._calibrate()
         return rf
@@ -105,7 +109,7 @@ class RealFilter:
     def _scores(self, queries: np.ndarray, leave_out: int | None = None) -> np.ndarray:
         """(n, n_categories) mean top-k similarities; ``leave_out`` = the queries' own category
         index when the queries are that category's real examples in order (leave-one-out)."""
-        from fountain.search import knn
+        from fountain.embed.search import knn
 
         out = np.empty((len(queries), len(self.categories)), dtype=np.float64)
         for c, base in enumerate(self.real):
@@ -147,15 +151,15 @@ class RealFilter:
         pooled_margin = np.concatenate(list(margins.values())) if margins else None
         for category in self.categories:
             small = len(owns[category]) < self.settings.min_calibration
-            self.off_topic_thresholds[category] = float(
-                np.percentile(pooled_own if small else owns[category], p))
+            self.off_topic_thresholds[category] = float(np.percentile(pooled_own if small else owns[category], p))
             if margins:
                 self.margin_thresholds[category] = float(
-                    np.percentile(pooled_margin if small else margins[category], p))
+                    np.percentile(pooled_margin if small else margins[category], p)
+                )
 
     def rate(self, synthetic_emb: np.ndarray, categories: Sequence[str]) -> list[RFDecision]:
         """Judge each synthetic sample (row) against the real data of its category."""
-        from fountain.search import knn
+        from fountain.embed.search import knn
 
         synthetic = np.ascontiguousarray(synthetic_emb, dtype=np.float32)
         if len(categories) != len(synthetic):
@@ -168,7 +172,8 @@ class RealFilter:
             raise RealDataError(
                 f"the real data has no examples of category {', '.join(map(repr, missing))}",
                 hint=f"real data categories: {', '.join(map(repr, self.categories))}; add real "
-                     "examples with the spec's category (metadata.category), or fix the category")
+                "examples with the spec's category (metadata.category), or fix the category",
+            )
         own = np.array([position[c] for c in categories])
         scores = self._scores(synthetic)
         own_sim = scores[np.arange(len(synthetic)), own]
@@ -190,12 +195,18 @@ class RealFilter:
                 reason = "rf:wrong_category"
             elif off_topic and own_sim[i] < self.off_topic_thresholds[category]:
                 reason = "rf:off_topic"
-            decisions.append(RFDecision(
-                index=i, category=category, keep=reason is None, reason=reason,
-                own_similarity=float(own_sim[i]),
-                margin=None if margins is None else float(margins[i]),
-                nearest_other=None if nearest is None else self.categories[int(nearest[i])],
-                max_similarity=float(max_sim[i])))
+            decisions.append(
+                RFDecision(
+                    index=i,
+                    category=category,
+                    keep=reason is None,
+                    reason=reason,
+                    own_similarity=float(own_sim[i]),
+                    margin=None if margins is None else float(margins[i]),
+                    nearest_other=None if nearest is None else self.categories[int(nearest[i])],
+                    max_similarity=float(max_sim[i]),
+                )
+            )
         return decisions
 
     def calibration(self) -> dict[str, Any]:

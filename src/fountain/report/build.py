@@ -3,6 +3,7 @@
 :func:`build_report` returns a :class:`Report`: ``figures`` is a JSON-ready dict (what
 ``--json`` prints and the terminal and HTML show); ``raw`` keeps the distributions the HTML plots.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,10 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,11 +67,19 @@ class _Skips:
         self.entries.append({"metric": metric, "reason": reason})
 
 
-def build_report(path: str | Path, *, real_data: str | Path | None = None,
-                 spec: str | Path | None = None, diagram: Any = None,
-                 sample: int = DEFAULT_SAMPLE, seed: int = 0, embed: bool = True,
-                 embedder: Any = None, browse: int = DEFAULT_BROWSE,
-                 progress: Callable[[str], None] | None = None) -> Report:
+def build_report(
+    path: str | Path,
+    *,
+    real_data: str | Path | None = None,
+    spec: str | Path | None = None,
+    diagram: Any = None,
+    sample: int = DEFAULT_SAMPLE,
+    seed: int = 0,
+    embed: bool = True,
+    embedder: Any = None,
+    browse: int = DEFAULT_BROWSE,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
     """Measure the dataset at ``path`` (an output folder, a dataset.jsonl or a Janus outputs.json).
 
     ``real_data``: a file of real conversations to compare with. ``spec``: the spec folder whose
@@ -101,9 +111,15 @@ def build_report(path: str | Path, *, real_data: str | Path | None = None,
     sample_index = sorted(rng.sample(range(len(items)), min(sample, len(items))))
 
     figures: dict[str, Any] = {
-        "source": {"path": str(dataset.path), "file": str(dataset.source), "format": dataset.format,
-                   "conversations": len(items), "notes": list(dataset.notes),
-                   "sample_size": len(sample_index), "seed": seed},
+        "source": {
+            "path": str(dataset.path),
+            "file": str(dataset.source),
+            "format": dataset.format,
+            "conversations": len(items),
+            "notes": list(dataset.notes),
+            "sample_size": len(sample_index),
+            "seed": seed,
+        },
         "counts": counts_section(dataset),
     }
     lap("counts")
@@ -141,16 +157,19 @@ def build_report(path: str | Path, *, real_data: str | Path | None = None,
 
     figures["privacy"] = privacy_section(dataset.manifest)
     if figures["privacy"] is None:
-        skips.add("privacy ledger", "the manifest has no privacy ledger (Private Evolution was not used)"
-                  if dataset.manifest is not None else "no manifest.json")
+        skips.add(
+            "privacy ledger",
+            "the manifest has no privacy ledger (Private Evolution was not used)"
+            if dataset.manifest is not None
+            else "no manifest.json",
+        )
     figures["skipped"] = skips.entries
     figures["timings_s"] = timings
     browse_ids = sorted(random.Random(seed + 1).sample(range(len(items)), min(browse, len(items))))
     return Report(figures, dataset, raw, [items[i] for i in browse_ids])
 
 
-def _empty_report(dataset: Dataset, figures: dict[str, Any], skips: _Skips,
-                  timings: dict[str, float]) -> Report:
+def _empty_report(dataset: Dataset, figures: dict[str, Any], skips: _Skips, timings: dict[str, float]) -> Report:
     """The report of an empty dataset: its counts and rejections, and no conversation metric."""
     figures["source"]["empty"] = True
     for name in ("structure", "diversity", "grounding", "readability", "real_data"):
@@ -187,8 +206,10 @@ def structure_section(items: Sequence[Item]) -> tuple[dict[str, Any], dict[str, 
     figures = {
         "turns_per_conversation": metrics.describe(found["turns"]),
         "words_per_conversation": metrics.describe(found["words"]),
-        "words_per_turn": {"user": metrics.describe(found["user_words"]),
-                           "assistant": metrics.describe(found["assistant_words"])},
+        "words_per_turn": {
+            "user": metrics.describe(found["user_words"]),
+            "assistant": metrics.describe(found["assistant_words"]),
+        },
         "messages": dict(roles),
         "with_system_message": sum(1 for item in items if any(r == "system" for r, _ in item.messages)),
         "empty_messages": sum(1 for item in items for r, c in item.messages if r != "system" and not c.strip()),
@@ -203,12 +224,12 @@ def structure_section(items: Sequence[Item]) -> tuple[dict[str, Any], dict[str, 
 def encode_items(embedder: Any, items: Sequence[Item]) -> np.ndarray:
     """One vector per conversation (user and assistant turns, roles tagged; no system prompt).
 
-    Through :func:`fountain.embed.encode_conversations` (long conversations are chunked, never
+    Through :func:`fountain.embed.embedder.encode_conversations` (long conversations are chunked, never
     cut) when the embedder is a fountain one; otherwise ``embedder.encode`` of the role-tagged text.
     """
     turns = [item.turns for item in items]
     try:
-        from fountain.embed import conversation_text, encode_conversations
+        from fountain.embed.embedder import conversation_text, encode_conversations
     except ImportError:
         texts = ["\n".join(f"User: {t.user}\nAssistant: {t.assistant}" for t in conv) for conv in turns]
         return np.asarray(embedder.encode(texts), dtype=np.float64)
@@ -220,8 +241,17 @@ def encode_items(embedder: Any, items: Sequence[Item]) -> np.ndarray:
 class _Embeddings:
     """Embeddings of the synthetic sample (and of the real sample), or the reason there are none."""
 
-    def __init__(self, items: Sequence[Item], sample_index: list[int], real_items: list[Item] | None,
-                 rng: random.Random, enabled: bool, embedder: Any, skips: _Skips, sample: int):
+    def __init__(
+        self,
+        items: Sequence[Item],
+        sample_index: list[int],
+        real_items: list[Item] | None,
+        rng: random.Random,
+        enabled: bool,
+        embedder: Any,
+        skips: _Skips,
+        sample: int,
+    ):
         self.synthetic: np.ndarray | None = None
         self.real: np.ndarray | None = None
         self.sample_index = sample_index
@@ -232,8 +262,10 @@ class _Embeddings:
         elif embedder is None:
             embedder, self.reason = _load_default_embedder()
         if embedder is None:
-            skips.add("embedding metrics (mean pairwise distance, Fréchet, k-NN precision/recall, "
-                      "memorisation)", self.reason or "no embedder")
+            skips.add(
+                "embedding metrics (mean pairwise distance, Fréchet, k-NN precision/recall, memorisation)",
+                self.reason or "no embedder",
+            )
             return
         self.name = str(getattr(embedder, "name", type(embedder).__name__))
         self.synthetic = encode_items(embedder, [items[i] for i in sample_index])
@@ -244,9 +276,9 @@ class _Embeddings:
 
 def _load_default_embedder() -> tuple[Any, str | None]:
     try:
-        from fountain.embed import load_embedder
+        from fountain.embed.embedder import load_embedder
     except ImportError as error:
-        return None, f"fountain.embed cannot be imported ({error}); install 'fountain[embed]'"
+        return None, f"fountain.embed.embedder cannot be imported ({error}); install 'fountain[embed]'"
     try:
         return load_embedder(), None
     except FountainError as error:
@@ -267,8 +299,9 @@ def _groups(items: Sequence[Item]) -> dict[str, dict[str, list[int]]]:
     return groups
 
 
-def diversity_section(items: Sequence[Item], sample: int, seed: int, embedding: _Embeddings,
-                      skips: _Skips) -> dict[str, Any]:
+def diversity_section(
+    items: Sequence[Item], sample: int, seed: int, embedding: _Embeddings, skips: _Skips
+) -> dict[str, Any]:
     """distinct-1/2/3, self-BLEU, exact and MinHash duplicate rates, embedding spread; by group."""
     message_texts: list[str] = []
     owner: list[int] = []
@@ -312,8 +345,7 @@ def diversity_section(items: Sequence[Item], sample: int, seed: int, embedding: 
     for name, found in _groups(items).items():
         out[f"by_{name}"] = {label: measure(members) for label, members in found.items()}
     if not _groups(items):
-        skips.add("diversity by kind and direction", "the conversations carry no provenance "
-                  "(kind/direction metadata)")
+        skips.add("diversity by kind and direction", "the conversations carry no provenance (kind/direction metadata)")
     return out
 
 
@@ -335,13 +367,14 @@ def _spec_candidates(dataset: Dataset) -> list[Path]:
 
 
 def _load_spec(folder: Path) -> Any:
-    from fountain.spec import load_spec
+    from fountain.spec.load import load_spec
 
     return load_spec(folder)
 
 
-def grounding_section(dataset: Dataset, spec_dir: str | Path | None, diagram: Any,
-                      skips: _Skips) -> dict[str, Any] | None:
+def grounding_section(
+    dataset: Dataset, spec_dir: str | Path | None, diagram: Any, skips: _Skips
+) -> dict[str, Any] | None:
     roles: dict[str, str | None] = {"user_role": None, "assistant_role": None}
     spec_used = None
     if diagram is None:
@@ -362,8 +395,9 @@ def grounding_section(dataset: Dataset, spec_dir: str | Path | None, diagram: An
             roles = {"user_role": spec.user_role, "assistant_role": spec.assistant_role}
             break
         if diagram is None:
-            reason = "; ".join(problems) or ("no spec folder found (give --spec DIR, or keep the output "
-                                             "folder inside its spec folder)")
+            reason = "; ".join(problems) or (
+                "no spec folder found (give --spec DIR, or keep the output folder inside its spec folder)"
+            )
             skips.add("grounding coverage", reason)
     items = dataset.items
     result: dict[str, Any] = {"spec": spec_used, **roles, "coverage": None}
@@ -392,8 +426,9 @@ def readability_section(items: Sequence[Item], skips: _Skips) -> dict[str, Any] 
 # --- real data ----------------------------------------------------------------------------------------
 
 
-def real_section(items: Sequence[Item], real_items: list[Item], embedding: _Embeddings,
-                 skips: _Skips) -> tuple[dict[str, Any], dict[str, Any]]:
+def real_section(
+    items: Sequence[Item], real_items: list[Item], embedding: _Embeddings, skips: _Skips
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Length KS tests always; Fréchet, k-NN precision/recall and memorisation with embeddings.
 
     Never quotes a real conversation: the real data may be private.
@@ -403,8 +438,10 @@ def real_section(items: Sequence[Item], real_items: list[Item], embedding: _Embe
     for key in ("turns", "words", "user_words", "assistant_words"):
         if synthetic_lengths[key] and real_lengths[key]:
             result["ks"][key] = metrics.ks_test(synthetic_lengths[key], real_lengths[key])
-    result["real_structure"] = {"turns_per_conversation": metrics.describe(real_lengths["turns"]),
-                                "words_per_conversation": metrics.describe(real_lengths["words"])}
+    result["real_structure"] = {
+        "turns_per_conversation": metrics.describe(real_lengths["turns"]),
+        "words_per_conversation": metrics.describe(real_lengths["words"]),
+    }
     raw: dict[str, Any] = {"real": real_lengths}
     if embedding.synthetic is None or embedding.real is None:
         return result, raw

@@ -1,4 +1,5 @@
 """Figures read from the run's records: counts, retries, tokens, cost, and the privacy ledger."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -47,8 +48,9 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
     # An accepted sample's ``attempt`` is the 0-based attempt that passed validation: the attempts
     # before it were re-asks. A reject's ``attempts`` counts every attempt, the first included.
     journal = dataset.journal_items or []
-    validation_retries = (sum(_int(i.metadata.get("attempt")) for i in journal)
-                          + sum(max(_int(r.get("attempts")) - 1, 0) for r in dataset.rejects or []))
+    validation_retries = sum(_int(i.metadata.get("attempt")) for i in journal) + sum(
+        max(_int(r.get("attempts")) - 1, 0) for r in dataset.rejects or []
+    )
 
     usage = manifest.get("usage") if isinstance(manifest.get("usage"), dict) else None
     usage_from = "manifest" if usage else None
@@ -56,34 +58,52 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
         rows = journal or dataset.items
         found = [i.metadata.get("usage") for i in rows if isinstance(i.metadata.get("usage"), dict)]
         if found:
-            usage = {"prompt_tokens": sum(_int(u.get("prompt_tokens")) for u in found),
-                     "completion_tokens": sum(_int(u.get("completion_tokens")) for u in found)}
+            usage = {
+                "prompt_tokens": sum(_int(u.get("prompt_tokens")) for u in found),
+                "completion_tokens": sum(_int(u.get("completion_tokens")) for u in found),
+            }
             usage_from = "sample metadata (accepted samples only)"
     if usage:
-        usage = {"prompt_tokens": _int(usage.get("prompt_tokens")),
-                 "completion_tokens": _int(usage.get("completion_tokens"))}
+        usage = {
+            "prompt_tokens": _int(usage.get("prompt_tokens")),
+            "completion_tokens": _int(usage.get("completion_tokens")),
+        }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
 
     models = Counter(str(i.metadata.get("model")) for i in dataset.items if i.metadata.get("model"))
     provider = manifest.get("provider") if isinstance(manifest.get("provider"), dict) else {}
     return {
-        "requested": requested, "target": target, "produced": produced,
+        "requested": requested,
+        "target": target,
+        "produced": produced,
         "count_accuracy": produced / goal if goal else None,
-        "accepted": accepted, "accepted_source": accepted_from,
-        "rejected": dict(rejected.most_common()), "rejected_total": sum(rejected.values()),
+        "accepted": accepted,
+        "accepted_source": accepted_from,
+        "rejected": dict(rejected.most_common()),
+        "rejected_total": sum(rejected.values()),
         "rejected_source": rejected_from,
-        "acceptance_rate": (sum(accepted.values()) / (sum(accepted.values()) + sum(rejected.values()))
-                            if accepted and (sum(accepted.values()) + sum(rejected.values())) else None),
-        "provider_retries": provider_retries, "validation_retries": validation_retries,
-        "usage": usage, "usage_source": usage_from,
-        "cost_usd": manifest.get("cost_usd"), "cost_complete": manifest.get("cost_complete"),
+        "acceptance_rate": (
+            sum(accepted.values()) / (sum(accepted.values()) + sum(rejected.values()))
+            if accepted and (sum(accepted.values()) + sum(rejected.values()))
+            else None
+        ),
+        "provider_retries": provider_retries,
+        "validation_retries": validation_retries,
+        "usage": usage,
+        "usage_source": usage_from,
+        "cost_usd": manifest.get("cost_usd"),
+        "cost_complete": manifest.get("cost_complete"),
         "provider": provider.get("provider") or provider.get("name"),
-        "model": provider.get("model"), "models": dict(models.most_common()),
-        "status": manifest.get("status"), "stop_reason": manifest.get("stop_reason"),
+        "model": provider.get("model"),
+        "models": dict(models.most_common()),
+        "status": manifest.get("status"),
+        "stop_reason": manifest.get("stop_reason"),
         "spec_fingerprint": (manifest.get("spec") or {}).get("fingerprint")
-        if isinstance(manifest.get("spec"), dict) else manifest.get("spec_fingerprint"),
+        if isinstance(manifest.get("spec"), dict)
+        else manifest.get("spec_fingerprint"),
         "elapsed_s": (manifest.get("timings") or {}).get("elapsed_s")
-        if isinstance(manifest.get("timings"), dict) else None,
+        if isinstance(manifest.get("timings"), dict)
+        else None,
     }
 
 
@@ -95,8 +115,9 @@ def privacy_section(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
     summary: dict[str, Any] = {}
     if isinstance(privacy, dict):
         ledger = privacy.get("ledger") or privacy.get("iterations") or []
-        summary = {k: privacy.get(k) for k in ("accountant", "delta", "epsilon_budget", "epsilon", "mu")
-                   if k in privacy}
+        summary = {
+            k: privacy.get(k) for k in ("accountant", "delta", "epsilon_budget", "epsilon", "mu") if k in privacy
+        }
     elif isinstance(privacy, list):
         ledger = privacy
     else:

@@ -21,24 +21,144 @@ Matching rules (all case-insensitive):
 
 Coverage of a kind is the fraction of its items mentioned by at least one conversation.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 _WORD = re.compile(r"[^\W_]+")
 _KEY_PREFIX = re.compile(r"^\s*([^\W_]+(?:[\s_-]+[^\W_]+){0,2})\s*:\s*(.+)$")
 NOTE_FRACTION = 0.5
 
-STOP_WORDS = frozenset("""
-a an the and or but if then else of to in on at by for with from into onto over under about as is
-are was were be been being am do does did doing have has had having it its this that these those
-there here he she they them their his her him we us our you your i me my mine yours not no nor so
-too very can could will would shall should may might must just than also each other some any all
-both either neither such own same only which who whom whose what when where why how up down out off
-again further once he's she's it's i'm you're we're they're per via etc
-""".split())
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "else",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "about",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "have",
+        "has",
+        "had",
+        "having",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "he",
+        "she",
+        "they",
+        "them",
+        "their",
+        "his",
+        "her",
+        "him",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "yours",
+        "not",
+        "no",
+        "nor",
+        "so",
+        "too",
+        "very",
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "just",
+        "than",
+        "also",
+        "each",
+        "other",
+        "some",
+        "any",
+        "all",
+        "both",
+        "either",
+        "neither",
+        "such",
+        "own",
+        "same",
+        "only",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "up",
+        "down",
+        "out",
+        "off",
+        "again",
+        "further",
+        "once",
+        "he's",
+        "she's",
+        "it's",
+        "i'm",
+        "you're",
+        "we're",
+        "they're",
+        "per",
+        "via",
+        "etc",
+    ]
+)
 
 
 def singular(word: str) -> str:
@@ -122,8 +242,7 @@ def grounding_items(diagram: Any) -> list[GroundingItem]:
             shown = f"{name}.{attribute.get('name')}"
             value = content_words(str(attribute.get("comment") or ""))
             if value:  # the comment holds the fact ("Dr. Lee", "nurse on night shifts")
-                items.append(GroundingItem("attribute", f"{shown} ({attribute.get('comment')})",
-                                           some_words=value))
+                items.append(GroundingItem("attribute", f"{shown} ({attribute.get('comment')})", some_words=value))
                 continue
             phrase = _phrase(str(attribute.get("name") or ""))
             if phrase:
@@ -134,13 +253,11 @@ def grounding_items(diagram: Any) -> list[GroundingItem]:
         shown = f"{left} {label or '—'} {right}"
         if label:
             phrase = _phrase(label)
-            items.append(GroundingItem("relation", shown, (phrase,) if phrase else (),
-                                       all_words=content_words(label)))
+            items.append(GroundingItem("relation", shown, (phrase,) if phrase else (), all_words=content_words(label)))
         else:
             # No label: both ends in one conversation. Expressed as a phrase-free "all words"
             # item over the entities' names.
-            items.append(GroundingItem("relation", shown,
-                                       all_words=frozenset(words(left)) | frozenset(words(right))))
+            items.append(GroundingItem("relation", shown, all_words=frozenset(words(left)) | frozenset(words(right))))
     for note in data.get("notes") or []:
         text = _note_text(note).strip()
         match = _KEY_PREFIX.match(text)
@@ -174,28 +291,37 @@ def coverage(texts: Sequence[str], diagram: Any) -> dict[str, Any]:
     total_texts = len(texts)
     result: dict[str, Any] = {}
     for kind in KINDS:
-        rows = [{"name": item.name, "conversations": count,
-                 "fraction": count / total_texts if total_texts else 0.0}
-                for item, count in zip(items, counts) if item.kind == kind]
+        rows = [
+            {"name": item.name, "conversations": count, "fraction": count / total_texts if total_texts else 0.0}
+            for item, count in zip(items, counts)
+            if item.kind == kind
+        ]
         mentioned = sum(1 for row in rows if row["conversations"])
         result[kind + "s" if kind != "entity" else "entities"] = {
             "coverage": mentioned / len(rows) if rows else None,
-            "mentioned": mentioned, "total": len(rows), "items": rows}
+            "mentioned": mentioned,
+            "total": len(rows),
+            "items": rows,
+        }
     mentioned = sum(1 for count in counts if count)
-    result["overall"] = {"coverage": mentioned / len(items) if items else None,
-                         "mentioned": mentioned, "total": len(items)}
+    result["overall"] = {
+        "coverage": mentioned / len(items) if items else None,
+        "mentioned": mentioned,
+        "total": len(items),
+    }
     return result
 
 
 # --- role consistency (concept drift) -------------------------------------------------------------
 
-_FIRST_PERSON = frozenset("i me my mine myself i'm i've i'd i'll".split())
-_SECOND_PERSON = frozenset("you your yours yourself yourselves you're you've you'd you'll".split())
+_FIRST_PERSON = frozenset(["i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"])
+_SECOND_PERSON = frozenset(["you", "your", "yours", "yourself", "yourselves", "you're", "you've", "you'd", "you'll"])
 _SEEKING = re.compile(
     r"\b(?:can you|could you|would you|will you|help me|what should i|what can i|how do i|how can i|"
     r"how should i|should i|do you think|any (?:advice|tips|suggestions|ideas)|i need|i want|"
     r"i'm (?:struggling|having|trying|not sure|worried|confused|stuck)|i don't (?:know|understand)|"
-    r"i have a (?:problem|question)|i was wondering|is it (?:normal|okay|ok))\b")
+    r"i have a (?:problem|question)|i was wondering|is it (?:normal|okay|ok))\b"
+)
 _ADVISING = re.compile(
     r"\b(?:you should|you could|you can|you might|you may want|you need to|"
     r"(?<!i'll )(?<!i will )(?<!let me )try (?:to|using|adding|talking|writing|this)|"
@@ -206,7 +332,8 @@ _ADVISING = re.compile(
     # offering help, as a helper does
     r"i can help|can i help|i could help|can i assist|(?:happy|glad|here) to help|glad i could|"
     r"let me (?:know|see|help|explain|show)|you'?re (?:most )?welcome|you are welcome|"
-    r"what seems to be|tell me (?:more|about))\b")
+    r"what seems to be|tell me (?:more|about))\b"
+)
 # "thank you" is the user's phrase as much as anyone's: not second-person address.
 _THANKS = re.compile(r"\bthank(?:s| you)\b")
 _TOKEN = re.compile(r"\w+(?:['’]\w+)*")
@@ -257,9 +384,12 @@ def role_consistency(user_texts: Iterable[str], assistant_texts: Iterable[str]) 
         verdicts = [reads_as(text) for text in texts]
         n = len(verdicts)
         swapped = sum(1 for v in verdicts if v == other)
-        result[role] = {"n": n, "in_role": (n - swapped) / n if n else None,
-                        "reads_as_other": swapped / n if n else None,
-                        "reads_as_own": sum(1 for v in verdicts if v == role) / n if n else None}
+        result[role] = {
+            "n": n,
+            "in_role": (n - swapped) / n if n else None,
+            "reads_as_other": swapped / n if n else None,
+            "reads_as_own": sum(1 for v in verdicts if v == role) / n if n else None,
+        }
     values = [result[r]["in_role"] for r in ("user", "assistant") if result[r]["in_role"] is not None]
     result["overall"] = sum(values) / len(values) if values else None
     return result

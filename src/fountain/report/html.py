@@ -3,14 +3,16 @@
 It opens from disk in any browser with no server and no network: nothing external is referenced.
 All text from the dataset is HTML-escaped.
 """
+
 from __future__ import annotations
 
 import base64
 import io
 import json
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fountain.errors import OutputError
 from fountain.report.build import Report, format_number, format_pct
@@ -75,8 +77,9 @@ class _Plotter:
         return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _hist(series: dict[str, list[float]], xlabel: str, integer: bool = False,
-          bounds: tuple[float, float] | None = None) -> Callable[[Any], None]:
+def _hist(
+    series: dict[str, list[float]], xlabel: str, integer: bool = False, bounds: tuple[float, float] | None = None
+) -> Callable[[Any], None]:
     def draw(ax: Any) -> None:
         import numpy as np
 
@@ -101,6 +104,7 @@ def _hist(series: dict[str, list[float]], xlabel: str, integer: bool = False,
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(series) > 1:
             ax.legend()
+
     return draw
 
 
@@ -118,6 +122,7 @@ def _barh(labels: list[str], values: list[float], xlabel: str, limit: float | No
             from matplotlib.ticker import MaxNLocator
 
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
     return draw
 
 
@@ -135,75 +140,119 @@ def _plots(report: Report, plotter: _Plotter) -> dict[str, list[tuple[str, str]]
 
     if f["structure"] is None:  # an empty dataset: nothing to plot but its rejections
         synthetic = None
-    out["structure"] = [] if synthetic is None else [
-        (plotter.render(_hist(with_real("turns"), "turns per conversation", integer=True)),
-         "Turns per conversation"),
-        (plotter.render(_hist(with_real("words"), "words per conversation")), "Words per conversation"),
-        (plotter.render(_hist({"user": synthetic["user_words"], "assistant": synthetic["assistant_words"]},
-                              "words per turn")), "Words per turn, by role (shares)"),
-    ]
+    out["structure"] = (
+        []
+        if synthetic is None
+        else [
+            (
+                plotter.render(_hist(with_real("turns"), "turns per conversation", integer=True)),
+                "Turns per conversation",
+            ),
+            (plotter.render(_hist(with_real("words"), "words per conversation")), "Words per conversation"),
+            (
+                plotter.render(
+                    _hist(
+                        {"user": synthetic["user_words"], "assistant": synthetic["assistant_words"]}, "words per turn"
+                    )
+                ),
+                "Words per turn, by role (shares)",
+            ),
+        ]
+    )
     rejected = f["counts"]["rejected"]
     if rejected:
-        out["counts"] = [(plotter.render(_barh(list(rejected), list(rejected.values()), "rejected samples"),
-                                         height=max(2.0, 0.35 * len(rejected) + 1)), "Rejections by reason")]
-    groups = [(f"{key[3:]}: {label}", m) for key in ("by_kind", "by_direction")
-              for label, m in ((f["diversity"] or {}).get(key) or {}).items()]
+        out["counts"] = [
+            (
+                plotter.render(
+                    _barh(list(rejected), list(rejected.values()), "rejected samples"),
+                    height=max(2.0, 0.35 * len(rejected) + 1),
+                ),
+                "Rejections by reason",
+            )
+        ]
+    groups = [
+        (f"{key[3:]}: {label}", m)
+        for key in ("by_kind", "by_direction")
+        for label, m in ((f["diversity"] or {}).get(key) or {}).items()
+    ]
     if groups:
         labels = ["all"] + [label for label, _ in groups]
         rows = [f["diversity"]["overall"]] + [m for _, m in groups]
         height = max(2.2, 0.35 * len(labels) + 1)
         out["diversity"] = [
-            (plotter.render(_barh(labels, [m["distinct_2"] or 0.0 for m in rows], "distinct-2", 1.0), height=height),
-             "Distinct-2 by group (higher: more varied wording)"),
-            (plotter.render(_barh(labels, [m["self_bleu"] or 0.0 for m in rows], "self-BLEU", 1.0), height=height),
-             "Self-BLEU by group (higher: more alike)"),
+            (
+                plotter.render(_barh(labels, [m["distinct_2"] or 0.0 for m in rows], "distinct-2", 1.0), height=height),
+                "Distinct-2 by group (higher: more varied wording)",
+            ),
+            (
+                plotter.render(_barh(labels, [m["self_bleu"] or 0.0 for m in rows], "self-BLEU", 1.0), height=height),
+                "Self-BLEU by group (higher: more alike)",
+            ),
         ]
     coverage = (f.get("grounding") or {}).get("coverage")
     if coverage:
-        items = [(f"{kind[:-1] if kind != 'entities' else 'entity'}: {item['name']}", item["fraction"])
-                 for kind in ("entities", "attributes", "relations", "notes") for item in coverage[kind]["items"]]
+        items = [
+            (f"{kind[:-1] if kind != 'entities' else 'entity'}: {item['name']}", item["fraction"])
+            for kind in ("entities", "attributes", "relations", "notes")
+            for item in coverage[kind]["items"]
+        ]
         if items:
-            out["grounding"] = [(plotter.render(_barh([n for n, _ in items], [v for _, v in items],
-                                                      "share of conversations mentioning it", 1.0),
-                                                width=6.5, height=max(2.2, 0.3 * len(items) + 1)),
-                                 "Diagram items: share of conversations that mention each")]
+            out["grounding"] = [
+                (
+                    plotter.render(
+                        _barh(
+                            [n for n, _ in items], [v for _, v in items], "share of conversations mentioning it", 1.0
+                        ),
+                        width=6.5,
+                        height=max(2.2, 0.3 * len(items) + 1),
+                    ),
+                    "Diagram items: share of conversations that mention each",
+                )
+            ]
     nearest = raw.get("nearest_real_similarity")
     if nearest:
         threshold = f["real_data"]["memorisation_threshold"]
 
         def draw(ax: Any) -> None:
             low = max(-1.0, min(min(nearest), threshold) - 0.05)
-            _hist({"synthetic": nearest}, "cosine similarity to the nearest real conversation",
-                  bounds=(low, 1.0))(ax)
+            _hist({"synthetic": nearest}, "cosine similarity to the nearest real conversation", bounds=(low, 1.0))(ax)
             ax.axvline(threshold, color="#c0392b", linestyle="--", label=f"memorisation > {threshold}")
             ax.legend()
+
         out["real"] = [(plotter.render(draw), "Nearest real neighbour similarity")]
     return out
 
 
 def _figures_html(plots: dict[str, list[tuple[str, str]]], section: str) -> str:
-    return "".join(f'<figure><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}'
-                   f"</figcaption></figure>" for uri, caption in plots.get(section, []))
+    return "".join(
+        f'<figure><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+        for uri, caption in plots.get(section, [])
+    )
 
 
 # --- sections -------------------------------------------------------------------------------------
 
 
 def _counts_html(c: dict[str, Any]) -> str:
-    rows = [["requested", _num(c["requested"])], ["target", _num(c["target"])],
-            ["produced (in the dataset)", _num(c["produced"])],
-            ["count accuracy (produced / target or requested)", _pct(c["count_accuracy"])]]
+    rows = [
+        ["requested", _num(c["requested"])],
+        ["target", _num(c["target"])],
+        ["produced (in the dataset)", _num(c["produced"])],
+        ["count accuracy (produced / target or requested)", _pct(c["count_accuracy"])],
+    ]
     rows += [[f"accepted {escape(kind)}s", _num(n)] for kind, n in (c["accepted"] or {}).items()]
     rows += [["rejected", _num(c["rejected_total"])]]
     rows += [[f"&nbsp;&nbsp;{escape(reason)}", _num(n)] for reason, n in c["rejected"].items()]
     usage = c["usage"] or {}
-    rows += [["acceptance rate", _pct(c["acceptance_rate"])],
-             ["provider retries", _num(c["provider_retries"])],
-             ["validation retries", _num(c["validation_retries"])],
-             ["prompt tokens", _num(usage.get("prompt_tokens"))],
-             ["completion tokens", _num(usage.get("completion_tokens"))],
-             ["cost (USD)", "—" if c["cost_usd"] is None else f"${c['cost_usd']:.4f}"],
-             ["provider / model", escape(f"{c['provider'] or '—'} / {c['model'] or '—'}")]]
+    rows += [
+        ["acceptance rate", _pct(c["acceptance_rate"])],
+        ["provider retries", _num(c["provider_retries"])],
+        ["validation retries", _num(c["validation_retries"])],
+        ["prompt tokens", _num(usage.get("prompt_tokens"))],
+        ["completion tokens", _num(usage.get("completion_tokens"))],
+        ["cost (USD)", "—" if c["cost_usd"] is None else f"${c['cost_usd']:.4f}"],
+        ["provider / model", escape(f"{c['provider'] or '—'} / {c['model'] or '—'}")],
+    ]
     rows += [[f"model {escape(m)}", _num(n)] for m, n in c["models"].items()]
     return _table(["figure", "value"], rows)
 
@@ -215,27 +264,52 @@ def _structure_html(s: dict[str, Any], real: dict[str, Any] | None) -> str:
     def row(label: str, stats: dict[str, Any]) -> list[str]:
         return [escape(label)] + [_num(stats.get(k), 0 if k == "n" else 1) for k in _STATS]
 
-    rows = [row("turns per conversation", s["turns_per_conversation"]),
-            row("words per conversation", s["words_per_conversation"]),
-            row("words per user turn", s["words_per_turn"]["user"]),
-            row("words per assistant turn", s["words_per_turn"]["assistant"])]
+    rows = [
+        row("turns per conversation", s["turns_per_conversation"]),
+        row("words per conversation", s["words_per_conversation"]),
+        row("words per user turn", s["words_per_turn"]["user"]),
+        row("words per assistant turn", s["words_per_turn"]["assistant"]),
+    ]
     if real:
-        rows += [row("real: turns per conversation", real["real_structure"]["turns_per_conversation"]),
-                 row("real: words per conversation", real["real_structure"]["words_per_conversation"])]
+        rows += [
+            row("real: turns per conversation", real["real_structure"]["turns_per_conversation"]),
+            row("real: words per conversation", real["real_structure"]["words_per_conversation"]),
+        ]
     return _table(["distribution", *_STATS], rows)
 
 
 def _diversity_html(d: dict[str, Any]) -> str:
     def row(label: str, m: dict[str, Any]) -> list[str]:
-        return [escape(label), _num(m["conversations"]), _num(m["distinct_1"]), _num(m["distinct_2"]),
-                _num(m["distinct_3"]), _num(m["self_bleu"]), _pct(m["exact_duplicate_rate"]),
-                _pct(m["minhash_duplicate_rate"]), _num(m["mean_pairwise_distance"])]
+        return [
+            escape(label),
+            _num(m["conversations"]),
+            _num(m["distinct_1"]),
+            _num(m["distinct_2"]),
+            _num(m["distinct_3"]),
+            _num(m["self_bleu"]),
+            _pct(m["exact_duplicate_rate"]),
+            _pct(m["minhash_duplicate_rate"]),
+            _num(m["mean_pairwise_distance"]),
+        ]
 
     rows = [row("all", d["overall"])]
-    rows += [row(f"{key[3:]}: {label}", m) for key in ("by_kind", "by_direction")
-             for label, m in (d.get(key) or {}).items()]
-    return _table(["group", "conversations", "distinct-1", "distinct-2", "distinct-3", "self-BLEU",
-                   "exact dup", "MinHash dup", "mean pairwise distance"], rows)
+    rows += [
+        row(f"{key[3:]}: {label}", m) for key in ("by_kind", "by_direction") for label, m in (d.get(key) or {}).items()
+    ]
+    return _table(
+        [
+            "group",
+            "conversations",
+            "distinct-1",
+            "distinct-2",
+            "distinct-3",
+            "self-BLEU",
+            "exact dup",
+            "MinHash dup",
+            "mean pairwise distance",
+        ],
+        rows,
+    )
 
 
 def _grounding_html(g: dict[str, Any] | None) -> str:
@@ -248,7 +322,9 @@ def _grounding_html(g: dict[str, Any] | None) -> str:
         for kind in ("entities", "attributes", "relations", "notes"):
             part = cov[kind]
             if part["total"]:
-                rows.append([f"<b>{kind}</b>", f"<b>{part['mentioned']}/{part['total']} = {_pct(part['coverage'])}</b>"])
+                rows.append(
+                    [f"<b>{kind}</b>", f"<b>{part['mentioned']}/{part['total']} = {_pct(part['coverage'])}</b>"]
+                )
                 rows += [[escape(i["name"]), f"{i['conversations']:,} ({_pct(i['fraction'])})"] for i in part["items"]]
         rows.append(["<b>overall</b>", f"<b>{_pct(cov['overall']['coverage'])}</b>"])
         parts.append(f"<p class=muted>Diagram of {escape(g.get('spec') or 'the given diagram')}.</p>")
@@ -258,10 +334,19 @@ def _grounding_html(g: dict[str, Any] | None) -> str:
     for role in ("user", "assistant"):
         r = rc[role]
         name = g.get(f"{role}_role")
-        rows.append([escape(role + (f" ({name})" if name else "")), _num(r["n"]), _pct(r["in_role"]),
-                     _pct(r["reads_as_other"]), _pct(r["reads_as_own"])])
-    parts.append("<h3>Role consistency</h3><p class=muted>A heuristic on each turn's style (asking and "
-                 "talking about oneself vs advising and addressing the other), not on meaning.</p>")
+        rows.append(
+            [
+                escape(role + (f" ({name})" if name else "")),
+                _num(r["n"]),
+                _pct(r["in_role"]),
+                _pct(r["reads_as_other"]),
+                _pct(r["reads_as_own"]),
+            ]
+        )
+    parts.append(
+        "<h3>Role consistency</h3><p class=muted>A heuristic on each turn's style (asking and "
+        "talking about oneself vs advising and addressing the other), not on meaning.</p>"
+    )
     parts.append(_table(["role", "turns", "in role", "reads as the other role", "reads as own role"], rows))
     return "".join(parts)
 
@@ -272,51 +357,82 @@ def _readability_html(r: dict[str, Any] | None) -> str:
     rows = []
     for role in ("user", "assistant"):
         ease, grade = r[role]["flesch_reading_ease"], r[role]["flesch_kincaid_grade"]
-        rows.append([role, _num(ease["mean"], 1), _num(ease["median"], 1), _num(grade["mean"], 1),
-                     _num(grade["median"], 1)])
+        rows.append(
+            [role, _num(ease["mean"], 1), _num(ease["median"], 1), _num(grade["mean"], 1), _num(grade["median"], 1)]
+        )
     note = f"<p class=muted>{escape(r['note'])}</p>" if r.get("note") else ""
-    return _table(["role", "Flesch reading ease: mean", "median", "Flesch–Kincaid grade: mean", "median"],
-                  rows) + note
+    return _table(["role", "Flesch reading ease: mean", "median", "Flesch–Kincaid grade: mean", "median"], rows) + note
 
 
 def _real_html(r: dict[str, Any] | None) -> str:
     if not r:
         return "<p class=muted>No real data given (--real-data FILE).</p>"
     rows = []
-    for key, label in (("turns", "turns per conversation"), ("words", "words per conversation"),
-                       ("user_words", "words per user turn"), ("assistant_words", "words per assistant turn")):
+    for key, label in (
+        ("turns", "turns per conversation"),
+        ("words", "words per conversation"),
+        ("user_words", "words per user turn"),
+        ("assistant_words", "words per assistant turn"),
+    ):
         if key in r["ks"]:
             ks = r["ks"][key]
             p = "" if ks["pvalue"] is None else f" (p = {ks['pvalue']:.3g})"
             rows.append([f"KS statistic: {label}", _num(ks["statistic"]) + p])
     if "embedded" in r:
-        rows += [["embedded (synthetic / real)", f"{r['embedded']['synthetic']:,} / {r['embedded']['real']:,}"],
-                 ["Fréchet distance", _num(r.get("frechet_distance"), 4)],
-                 [f"k-NN precision (k={r.get('knn_k')})", _pct(r.get("knn_precision"))],
-                 [f"k-NN recall (k={r.get('knn_k')})", _pct(r.get("knn_recall"))],
-                 [f"memorisation rate (nearest real cosine &gt; {r['memorisation_threshold']})",
-                  _pct(r["memorisation_rate"])]]
+        rows += [
+            ["embedded (synthetic / real)", f"{r['embedded']['synthetic']:,} / {r['embedded']['real']:,}"],
+            ["Fréchet distance", _num(r.get("frechet_distance"), 4)],
+            [f"k-NN precision (k={r.get('knn_k')})", _pct(r.get("knn_precision"))],
+            [f"k-NN recall (k={r.get('knn_k')})", _pct(r.get("knn_recall"))],
+            [
+                f"memorisation rate (nearest real cosine &gt; {r['memorisation_threshold']})",
+                _pct(r["memorisation_rate"]),
+            ],
+        ]
     extra = ""
     if r.get("memorised_ids"):
-        extra = ("<p class=warn>Synthetic conversations that nearly copy a real one: "
-                 + escape(", ".join(r["memorised_ids"])) + "</p>")
-    return (f"<p>{r['conversations']:,} real conversations (never quoted here).</p>"
-            + _table(["figure", "value"], rows) + extra)
+        extra = (
+            "<p class=warn>Synthetic conversations that nearly copy a real one: "
+            + escape(", ".join(r["memorised_ids"]))
+            + "</p>"
+        )
+    return (
+        f"<p>{r['conversations']:,} real conversations (never quoted here).</p>"
+        + _table(["figure", "value"], rows)
+        + extra
+    )
 
 
 def _privacy_html(p: dict[str, Any] | None) -> str:
     if not p:
         return "<p class=muted>No privacy ledger: Private Evolution was not used.</p>"
-    head = (f"<p>epsilon spent: <b>{_num(p.get('epsilon'), 4)}</b>, delta {escape(str(p.get('delta')))}"
-            + (f", budget {_num(p.get('epsilon_budget'), 4)}" if p.get("epsilon_budget") is not None else "")
-            + f", {p['iterations']} iteration(s)</p>")
+    head = (
+        f"<p>epsilon spent: <b>{_num(p.get('epsilon'), 4)}</b>, delta {escape(str(p.get('delta')))}"
+        + (f", budget {_num(p.get('epsilon_budget'), 4)}" if p.get("epsilon_budget") is not None else "")
+        + f", {p['iterations']} iteration(s)</p>"
+    )
     keys = [k for k in ("iteration", "sigma", "mu", "epsilon", "delta") if any(k in e for e in p["ledger"])]
     rows = [[escape(str(e.get(k))) if k == "delta" else _num(e.get(k), 4) for k in keys] for e in p["ledger"]]
     return head + (_table(keys, rows) if rows else "")
 
 
-_PROVENANCE_KEYS = ("id", "kind", "direction", "category", "type", "parent_id", "prefix_turns", "provider",
-                    "model", "prompt_hash", "usage", "spec_fingerprint", "persona", "iteration", "attempt")
+_PROVENANCE_KEYS = (
+    "id",
+    "kind",
+    "direction",
+    "category",
+    "type",
+    "parent_id",
+    "prefix_turns",
+    "provider",
+    "model",
+    "prompt_hash",
+    "usage",
+    "spec_fingerprint",
+    "persona",
+    "iteration",
+    "attempt",
+)
 
 
 def _conversation_html(item: Item) -> str:
@@ -327,8 +443,10 @@ def _conversation_html(item: Item) -> str:
     keys += sorted(k for k in meta if k not in _PROVENANCE_KEYS)
     rows = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(_plain(meta[k]))}</td></tr>" for k in keys)
     provenance = f'<table class="prov">{rows}</table>' if rows else "<p class=muted>no provenance</p>"
-    messages = "".join(f'<div class="msg {role}"><span class="role">{role}</span>{escape(content)}</div>'
-                       for role, content in item.messages)
+    messages = "".join(
+        f'<div class="msg {role}"><span class="role">{role}</span>{escape(content)}</div>'
+        for role, content in item.messages
+    )
     return f"<details><summary>{summary}</summary>{provenance}{messages}</details>"
 
 
@@ -352,26 +470,28 @@ def render_html(report: Report) -> tuple[str, list[str]]:
     browse = "".join(_conversation_html(item) for item in report.browse)
     body = f"""
 <h1>fountain report</h1>
-<p>{escape(source['path'])}<br><span class=muted>{source['conversations']:,} conversations
-({escape(source['format'])}) from {escape(source['file'])}; sampled metrics use {source['sample_size']:,}
-(seed {source['seed']}).</span></p>
-{f'<ul class=muted>{notes_html}</ul>' if notes_html else ''}
-<h2 id="counts">Counts</h2>{_counts_html(f['counts'])}{_figures_html(plots, 'counts')}
-{'<p><b>The dataset is empty</b>: no conversation to measure; the counts above show why.</p>' if source.get('empty') else ''}
-<h2 id="structure">Structure</h2>{_structure_html(f['structure'], f.get('real_data')) if f['structure'] else ''}{_figures_html(plots, 'structure')}
-<h2 id="diversity">Diversity</h2>{_diversity_html(f['diversity']) if f['diversity'] else ''}{_figures_html(plots, 'diversity')}
-<h2 id="grounding">Grounding</h2>{_grounding_html(f.get('grounding'))}{_figures_html(plots, 'grounding')}
-<h2 id="readability">Readability</h2>{_readability_html(f.get('readability'))}
-<h2 id="real">Against the real data</h2>{_real_html(f.get('real_data'))}{_figures_html(plots, 'real')}
-<h2 id="privacy">Privacy ledger</h2>{_privacy_html(f.get('privacy'))}
-<h2 id="skipped">Skipped</h2>{'<ul>' + ''.join(skipped) + '</ul>' if skipped else '<p>Nothing.</p>'}
-<h2 id="conversations">Conversations ({len(report.browse):,} of {source['conversations']:,}, random)</h2>
+<p>{escape(source["path"])}<br><span class=muted>{source["conversations"]:,} conversations
+({escape(source["format"])}) from {escape(source["file"])}; sampled metrics use {source["sample_size"]:,}
+(seed {source["seed"]}).</span></p>
+{f"<ul class=muted>{notes_html}</ul>" if notes_html else ""}
+<h2 id="counts">Counts</h2>{_counts_html(f["counts"])}{_figures_html(plots, "counts")}
+{"<p><b>The dataset is empty</b>: no conversation to measure; the counts above show why.</p>" if source.get("empty") else ""}
+<h2 id="structure">Structure</h2>{_structure_html(f["structure"], f.get("real_data")) if f["structure"] else ""}{_figures_html(plots, "structure")}
+<h2 id="diversity">Diversity</h2>{_diversity_html(f["diversity"]) if f["diversity"] else ""}{_figures_html(plots, "diversity")}
+<h2 id="grounding">Grounding</h2>{_grounding_html(f.get("grounding"))}{_figures_html(plots, "grounding")}
+<h2 id="readability">Readability</h2>{_readability_html(f.get("readability"))}
+<h2 id="real">Against the real data</h2>{_real_html(f.get("real_data"))}{_figures_html(plots, "real")}
+<h2 id="privacy">Privacy ledger</h2>{_privacy_html(f.get("privacy"))}
+<h2 id="skipped">Skipped</h2>{"<ul>" + "".join(skipped) + "</ul>" if skipped else "<p>Nothing.</p>"}
+<h2 id="conversations">Conversations ({len(report.browse):,} of {source["conversations"]:,}, random)</h2>
 <div id="browse">{browse}</div>
 """
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>fountain report: {escape(Path(source['path']).name)}</title><style>{_CSS}</style></head>"
-            f"<body>{body}</body></html>\n")
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>fountain report: {escape(Path(source['path']).name)}</title><style>{_CSS}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
     return page, notes
 
 
@@ -383,6 +503,9 @@ def write_html(report: Report, path: str | Path) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(page, encoding="utf-8")
     except OSError as error:
-        raise OutputError(f"cannot write the HTML report: {error.strerror or error}", location=str(target),
-                          hint="choose a writable path with --html") from None
+        raise OutputError(
+            f"cannot write the HTML report: {error.strerror or error}",
+            location=str(target),
+            hint="choose a writable path with --html",
+        ) from None
     return notes

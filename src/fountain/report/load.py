@@ -12,14 +12,16 @@ journals when a journal holds the same conversation (matched on normalised text)
 
 Nothing here writes: a torn last line of a journal is skipped, never repaired.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fountain.errors import FountainError
 from fountain.types import Turn
@@ -105,14 +107,19 @@ def load_dataset(path: str | Path) -> Dataset:
     """Read an output folder or one dataset file (JSONL or a JSON array); raise ReportError."""
     path = Path(path)
     if not path.exists():
-        raise ReportError("no such file or folder", location=str(path),
-                          hint="give an output folder (e.g. SPEC/output) or a dataset file")
+        raise ReportError(
+            "no such file or folder",
+            location=str(path),
+            hint="give an output folder (e.g. SPEC/output) or a dataset file",
+        )
     if path.is_file():
         items, fmt, notes = read_records_file(path)
         if not items:
-            raise ReportError("the file holds no conversation", location=str(path),
-                              hint="expected JSONL records with 'messages' or 'conversations', "
-                                   "or a Janus outputs.json array")
+            raise ReportError(
+                "the file holds no conversation",
+                location=str(path),
+                hint="expected JSONL records with 'messages' or 'conversations', or a Janus outputs.json array",
+            )
         return Dataset(path, path, fmt, items, notes=notes)
     return _load_folder(path)
 
@@ -142,10 +149,15 @@ def _load_folder(folder: Path) -> Dataset:
     else:
         notes.append("no rejects.jsonl: rejections by reason come from the manifest only")
     if manifest is None:
-        notes.append("no manifest.json: requested counts, cost, provider retries and the privacy "
-                     "ledger are not reported")
+        notes.append(
+            "no manifest.json: requested counts, cost, provider retries and the privacy ledger are not reported"
+        )
 
-    named = ((manifest or {}).get("output") or {}).get("dataset") if isinstance((manifest or {}).get("output"), dict) else None
+    named = (
+        ((manifest or {}).get("output") or {}).get("dataset")
+        if isinstance((manifest or {}).get("output"), dict)
+        else None
+    )
     names = ([str(named)] if named else []) + list(DATASET_NAMES)
     source = next((folder / name for name in names if (folder / name).is_file()), None)
     if source is not None:
@@ -153,22 +165,37 @@ def _load_folder(folder: Path) -> Dataset:
         notes += file_notes
         items = _attach_provenance(items, journal_items)
     elif journal_items:
-        notes.append("no dataset.jsonl / outputs.json (the run has not exported yet): the report "
-                     "covers the accepted samples of seeds.jsonl and derivations.jsonl")
+        notes.append(
+            "no dataset.jsonl / outputs.json (the run has not exported yet): the report "
+            "covers the accepted samples of seeds.jsonl and derivations.jsonl"
+        )
         items, fmt, source = list(journal_items), "journals", folder / "seeds.jsonl"
     elif journal_counts is not None or rejects or manifest is not None:
         # A run that kept nothing: its counts and rejections are what the user needs to see.
         items, fmt, source = [], "journals", folder / "seeds.jsonl"
     else:
         raise ReportError(
-            "no conversations found in this folder", location=str(folder),
+            "no conversations found in this folder",
+            location=str(folder),
             hint="expected dataset.jsonl, outputs.json, seeds.jsonl or derivations.jsonl "
-                 "(an output folder of `fountain run`), or pass a dataset file")
+            "(an output folder of `fountain run`), or pass a dataset file",
+        )
     if not items:
-        notes.append(f"the dataset is empty: {source.name} holds no conversation; the counts and "
-                     "rejections below say why (rejects.jsonl has each one)")
-    return Dataset(folder, source, fmt, items, manifest=manifest, rejects=rejects,
-                   journal_counts=journal_counts, journal_items=journal_items, notes=notes)
+        notes.append(
+            f"the dataset is empty: {source.name} holds no conversation; the counts and "
+            "rejections below say why (rejects.jsonl has each one)"
+        )
+    return Dataset(
+        folder,
+        source,
+        fmt,
+        items,
+        manifest=manifest,
+        rejects=rejects,
+        journal_counts=journal_counts,
+        journal_items=journal_items,
+        notes=notes,
+    )
 
 
 def _read_manifest(path: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -186,7 +213,7 @@ def _read_manifest(path: Path, notes: list[str]) -> dict[str, Any] | None:
 
 
 def _read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    from fountain.journal import read_journal
+    from fountain.run.journal import read_journal
 
     # repair=False: a report never writes into the folder it reads.
     read = read_journal(path, repair=False)
@@ -201,8 +228,9 @@ def read_records_file(path: Path) -> tuple[list[Item], str, list[str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise ReportError(f"not UTF-8 text (byte {error.start})", location=str(path),
-                          hint="save the file as UTF-8") from None
+        raise ReportError(
+            f"not UTF-8 text (byte {error.start})", location=str(path), hint="save the file as UTF-8"
+        ) from None
     except OSError as error:
         raise ReportError(f"cannot read the file: {error.strerror or error}", location=str(path)) from None
     stripped = text.lstrip("\ufeff \t\r\n")
@@ -210,8 +238,11 @@ def read_records_file(path: Path) -> tuple[list[Item], str, list[str]]:
         try:
             records = json.loads(stripped)
         except ValueError as error:
-            raise ReportError(f"not valid JSON ({error})", location=str(path),
-                              hint="a dataset file is JSONL, or one JSON array of records") from None
+            raise ReportError(
+                f"not valid JSON ({error})",
+                location=str(path),
+                hint="a dataset file is JSONL, or one JSON array of records",
+            ) from None
     else:
         records = []
         lines = text.splitlines()
@@ -224,9 +255,11 @@ def read_records_file(path: Path) -> tuple[list[Item], str, list[str]]:
                 if number == len(lines):
                     notes.append(f"{path.name}: skipped a torn last line")
                     continue
-                raise ReportError(f"line {number} is not valid JSON ({error.msg})",
-                                  location=f"{path}:{number}",
-                                  hint="JSONL needs one complete JSON object per line") from None
+                raise ReportError(
+                    f"line {number} is not valid JSON ({error.msg})",
+                    location=f"{path}:{number}",
+                    hint="JSONL needs one complete JSON object per line",
+                ) from None
     items, fmt = _items_from(records, path, notes)
     return items, fmt, notes
 
@@ -249,7 +282,7 @@ def _items_from(records: Iterable[Any], path: Path, notes: list[str]) -> tuple[l
     return items, fmt
 
 
-def parse_record(record: Any, default_id: str = "") -> tuple[Item, str] | None:
+def parse_record(record: Any, default_id: str = "") -> tuple[Item, str] | None:  # noqa: C901 - complexity debt, listed in docs/architecture.md
     """One record in any supported format as an :class:`Item` and the format's name, or None."""
     if not isinstance(record, dict):
         return None
@@ -310,13 +343,13 @@ def _attach_provenance(items: list[Item], journal_items: list[Item]) -> list[Ite
 
 
 def load_real(path: str | Path) -> list[Item]:
-    """Real conversations for comparison, through :func:`fountain.realdata.load_real_data`.
+    """Real conversations for comparison, through :func:`fountain.raters.realdata.load_real_data`.
 
     Duplicates are allowed here (the report only measures; PE is where they matter) and records
     without a category are accepted.
     """
     try:
-        from fountain.realdata import load_real_data
+        from fountain.raters.realdata import load_real_data
     except ImportError:  # pragma: no cover - realdata ships with fountain
         items, _, _ = read_records_file(Path(path))
         return items

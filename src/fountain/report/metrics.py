@@ -4,13 +4,15 @@ Tokenisation (used by every metric here): the text is casefolded and split into 
 and digits, keeping inner apostrophes (``don't`` is one token); punctuation and whitespace
 separate tokens and are dropped. A "word" in the length statistics is such a token.
 """
+
 from __future__ import annotations
 
 import math
 import random
 import re
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +35,18 @@ def describe(values: Iterable[float]) -> dict[str, Any]:
     """n, mean, std, min, p10, median, p90, max of ``values`` (None for an empty input)."""
     array = np.asarray(list(values), dtype=float)
     if array.size == 0:
-        return {"n": 0, "mean": None, "std": None, "min": None, "p10": None, "median": None,
-                "p90": None, "max": None}
+        return {"n": 0, "mean": None, "std": None, "min": None, "p10": None, "median": None, "p90": None, "max": None}
     p10, median, p90 = np.percentile(array, [10, 50, 90])
-    return {"n": int(array.size), "mean": float(array.mean()), "std": float(array.std()),
-            "min": float(array.min()), "p10": float(p10), "median": float(median),
-            "p90": float(p90), "max": float(array.max())}
+    return {
+        "n": int(array.size),
+        "mean": float(array.mean()),
+        "std": float(array.std()),
+        "min": float(array.min()),
+        "p10": float(p10),
+        "median": float(median),
+        "p90": float(p90),
+        "max": float(array.max()),
+    }
 
 
 def ks_statistic(a: Sequence[float], b: Sequence[float]) -> float:
@@ -129,7 +137,7 @@ def distinct_n(texts: Sequence[str], n: int) -> float | None:
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def _closest_length(length: int, ref_lengths: Iterable[int]) -> int:
@@ -229,7 +237,7 @@ def _closest_other_length(sorted_lengths: list[int], length: int) -> int:
     others = list(sorted_lengths)
     del others[bisect.bisect_left(others, length)]
     position = bisect.bisect_left(others, length)
-    candidates = others[max(position - 1, 0):position + 1]
+    candidates = others[max(position - 1, 0) : position + 1]
     return _closest_length(length, candidates)
 
 
@@ -267,15 +275,17 @@ class NearDuplicates:
         try:
             from datasketch import MinHash
         except ImportError:
-            raise MissingDependencyError("the MinHash duplicate rate needs the 'datasketch' package",
-                                         hint="pip install 'fountain[embed]'") from None
+            raise MissingDependencyError(
+                "the MinHash duplicate rate needs the 'datasketch' package", hint="pip install 'fountain[embed]'"
+            ) from None
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
         self.threshold, self.num_perm = threshold, num_perm
         self.shingles = [shingles(text) for text in texts]
         todo = [i for i, found in enumerate(self.shingles) if found]
-        hashes = MinHash.bulk([[s.encode("utf-8") for s in self.shingles[i]] for i in todo],
-                              num_perm=num_perm, seed=seed)
+        hashes = MinHash.bulk(
+            [[s.encode("utf-8") for s in self.shingles[i]] for i in todo], num_perm=num_perm, seed=seed
+        )
         self.hashes = dict(zip(todo, hashes))
 
     def rate(self, members: Sequence[int]) -> float | None:
@@ -292,8 +302,10 @@ class NearDuplicates:
             if signature is None:
                 continue  # empty text: the exact rate's business
             mine = self.shingles[i]
-            if any(len(mine & self.shingles[j]) / len(mine | self.shingles[j]) >= self.threshold
-                   for j in lsh.query(signature)):
+            if any(
+                len(mine & self.shingles[j]) / len(mine | self.shingles[j]) >= self.threshold
+                for j in lsh.query(signature)
+            ):
                 duplicates += 1
             else:
                 lsh.insert(i, signature)
@@ -330,8 +342,10 @@ def readability_backend() -> tuple[str | None, str | None]:
         nltk.data.find("corpora/cmudict")
         return "textstat", None
     except (ImportError, LookupError):
-        return "pyphen", ("NLTK's cmudict is not installed, so syllables are counted with pyphen "
-                          "(python -m nltk.downloader cmudict for textstat's dictionary counts)")
+        return "pyphen", (
+            "NLTK's cmudict is not installed, so syllables are counted with pyphen "
+            "(python -m nltk.downloader cmudict for textstat's dictionary counts)"
+        )
 
 
 def readability(texts: Sequence[str], backend: str = "textstat") -> dict[str, Any]:

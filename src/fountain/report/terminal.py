@@ -1,4 +1,5 @@
 """The report as rich tables in the terminal."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,17 +32,21 @@ def render(report: Report, console: Console) -> None:
     f = report.figures
     source = f["source"]
     console.print(f"[bold]fountain report[/] {escape(source['path'])}")
-    console.print(f"{source['conversations']:,} conversations ({source['format']}) from "
-                  f"{escape(source['file'])}; sampled metrics use {source['sample_size']:,} "
-                  f"(seed {source['seed']})")
+    console.print(
+        f"{source['conversations']:,} conversations ({source['format']}) from "
+        f"{escape(source['file'])}; sampled metrics use {source['sample_size']:,} "
+        f"(seed {source['seed']})"
+    )
     for note in source["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")
     _counts(f["counts"], console)
     if source.get("empty"):
         top = sorted(f["counts"]["rejected"].items(), key=lambda kv: -kv[1])[:3]
         reasons = ", ".join(f"{reason} ({count:,})" for reason, count in top) or "none recorded"
-        console.print(f"[yellow]the dataset is empty: no conversation to measure; top reject reasons: "
-                      f"{escape(reasons)} (see rejects.jsonl)[/]")
+        console.print(
+            f"[yellow]the dataset is empty: no conversation to measure; top reject reasons: "
+            f"{escape(reasons)} (see rejects.jsonl)[/]"
+        )
     if f["structure"] is not None:
         _structure(f["structure"], f.get("real_data"), console)
     if f["diversity"] is not None:
@@ -76,8 +81,12 @@ def _counts(c: dict[str, Any], console: Console) -> None:
     table.add_row("prompt tokens", fmt(usage.get("prompt_tokens")))
     table.add_row("completion tokens", fmt(usage.get("completion_tokens")))
     cost = c["cost_usd"]
-    table.add_row("cost (USD)", "—" if cost is None else f"${cost:.4f}" + ("" if c["cost_complete"] is not False
-                                                                          else " (some models unpriced)"))
+    table.add_row(
+        "cost (USD)",
+        "—"
+        if cost is None
+        else f"${cost:.4f}" + ("" if c["cost_complete"] is not False else " (some models unpriced)"),
+    )
     if c["provider"] or c["model"]:
         table.add_row("provider / model", escape(f"{c['provider'] or '?'} / {c['model'] or '?'}"))
     for model, number in c["models"].items():
@@ -106,18 +115,38 @@ def _structure(s: dict[str, Any], real: dict[str, Any] | None, console: Console)
         _stat_row(table, "real: words per conversation", real["real_structure"]["words_per_conversation"])
     console.print(table)
     if s["empty_messages"] or s["unpaired"]:
-        console.print(f"[yellow]{s['empty_messages']} empty message(s), {s['unpaired']} conversation(s) "
-                      "whose user and assistant messages do not pair up[/]")
+        console.print(
+            f"[yellow]{s['empty_messages']} empty message(s), {s['unpaired']} conversation(s) "
+            "whose user and assistant messages do not pair up[/]"
+        )
 
 
 def _diversity(d: dict[str, Any], console: Console) -> None:
-    table = _table("Diversity", "group", "conv.", "distinct-1", "distinct-2", "distinct-3", "self-BLEU",
-                   "exact dup", "MinHash dup", "pairwise dist.")
+    table = _table(
+        "Diversity",
+        "group",
+        "conv.",
+        "distinct-1",
+        "distinct-2",
+        "distinct-3",
+        "self-BLEU",
+        "exact dup",
+        "MinHash dup",
+        "pairwise dist.",
+    )
 
     def row(label: str, m: dict[str, Any]) -> None:
-        table.add_row(label, fmt(m["conversations"]), fmt(m["distinct_1"]), fmt(m["distinct_2"]),
-                      fmt(m["distinct_3"]), fmt(m["self_bleu"]), pct(m["exact_duplicate_rate"]),
-                      pct(m["minhash_duplicate_rate"]), fmt(m["mean_pairwise_distance"]))
+        table.add_row(
+            label,
+            fmt(m["conversations"]),
+            fmt(m["distinct_1"]),
+            fmt(m["distinct_2"]),
+            fmt(m["distinct_3"]),
+            fmt(m["self_bleu"]),
+            pct(m["exact_duplicate_rate"]),
+            pct(m["minhash_duplicate_rate"]),
+            fmt(m["mean_pairwise_distance"]),
+        )
 
     row("all", d["overall"])
     for key in ("by_kind", "by_direction"):
@@ -131,8 +160,11 @@ def _grounding(g: dict[str, Any] | None, console: Console) -> None:
         return
     cov = g.get("coverage")
     if cov:
-        table = _table("Grounding: diagram coverage" + (f" ({escape(g['spec'])})" if g.get("spec") else ""),
-                       "item", "conversations mentioning")
+        table = _table(
+            "Grounding: diagram coverage" + (f" ({escape(g['spec'])})" if g.get("spec") else ""),
+            "item",
+            "conversations mentioning",
+        )
         for kind in ("entities", "attributes", "relations", "notes"):
             part = cov[kind]
             if not part["total"]:
@@ -144,8 +176,14 @@ def _grounding(g: dict[str, Any] | None, console: Console) -> None:
         console.print(table)
     rc = g["role_consistency"]
     roles = {"user": g.get("user_role"), "assistant": g.get("assistant_role")}
-    table = _table("Role consistency (heuristic; see docs/report.md)", "role", "turns", "in role",
-                   "reads as the other role", "reads as own role")
+    table = _table(
+        "Role consistency (heuristic; see docs/report.md)",
+        "role",
+        "turns",
+        "in role",
+        "reads as the other role",
+        "reads as own role",
+    )
     for role in ("user", "assistant"):
         r = rc[role]
         name = role + (f" ({escape(roles[role])})" if roles[role] else "")
@@ -156,12 +194,19 @@ def _grounding(g: dict[str, Any] | None, console: Console) -> None:
 def _readability(r: dict[str, Any] | None, console: Console) -> None:
     if not r:
         return
-    table = _table(f"Readability ({r['backend']}, {r['conversations']:,} conversations)", "role",
-                   "Flesch ease mean", "median", "FK grade mean", "median")
+    table = _table(
+        f"Readability ({r['backend']}, {r['conversations']:,} conversations)",
+        "role",
+        "Flesch ease mean",
+        "median",
+        "FK grade mean",
+        "median",
+    )
     for role in ("user", "assistant"):
         ease, grade = r[role]["flesch_reading_ease"], r[role]["flesch_kincaid_grade"]
-        table.add_row(role, fmt(ease["mean"], 1), fmt(ease["median"], 1), fmt(grade["mean"], 1),
-                      fmt(grade["median"], 1))
+        table.add_row(
+            role, fmt(ease["mean"], 1), fmt(ease["median"], 1), fmt(grade["mean"], 1), fmt(grade["median"], 1)
+        )
     console.print(table)
     if r.get("note"):
         console.print(f"[dim]note: {escape(r['note'])}[/]")
@@ -171,8 +216,12 @@ def _real(r: dict[str, Any] | None, console: Console) -> None:
     if not r:
         return
     table = _table(f"Against the real data ({r['conversations']:,} real conversations)", "figure", "value")
-    for key, label in (("turns", "turns per conversation"), ("words", "words per conversation"),
-                       ("user_words", "words per user turn"), ("assistant_words", "words per assistant turn")):
+    for key, label in (
+        ("turns", "turns per conversation"),
+        ("words", "words per conversation"),
+        ("user_words", "words per user turn"),
+        ("assistant_words", "words per assistant turn"),
+    ):
         if key in r["ks"]:
             ks = r["ks"][key]
             p = "" if ks["pvalue"] is None else f" (p = {ks['pvalue']:.3g})"
@@ -182,8 +231,9 @@ def _real(r: dict[str, Any] | None, console: Console) -> None:
         table.add_row("Fréchet distance", fmt(r.get("frechet_distance"), 4))
         table.add_row(f"k-NN precision (k={r.get('knn_k')})", pct(r.get("knn_precision")))
         table.add_row(f"k-NN recall (k={r.get('knn_k')})", pct(r.get("knn_recall")))
-        table.add_row(f"memorisation (nearest real cosine > {r['memorisation_threshold']})",
-                      pct(r["memorisation_rate"]))
+        table.add_row(
+            f"memorisation (nearest real cosine > {r['memorisation_threshold']})", pct(r["memorisation_rate"])
+        )
         table.add_row("nearest real cosine: median", fmt(r["nearest_real_similarity"]["median"]))
     console.print(table)
     if r.get("memorised_ids"):
@@ -199,8 +249,9 @@ def _privacy(p: dict[str, Any] | None, console: Console) -> None:
     if not p:
         return
     budget = f", budget {fmt(p.get('epsilon_budget'), 4)}" if p.get("epsilon_budget") is not None else ""
-    console.print(f"[bold]Privacy ledger[/]: epsilon spent {fmt(p.get('epsilon'), 4)}, "
-                  f"delta {_small(p.get('delta'))}{budget}")
+    console.print(
+        f"[bold]Privacy ledger[/]: epsilon spent {fmt(p.get('epsilon'), 4)}, delta {_small(p.get('delta'))}{budget}"
+    )
     if p["ledger"]:
         keys = [k for k in ("iteration", "sigma", "mu", "epsilon", "delta") if any(k in e for e in p["ledger"])]
         table = _table("", *keys)

@@ -3,6 +3,7 @@
 Inputs are float arrays of shape (n, dim). Functions that speak of cosine similarity L2-normalise
 their inputs themselves, so raw vectors are fine.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,17 +66,17 @@ def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     """Squared distance of each row to its k-th nearest neighbour among the other rows."""
     radii = np.empty(x.shape[0])
     for start in range(0, x.shape[0], _CHUNK):
-        block = _squared_distances(x[start:start + _CHUNK], x)
+        block = _squared_distances(x[start : start + _CHUNK], x)
         # Column k after sorting: column 0 is the row itself (distance 0).
-        radii[start:start + _CHUNK] = np.partition(block, k, axis=1)[:, k]
+        radii[start : start + _CHUNK] = np.partition(block, k, axis=1)[:, k]
     return radii
 
 
 def _inside_manifold(queries: np.ndarray, support: np.ndarray, radii: np.ndarray) -> np.ndarray:
     inside = np.zeros(queries.shape[0], dtype=bool)
     for start in range(0, queries.shape[0], _CHUNK):
-        block = _squared_distances(queries[start:start + _CHUNK], support)
-        inside[start:start + _CHUNK] = (block <= radii[None, :] + 1e-12).any(axis=1)
+        block = _squared_distances(queries[start : start + _CHUNK], support)
+        inside[start : start + _CHUNK] = (block <= radii[None, :] + 1e-12).any(axis=1)
     return inside
 
 
@@ -100,7 +101,7 @@ def nearest_similarity(real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
     r, s = normalise(real), normalise(synthetic)
     best = np.empty(s.shape[0])
     for start in range(0, s.shape[0], _CHUNK):
-        best[start:start + _CHUNK] = (s[start:start + _CHUNK] @ r.T).max(axis=1)
+        best[start : start + _CHUNK] = (s[start : start + _CHUNK] @ r.T).max(axis=1)
     return best
 
 

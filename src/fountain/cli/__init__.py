@@ -1,0 +1,12 @@
+"""The ``fountain`` command line: :mod:`.app` holds the group and the entry point, one module per
+group of commands registers onto it.
+
+Heavy modules (torch, llama.cpp, SDKs) are imported inside the commands that need them, so
+``fountain --help`` and ``fountain validate`` stay fast.
+"""
+
+from fountain.cli import privacy_command, report_command, run_commands, spec_commands  # noqa: F401  (registration)
+from fountain.cli.app import cli, main
+from fountain.cli.run_commands import FRAMEWORK_CHOICES, PROVIDER_CHOICES, RATER_CHOICES
+
+__all__ = ["FRAMEWORK_CHOICES", "PROVIDER_CHOICES", "RATER_CHOICES", "cli", "main"]

@@ -1,0 +1,515 @@
+"""`fountain render`, `fountain run` (and --dry-run), `fountain status`."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from fountain.cli.app import _console, cli
+from fountain.errors import FountainError
+
+# --- Generation: render / run / status --------------------------------------------------------
+
+_TARGET = click.option(
+    "--target-folder",
+    "-t",
+    "target_folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="The spec folder (setup.yaml + diagram.mermaid).",
+)
+_TYPE = click.option(
+    "--type",
+    "conversation_type",
+    type=click.Choice(["conversation", "instruct"]),
+    help="Multi-turn conversations or single instruct pairs (default: the spec's).",
+)
+# Choices are matched case-insensitively (click hands back the canonical spelling). The lists
+# mirror fountain.providers.PROVIDERS and fountain.frameworks (not imported here: --help stays fast).
+PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake"], case_sensitive=False)
+FRAMEWORK_CHOICES = click.Choice(["Gen", "GenLLM", "Filter", "Feedback"], case_sensitive=False)
+RATER_CHOICES = click.Choice(["PE", "RF"], case_sensitive=False)
+
+
+def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The rule of setup.yaml's model.base_url: an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise click.BadParameter(
+            f"{value!r} is not an http(s) URL with a host (e.g. --base-url http://localhost:8000/v1)",
+            ctx=ctx,
+            param=param,
+        )
+    return url
+
+
+_MODE = click.option(
+    "--mode",
+    type=click.Choice(["auto", "json", "turns"]),
+    default=None,
+    help="json: whole conversations as JSON; turns: turn by turn in plain text; "
+    "auto (default): turns for the local model, json for API providers and "
+    "legacy JSON prompts.",
+)
+
+
+@cli.command("render")
+@_TARGET
+@_TYPE
+@click.option("--direction", help="Direction to render (default: the first of the spec).")
+@_MODE
+@click.option(
+    "--provider", type=PROVIDER_CHOICES, help="Provider whose automatic mode to show (default: the spec's, else local)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the requests as JSON (messages, schema, sampling).")
+def render_command(
+    target_folder: str,
+    conversation_type: str | None,
+    direction: str | None,
+    mode: str | None,
+    provider: str | None,
+    as_json: bool,
+) -> None:
+    """Print the exact messages a run would send first, without calling a model.
+
+    Shows a seed request and a derivation request built from a placeholder conversation.
+    """
+    import json
+
+    from fountain.generation.preview import preview_requests
+    from fountain.generation.worker import resolve_mode
+    from fountain.providers import check_provider_name
+    from fountain.spec.load import load_spec
+
+    spec = load_spec(target_folder, type_override=conversation_type)
+    if direction is not None and direction not in (*spec.seed_directions, *spec.derivational_directions):
+        raise FountainError(
+            f"the spec has no direction {direction!r}",
+            location="--direction",
+            hint="directions: " + ", ".join(dict.fromkeys((*spec.seed_directions, *spec.derivational_directions))),
+        )
+    provider_name = check_provider_name(provider or spec.model.provider or "local", location="--provider")
+    resolved = resolve_mode(spec, provider_name, mode)
+    requests = preview_requests(spec, mode=resolved, direction=direction)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "title": title,
+                        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+                        "schema": request.schema,
+                        "sampling": request.sampling.to_dict(),
+                    }
+                    for title, request in requests
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    click.echo(f"# mode: {resolved} ({spec.generation.type})")
+    for title, request in requests:
+        click.echo(f"\n==================== {title} ====================")
+        for message in request.messages:
+            click.echo(f"--- {message.role} ---")
+            click.echo(message.content.rstrip())
+        if request.schema is not None:
+            click.echo(
+                "--- (the answer is constrained to the conversation JSON schema: fountain render --json shows it) ---"
+            )
+
+
+def _with_sigterm_as_interrupt(call):
+    """Run ``call`` with SIGTERM treated like Ctrl-C, so `timeout` or a job scheduler stopping a
+    run still lets it save the dataset and manifest (SIGKILL cannot be caught: resume covers it)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return call()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@cli.command("run")
+@_TARGET
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Output folder (default: <target-folder>/output).",
+)
+@click.option("--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini or fake.")
+@click.option("--model", help="Model name (local: a GGUF file path).")
+@click.option(
+    "--base-url",
+    callback=_check_base_url,
+    help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1.",
+)
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Fake provider: replay recorded outputs (Janus outputs.json or fountain JSONL).",
+)
+@_TYPE
+@click.option(
+    "--format",
+    "format",
+    type=click.Choice(["messages", "sharegpt", "janus"]),
+    help="Dataset format (default: the spec's, else messages).",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), help="Conversations generated at once.")
+@click.option("--seed", type=int, help="Sampling seed: makes fake and local runs reproducible.")
+@click.option(
+    "--seeds-per-direction",
+    type=click.IntRange(min=1),
+    help="Seed conversations per seed direction (and persona) (default: the spec's).",
+)
+@click.option(
+    "--derivations-per-direction",
+    type=click.IntRange(min=0),
+    help="Derivations per accepted seed, prefix and derivational direction; 0: seeds only (default: the spec's).",
+)
+@click.option("--max-turns", type=click.IntRange(min=1), help="Most turns a model writes per conversation.")
+@_MODE
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print nothing on success: no progress bar, no summary, no dataset path (errors still go to stderr).",
+)
+@click.option(
+    "--resume",
+    type=click.Choice(["if-compatible", "always", "never"]),
+    default=None,
+    help="if-compatible (default): continue a run of the same spec and model, start an "
+    "empty folder; always: continue (same spec, even with another model), never start "
+    "fresh; never: refuse a folder that holds a run.",
+)
+@click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Requests per minute at most.")
+@click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Tokens per minute at most.")
+@click.option(
+    "--budget",
+    "budget_usd",
+    type=click.FloatRange(min=0),
+    help="Stop cleanly before the run's cost (USD, all sessions) would pass this.",
+)
+@click.option(
+    "--prices",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="JSON price table overriding the built-in one (also: FOUNTAIN_PRICES).",
+)
+@click.option(
+    "--cache",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Response cache file (default: <output>/cache.sqlite); shareable between runs.",
+)
+@click.option("--no-cache", is_flag=True, default=None, help="Neither read nor write the response cache.")
+@click.option(
+    "--max-error-rate",
+    type=click.FloatRange(min=0, max=1),
+    help="Stop when more than this share of the last 50 requests failed (default 0.5).",
+)
+@click.option(
+    "--framework",
+    type=FRAMEWORK_CHOICES,
+    help="Gen (default): generate, then dedup; GenLLM: the model first writes a "
+    "scenario and personas for the scene; Filter: generate, rate and keep "
+    "until --target or --iterations rounds; Feedback: Private Evolution "
+    "(needs --rater PE).",
+)
+@click.option(
+    "--rater",
+    type=RATER_CHOICES,
+    help="PE: Private Evolution, differentially private (needs --epsilon). RF: Real "
+    "Filter, which is NOT differentially private (it reads the real data "
+    "directly; never use it on data that must stay private). Both need --real-data.",
+)
+@click.option(
+    "--real-data",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Real conversations for the rater (JSONL in a format fountain exports, or a Janus "
+    "outputs.json). Never copied to an output, log or cache.",
+)
+@click.option("--epsilon", type=float, help="PE: privacy budget epsilon of the whole run (inf: no privacy).")
+@click.option("--delta", type=float, help="PE: delta (default 1/(N ln N) for N real conversations).")
+@click.option(
+    "--sigma",
+    type=float,
+    help="PE: noise per iteration (default: what spends exactly --epsilon); a plan over the budget does not start.",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    help="Filter: rounds at most; Feedback: PE iterations (default: privacy.iterations, 1).",
+)
+@click.option(
+    "--target",
+    type=click.IntRange(min=1),
+    help="Stop once this many conversations are accepted (Filter: kept after rating).",
+)
+@click.option(
+    "--embedder",
+    help="sentence-transformers model folder or locally cached name (default: the bundled all-MiniLM-L6-v2).",
+)
+@click.option(
+    "--k",
+    type=click.IntRange(min=1),
+    help="Neighbours: PE votes of each real conversation (default 1), RF k-NN (default 5).",
+)
+@click.option("--personas", type=click.IntRange(min=1), help="GenLLM: personas the model writes (default 5).")
+@click.option("--dry-run", is_flag=True, help="Print the calls and cost the run implies; call no model.")
+def run_command(
+    target_folder: str, conversation_type: str | None, quiet: bool, dry_run: bool = False, **options
+) -> None:
+    """Generate the dataset of a spec folder: seeds, derivations, validation, dedup, export.
+
+    Writes seeds.jsonl, derivations.jsonl, rejects.jsonl, dataset.jsonl (or outputs.json) and
+    manifest.json. Interrupted or stopped runs continue when the same command is run again.
+    --framework composes rounds of generation and rating (docs/raters.md, "Frameworks").
+    """
+    from fountain.frameworks import plan_framework, run_framework
+    from fountain.run.options import RunOptions
+    from fountain.spec.load import load_spec
+
+    # Every option whose name is a RunOptions field passes through as it is.
+    fields = set(RunOptions.__dataclass_fields__)
+    run_options = RunOptions(quiet=quiet, **{k: v for k, v in options.items() if k in fields and v is not None})
+    spec = load_spec(target_folder, type_override=conversation_type)
+    # Framework, rater, real data and privacy budget are checked before any token is spent.
+    plan = plan_framework(spec, run_options)
+    if dry_run:
+        from rich.markup import escape
+
+        _console().print(escape(plan.describe()))
+        _print_dry_run(plan.spec, run_options)
+        return
+    _check_run_files(run_options)
+    from fountain.run.manifest import output_lock
+    from fountain.run.options import effective_spec, output_folder
+
+    # One run per output folder: a second one is refused at once instead of paying twice.
+    with output_lock(output_folder(effective_spec(spec, run_options), run_options)):
+        result = _with_sigterm_as_interrupt(lambda: run_framework(spec, run_options))
+    if not quiet:
+        from fountain.run.progress import summary_table
+
+        _console(stderr=True).print(summary_table(result))
+        click.echo(str(result.dataset_path))
+
+
+def _check_run_files(options) -> None:
+    """Open --cache and load --prices before anything is written (or a model loaded), so a bad
+    path fails at once and leaves the output folder as it was."""
+    if options.prices is not None:
+        from fountain.providers.cost import PriceTable
+
+        PriceTable.load(options.prices)
+    if options.cache is not None and not options.no_cache:
+        from fountain.providers.cache import ResponseCache
+
+        ResponseCache(options.cache).close()
+
+
+def _print_dry_run(spec, options) -> None:
+    """The calls and cost ``spec`` implies with ``options``, and what would happen to the output."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from fountain.generation.preview import preview_requests
+    from fountain.generation.worker import resolve_mode
+    from fountain.providers import resolve_provider_config
+    from fountain.providers.cost import PriceTable, estimate_run, estimate_tokens
+    from fountain.run.manifest import check_resume
+    from fountain.run.options import effective_spec, output_folder
+
+    effective = effective_spec(spec, options)
+    name = options.provider if options.replay is None else "fake"
+    config = resolve_provider_config(effective.model, provider=name, model=options.model, base_url=options.base_url)
+    mode = resolve_mode(effective, config.provider, options.mode)
+    prompts = []
+    for _, request in preview_requests(effective, mode=mode, seed=options.seed):
+        schema = json.dumps(request.schema) if request.schema is not None else ""
+        prompts.append(estimate_tokens(request.prompt_text()) + estimate_tokens(schema))
+    prices = PriceTable.load(options.prices)
+    estimate = estimate_run(
+        effective,
+        prices,
+        config.provider,
+        config.model,
+        mode=mode,
+        prompt_tokens=(prompts[0], prompts[-1]) if prompts else None,
+    )
+    console = _console()
+    model_label = config.model or ("(bundled model)" if config.provider == "local" else "")
+    console.print(
+        f"[bold]dry run[/] of {escape(str(spec.folder))}: {config.provider} "
+        f"{escape(str(model_label))}, mode {mode}; no model is called"
+    )
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("", "conversations", "requests"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row(
+        "seeds (exact)",
+        f"{estimate.seed_conversations:,}",
+        f"{estimate.seed_calls:,}" + ("" if estimate.seed_calls_exact else " at least"),
+    )
+    table.add_row(
+        "derivations (at most)", f"{estimate.derivation_conversations_max:,}", f"{estimate.derivation_calls_max:,}"
+    )
+    table.add_row("with every retry (at most)", "", f"{estimate.calls_max:,}")
+    console.print(table)
+    console.print(
+        f"tokens per request: about {estimate.prompt_tokens_per_call:,} in, "
+        f"{estimate.completion_tokens_low:,}–{estimate.completion_tokens_high:,} out"
+    )
+    if estimate.cost_low is None:
+        console.print(
+            f"cost: [yellow]unknown[/] (no price for {escape(config.provider)} model "
+            f"{escape(str(config.model))}; give one with --prices FILE)"
+        )
+        if options.budget_usd is not None:
+            console.print("[yellow]--budget needs a price for the model: the run would refuse to start without one[/]")
+    else:
+        console.print(
+            f"estimated cost: ${estimate.cost_low:,.4f} – ${estimate.cost_high:,.4f}"
+            + (f"  (budget ${options.budget_usd:,.2f})" if options.budget_usd is not None else "")
+        )
+    folder = output_folder(effective, options)
+    identity = {"provider": config.provider, "model": config.model, "base_url": config.base_url}
+    decision = check_resume(folder, spec, options.resume, provider=identity)
+    if decision.resuming:
+        console.print(
+            f"output: would resume the run in {escape(str(folder))} (answers already "
+            "in the cache are not requested or paid again)"
+        )
+    else:
+        console.print(f"output: would start a new run in {escape(str(folder))}")
+
+
+@cli.command("status")
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--spec",
+    "spec_folder",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Compare against this spec folder (default: the one the run used, or the output "
+    "folder's parent when that one has moved).",
+)
+def status_command(output_dir: str, as_json: bool, spec_folder: str | None) -> None:
+    """What the run in OUTPUT_DIR has done and has left: spec version, counts, usage and cost."""
+    import json
+
+    from fountain.run.manifest import collect_status
+
+    status = collect_status(output_dir, spec_folder=spec_folder)
+    if as_json:
+        click.echo(json.dumps(status, indent=2, ensure_ascii=False))
+        return
+    _print_status(status)
+
+
+def _print_status(status: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    state = status["status"]
+    colour = {"completed": "green", "running": "yellow", "stopped": "yellow", "failed": "red"}.get(state, "white")
+    label = "running (or interrupted)" if state == "running" else state
+    console.print(
+        f"[bold]{escape(status['output'])}[/]  [{colour}]{label}[/]"
+        + (f" — {escape(str(status['stop_reason']))}" if status.get("stop_reason") else "")
+    )
+
+    spec = status["spec"]
+    git = spec.get("git")
+    git_text = (
+        "not in git"
+        if not git
+        else f"commit {git['commit'][:12]}" + (" (uncommitted changes)" if git.get("dirty") else "")
+    )
+    changed = spec.get("changed_since")
+    if changed == []:
+        changed_text = "unchanged since"
+    elif isinstance(changed, list):
+        changed_text = f"[yellow]changed since: {escape(', '.join(changed))}[/]"
+    else:
+        changed_text = escape(changed) if changed else ""
+    console.print(
+        f"spec      {escape(spec.get('folder') or '?')}  fingerprint {spec['fingerprint'][:12]}, "
+        f"{git_text}" + (f"; {changed_text}" if changed_text else "")
+    )
+    compared = spec.get("compared_with")
+    if compared and os.path.realpath(compared) != os.path.realpath(spec.get("folder") or ""):
+        console.print(f"          (compared with {escape(compared)})")
+    provider = status.get("provider") or {}
+    who = " ".join(str(v) for v in (provider.get("provider"), provider.get("model")) if v)
+    if provider.get("base_url"):
+        who += f" at {provider['base_url']}"
+    console.print(f"provider  {escape(who or '?')}")
+
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("", "planned", "accepted", "rejected", "left"):
+        table.add_column(column, justify="left" if not column else "right")
+    seeds, derivations = status["seeds"], status["derivations"]
+    table.add_row(
+        "seeds", f"{seeds['requested']:,}", f"{seeds['accepted']:,}", f"{seeds['rejected']:,}", f"{seeds['left']:,}"
+    )
+    table.add_row(
+        "derivations",
+        f"{derivations['planned']:,}",
+        f"{derivations['accepted']:,}",
+        f"{derivations['rejected']:,}",
+        f"{derivations['left']:,}",
+    )
+    console.print(table)
+    if seeds["left"]:
+        console.print("[dim]derivations are planned as seeds are accepted: the seeds left add more[/]")
+    if status["rejected_by_reason"]:
+        console.print(
+            "rejected  " + ", ".join(f"{escape(reason)} {n:,}" for reason, n in status["rejected_by_reason"].items())
+        )
+    if status.get("dataset_records") is not None:
+        console.print(
+            f"dataset   {status['dataset_records']:,} records in {escape(status.get('dataset_file', 'dataset.jsonl'))}"
+        )
+    usage = status["usage"]
+    cost = f"${status['cost_usd']:.4f}" + ("" if status["cost_complete"] else " (some models unpriced)")
+    console.print(
+        f"usage     {usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} "
+        f"completion tokens; cost {cost}; {status['elapsed_s']:.0f} s over "
+        f"{status['sessions']} session(s)"
+    )
+    for problem in status.get("problems", ()):
+        console.print(f"[yellow]warning:[/] {escape(problem)}")
+    if status.get("usage_source") == "journals":
+        console.print("[dim]usage and cost counted from the journals (the session did not end cleanly)[/]")
+    for name in status["torn_lines"]:
+        console.print(
+            f"[yellow]note:[/] {escape(name)} ends with a torn line from an interrupted write; the next run drops it"
+        )
+    if state != "completed":
+        console.print("[dim]run the same `fountain run` command again to continue[/]")

@@ -1,0 +1,1 @@
+"""Generating one conversation: plan, role-play, validation (no files, no global state)."""

@@ -1,0 +1,195 @@
+"""Turn-by-turn generation prompts: the model plays the user role, then the assistant role.
+
+Small models write better dialogue one utterance at a time than as a whole JSON conversation
+(see ``benchmarks/bench_local_model.py``). Each side gets a short role-play system message built
+from the scene (the diagram's description and notes), the two roles, the direction's instructions
+and the persona. Each side sees its own earlier lines as ``assistant`` messages and the other
+side's lines as ``user`` messages (CAMEL style), so the model always answers "as itself". Only
+the last few turns are shown: a 135M model loses the thread in long contexts, and short prompts
+are faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fountain.providers.base import Message
+from fountain.types import Turn
+
+HISTORY_TURNS = 3
+SCENE_MAX_CHARS = 1200
+# Completion budgets per utterance (tokens): a user line is short, an answer longer; instruct
+# asks for one long paragraph on each side.
+USER_MAX_TOKENS = 64
+ASSISTANT_MAX_TOKENS = 160
+INSTRUCT_USER_MAX_TOKENS = 180
+INSTRUCT_ASSISTANT_MAX_TOKENS = 360
+
+
+def role_name(role: str) -> str:
+    """How a role is named in prose: ``MARRIAGE_COUNSELOR`` -> ``marriage counselor``."""
+    text = role.replace("_", " ").strip()
+    return text.lower() if text.isupper() else text
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def scene_prose(diagram: Any, me: str | None = None, *, others_attributes: bool = True) -> str:
+    """The diagram as a few plain sentences: relationships, described attributes, notes.
+
+    A small model follows prose far better than a structured listing: ``COUNSELOR ||--|{
+    COUNSELEE : "provides counseling to"`` becomes "The counselor provides counseling to the
+    counselee."; an attribute is mentioned only when its comment gives it a value. ``me`` (an
+    entity name) is the one the reader plays: "the counselee (you)", "Your concern: ..."; without
+    ``others_attributes`` only the reader's own attributes are told (the user side does not need
+    the counselor's name and years of practice, and a small model parrots what it is told).
+    """
+
+    def who(name: str) -> str:
+        return f"the {role_name(name)} (you)" if name == me else f"the {role_name(name)}"
+
+    sentences: list[str] = []
+    for attr in ("title", "acc_title", "acc_descr"):
+        value = getattr(diagram, attr, None)
+        if value:
+            sentences.append(_sentence(value))
+            break
+    for rel in getattr(diagram, "relationships", ()):
+        verb = rel.label or "is related to"
+        text = f"{who(rel.left)} {verb} {who(rel.right)}"
+        sentences.append(_sentence(text[0].upper() + text[1:]))
+    entity = getattr(diagram, "entity", None)
+    for name in getattr(diagram, "entities", ()):
+        try:
+            attributes = entity(name).attributes if callable(entity) else ()
+        except KeyError:
+            attributes = ()
+        if name != me and not others_attributes:
+            continue
+        for attribute in attributes:
+            if attribute.comment:
+                what = attribute.name.replace("_", " ")
+                owner = "Your" if name == me else f"The {role_name(name)}'s"
+                sentences.append(_sentence(f"{owner} {what}: {attribute.comment}"))
+    sentences.extend(_sentence(note) for note in getattr(diagram, "notes", ()) if note.strip())
+    return " ".join(s for s in sentences if s)
+
+
+def scene_text(spec: Any, me: str | None = None, *, others_attributes: bool = True) -> str:
+    """A short plain-text description of the scene, from the diagram (arguments: see scene_prose)."""
+    text = ""
+    diagram = getattr(spec, "diagram", None)
+    if diagram is not None:
+        try:
+            text = scene_prose(diagram, me, others_attributes=others_attributes)
+        except (AttributeError, TypeError):  # a diagram-like object without the full API
+            text = ""
+        if not text.strip() and callable(getattr(diagram, "describe", None)):
+            text = str(diagram.describe() or "")
+    if not text.strip():
+        text = getattr(spec, "diagram_text", "") or ""
+    text = " ".join(text.split())
+    if len(text) > SCENE_MAX_CHARS:
+        text = text[:SCENE_MAX_CHARS].rsplit(" ", 1)[0] + " ..."
+    return text
+
+
+@dataclass(frozen=True)
+class Roleplay:
+    """The fixed parts of one spec's role-play prompts."""
+
+    user: str
+    assistant: str
+    user_scene: str  # the scene as the user side reads it ("the counselee (you)")
+    assistant_scene: str
+    category: str
+    instruct: bool = False
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Roleplay:
+        return cls(
+            role_name(spec.user_role),
+            role_name(spec.assistant_role),
+            scene_text(spec, spec.user_role, others_attributes=False),
+            scene_text(spec, spec.assistant_role),
+            spec.category,
+            spec.generation.type == "instruct",
+        )
+
+    # --- the user side -------------------------------------------------------------------------
+
+    def user_system(self, instructions: str, persona: str | None, example: Sequence[Turn] = ()) -> str:
+        lines = [
+            f"You are the {self.user}, talking to the {self.assistant} ({self.category}). "
+            "Speak as yourself, in the first person.",
+            f"Background: {self.user_scene}" if self.user_scene else "",
+        ]
+        if persona:
+            lines.append(f"You are this person: {persona.strip()}")
+        if instructions:
+            lines.append(instructions.strip())
+        if example:
+            lines.append(f'Someone else once said: "{example[0].user.strip()}" Say something different.')
+        lines.append(
+            (
+                "Describe your situation in one detailed paragraph."
+                if self.instruct
+                else "Say one short thing, 1-3 sentences."
+            )
+            + " Only your own words: no narration, no stage directions, no names before lines."
+        )
+        return "\n".join(line for line in lines if line)
+
+    def opening(self) -> str:
+        # An instruction rather than a greeting: answering a greeting, the small model tends to
+        # greet back as if it were the other side.
+        if self.instruct:
+            return f"Tell the {self.assistant} about your situation and what you need help with."
+        return f"Tell the {self.assistant} what brings you here today."
+
+    def user_messages(
+        self, instructions: str, persona: str | None, history: Sequence[Turn], example: Sequence[Turn] = ()
+    ) -> tuple[Message, ...]:
+        """Messages asking for the user's next utterance after ``history``."""
+        messages = [
+            Message("system", self.user_system(instructions, persona, example)),
+            Message("user", self.opening()),
+        ]
+        for turn in history[-HISTORY_TURNS:]:
+            messages += [Message("assistant", turn.user), Message("user", turn.assistant)]
+        return tuple(messages)
+
+    # --- the assistant side --------------------------------------------------------------------
+
+    def assistant_system(self, instructions: str) -> str:
+        lines = [
+            f"You are the {self.assistant}, talking to the {self.user} ({self.category}). "
+            f"Speak directly to the {self.user}, in the first person.",
+            f"Background: {self.assistant_scene}" if self.assistant_scene else "",
+        ]
+        if instructions:
+            lines.append(instructions.strip())
+        lines.append(
+            "Answer helpfully, with specific, practical detail"
+            + (", step by step." if self.instruct else ", in a few sentences.")
+            + " Only your own words: no narration, no stage directions."
+        )
+        return "\n".join(line for line in lines if line)
+
+    def assistant_messages(self, instructions: str, history: Sequence[Turn], user_text: str) -> tuple[Message, ...]:
+        """Messages asking for the assistant's answer to ``user_text`` after ``history``."""
+        messages = [Message("system", self.assistant_system(instructions))]
+        for turn in history[-HISTORY_TURNS:]:
+            messages += [Message("user", turn.user), Message("assistant", turn.assistant)]
+        messages.append(Message("user", user_text))
+        return tuple(messages)
+
+    def max_tokens(self, role: str) -> int:
+        if self.instruct:
+            return INSTRUCT_USER_MAX_TOKENS if role == "user" else INSTRUCT_ASSISTANT_MAX_TOKENS
+        return USER_MAX_TOKENS if role == "user" else ASSISTANT_MAX_TOKENS

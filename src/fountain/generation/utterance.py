@@ -1,0 +1,84 @@
+"""Turn-by-turn utterances: one line of one role, cleaned of labels and stage directions, checked,
+and cut at a sentence end when the model ran out of tokens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from fountain.generation.validate import Rejected, Rules, check_message, words
+
+_SPACE = re.compile(r"\s+")
+
+
+def _role_pattern(roles: Iterable[str]) -> re.Pattern[str]:
+    names = {"user", "assistant", "human", "ai", "gpt", "bot", "system"}
+    for role in roles:
+        role = role.strip()
+        if role:
+            names.add(role.lower())
+            names.add(role.replace("_", " ").lower())
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(
+        rf"(?:^|\n|(?<=[.!?\"”)]\s))\s*[*_#>\"]*\s*(?:the\s+)?(?:{alternatives})\s*[*_]*\s*(?:\([^)\n]{{0,40}}\))?\s*[*_]*\s*:[*_]*",
+        re.I,
+    )
+
+
+@lru_cache(maxsize=32)
+def _cached_role_pattern(roles: tuple[str, ...]) -> re.Pattern[str]:
+    return _role_pattern(roles)
+
+
+def clean_utterance(text: str, roles: Sequence[str] = ()) -> str:
+    """One turn-by-turn utterance made clean: role prefixes stripped, cut where the model starts
+    writing the other side's line (``COUNSELOR:``), quotes around the whole removed, whitespace
+    collapsed. May return "" (which validation then rejects)."""
+    if not isinstance(text, str):
+        return ""
+    pattern = _cached_role_pattern(tuple(roles))
+    text = text.strip()
+    # Strip any leading role labels ("COUNSELEE: ", "**User:** ").
+    while True:
+        match = pattern.match(text)
+        if not match or match.start() != 0:
+            break
+        text = text[match.end() :].lstrip()
+    # Cut at the first role marker later in the text: the model began the other side's line.
+    match = pattern.search(text)
+    if match:
+        text = text[: match.start()]
+    text = _STAGE.sub(" ", text)  # *smiles warmly*
+    text = _SPACE.sub(" ", text).strip()
+    if len(text) >= 2 and text[0] in '"“' and text[-1] in '"”' and text.count('"') <= 2:
+        text = text[1:-1].strip()
+    return text
+
+
+_STAGE = re.compile(r"\*[^*\n]{1,60}\*")
+
+
+def check_utterance(text: str, role: str, rules: Rules) -> Rejected | None:
+    """:func:`check_message` plus the turn-by-turn rule ``elimination:narration``: an utterance that
+    opens by naming a role in the third person ("The counselor smiles and says ...") narrates a
+    scene instead of speaking in it."""
+    problem = check_message(text, role, rules)
+    if problem is not None:
+        return problem
+    names = {r.replace("_", " ").strip().lower() for r in rules.roles if r.strip()}
+    head = " ".join(words(text)[:4]) + " "
+    for name in names:
+        if head.startswith(f"the {name} "):
+            return Rejected("elimination:narration", f"the {role} narrates instead of speaking: {text.strip()[:60]!r}")
+    return None
+
+
+def trim_to_sentence(text: str) -> str:
+    """Drop a trailing unfinished sentence (an utterance cut at its token limit)."""
+    match = None
+    for match in re.finditer(r"[.!?…](?:[\"'”)\]]*)(?=\s|$)", text):  # noqa: B007 - the last one
+        pass
+    if match is None or match.end() < len(text) // 5:
+        return text.strip()
+    return text[: match.end()].strip()

@@ -1,0 +1,1 @@
+"""A run's output folder: options, journals, manifest, resume, export, status."""

@@ -1,0 +1,609 @@
+"""A run of one spec into one output folder: resume, schedule, journal, export, manifest.
+
+:func:`run` (sync) and :func:`run_async` generate a spec's dataset into an output folder:
+
+1. decide whether the folder is a new run or a resumable one (:func:`fountain.run.manifest.check_resume`)
+   and index the journals a previous run left (``seeds.jsonl``, ``derivations.jsonl``,
+   ``rejects.jsonl``): finished tasks are skipped;
+2. run the seed tasks (:mod:`fountain.generation.plan`) with ``concurrency`` asyncio workers, each
+   task through the file-free :class:`~fountain.generation.worker.Worker`; every accepted seed
+   immediately plans its derivation tasks;
+3. journal each outcome as it comes (append-only, group commit);
+4. at the end (or when the run stops) the journals are rewritten in plan order, the dataset is
+   exported (:mod:`fountain.run.export`, unless a framework exports later) and ``manifest.json``
+   records what happened.
+
+Memory does not grow with the run: accepted samples live in the journals, and the engine keeps an
+index of where each one is (plus what planning needs); a derivation's parent is read back from its
+journal when its task runs, and the final rewrite and export stream line by line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fountain import aio
+from fountain.errors import FountainError, OutputError, ProviderError
+from fountain.generation.plan import (
+    DERIVATION,
+    SEED,
+    Task,
+    derivation_tasks,
+    seed_tasks,
+)
+from fountain.generation.worker import (
+    PROVIDER_ERROR,
+    Outcome,
+    Worker,
+    resolve_mode,
+    spec_fingerprint,
+)
+from fountain.providers.base import Provider
+from fountain.run.journal import (
+    AtomicFile,
+    Journal,
+    RecordReader,
+    dumps_record,
+    scan_journal,
+)
+from fountain.run.options import (
+    DEFAULT_API_CONCURRENCY,
+    DEFAULT_CONCURRENCY,
+    RunOptions,
+    RunResult,
+    effective_spec,
+    output_folder,
+)
+from fountain.run.outputs import (
+    CACHE_FILE,
+    DATASET_FILES,
+    DERIVATIONS,
+    DERIVATIONS_FILE,
+    JOURNALS,
+    REJECTS,
+    REJECTS_FILE,
+    SEEDS,
+    SEEDS_FILE,
+)
+from fountain.run.samples import ResultSamples, SampleIndex
+from fountain.types import Sample, Usage
+
+__all__ = [
+    "Engine",
+    "RunOptions",
+    "RunResult",
+    "effective_spec",
+    "make_provider",
+    "output_folder",
+    "resolve_mode",
+    "run",
+    "run_async",
+]
+
+
+class Engine:
+    """One run of one spec into one output folder. Use :func:`run` / :func:`run_async`."""
+
+    def __init__(
+        self, spec: Any, options: RunOptions, provider: Provider, *, source_spec: Any = None, final: bool = True
+    ):
+        """``final=False``: a round of a framework run, which exports the dataset and completes
+        the manifest itself after rating; the engine then rewrites the journals only, and a
+        completed round leaves the manifest ``running``."""
+        self.spec = spec
+        self.final = final
+        self.source_spec = source_spec if source_spec is not None else spec
+        self.options = options
+        self.provider = provider
+        self.gen = spec.generation
+        self.type = self.gen.type
+        self.mode = resolve_mode(spec, provider.name, options.mode)
+        self.seed = options.seed
+        self.max_retries = max(0, self.gen.max_retries)
+        self.output_dir = output_folder(spec, options)
+        self.roleplay: Any = None
+        if self.mode == "turns":
+            from fountain.generation.roleplay import Roleplay
+
+            self.roleplay = Roleplay.from_spec(spec)
+        self.samples = SampleIndex()  # id -> Sample, read back from the journals on demand
+        self.rejects: dict[str, tuple[str, int, int]] = {}  # id -> (reason, offset, length) in rejects.jsonl
+        self.order: dict[str, tuple[Any, ...]] = {}
+        self.planned_derivations = 0
+        self.warnings: list[str] = []
+        self.stop_error: FountainError | None = None
+        self.crash: BaseException | None = None
+        self._seen_parents: set[str] = set()
+        # Set by fountain.frameworks before the run: the GenLLM scenario given to every prompt,
+        # and the iteration (Filter round, Feedback iteration) written into each provenance.
+        self.scenario = ""
+        self.iteration = 0
+        self.worker: Worker | None = None
+
+    @property
+    def retries(self) -> int:
+        return self.worker.retries if self.worker is not None else 0
+
+    def _make_worker(self) -> Worker:
+        return Worker(
+            self.spec,
+            self.dispatcher,
+            provider_name=self.provider.name,
+            provider_model=str(getattr(self.provider, "model", "") or ""),
+            mode=self.mode,
+            seed=self.seed,
+            fingerprint=spec_fingerprint(self.source_spec),
+            roleplay=self.roleplay,
+            scenario=self.scenario,
+            iteration=self.iteration,
+            on_retry=self.progress.on_retry,
+        )
+
+    def _accepted_count(self) -> int:
+        return len(self.samples)
+
+    # --- scheduling ------------------------------------------------------------------------------
+
+    # Hooks for fountain.frameworks (rounds, PE variations, GenLLM enrichment); the defaults are
+    # a plain run.
+    async def prepare(self) -> None:
+        """Called once the manifest and dispatcher exist, before anything is planned."""
+
+    def plan_seeds(self) -> list[Task]:
+        """The seed tasks of this run, in plan order."""
+        return seed_tasks(self.spec.seed_directions, self.gen.seeds_per_direction, self.spec.personas)
+
+    def plan_extra(self) -> list[Task]:
+        """Tasks besides the seeds and their derivations (their parents must be accepted samples
+        of the output folder); sorted after everything else in the journals."""
+        return []
+
+    def _plan_derivations(self, parent_id: str, n_turns: int, persona: str | None) -> list[Task]:
+        if parent_id in self._seen_parents or self.gen.derivations_per_direction <= 0:
+            return []
+        self._seen_parents.add(parent_id)
+        parent_order = self.order.get(parent_id, (1, 10**9))[1:]
+        tasks = derivation_tasks(
+            parent_id,
+            n_turns,
+            tuple(parent_order),
+            self.spec.derivational_directions,
+            self.gen.derivations_per_direction,
+            persona=persona,
+            max_prefix_turns=self.gen.max_prefix_turns,
+            conversation_type=self.type,
+        )
+        for task in tasks:
+            self.order.setdefault(task.id, (2, *task.order))
+        self.planned_derivations += len(tasks)
+        return tasks
+
+    def _done(self, task_id: str) -> bool:
+        if task_id in self.samples:
+            return True
+        reject = self.rejects.get(task_id)
+        return reject is not None and reject[0] != PROVIDER_ERROR
+
+    def _target_reached(self) -> bool:
+        target = self.gen.target
+        return bool(target) and self._accepted_count() >= target
+
+    def _record(self, outcome: Outcome) -> list[Task]:
+        """Journal an outcome; returns the tasks it makes possible (a seed's derivations)."""
+        task = outcome.task
+        if outcome.sample is not None:
+            sample = outcome.sample
+            if task.kind == SEED:
+                offset, length = self.seeds_journal.append(sample.to_record())
+                self.samples.add(sample, SEEDS, offset, length)
+            else:
+                offset, length = self.derivations_journal.append(sample.to_record())
+                self.samples.add(sample, DERIVATIONS, offset, length)
+            self.rejects.pop(sample.id, None)  # an earlier provider_error is now superseded
+            self.progress.on_accepted(task.kind, outcome.completion_tokens)
+            if task.kind == SEED:
+                return self._plan_derivations(sample.id, len(sample.turns), sample.provenance.persona)
+            return []
+        assert outcome.reject is not None
+        offset, length = self.rejects_journal.append(outcome.reject)
+        self.rejects[task.id] = (outcome.reject["reason"], offset, length)
+        self.progress.on_rejected(outcome.reject["reason"], outcome.completion_tokens)
+        return []
+
+    async def _worker(self, queue: asyncio.Queue[Task]) -> None:
+        while True:
+            task = await queue.get()
+            try:
+                if (
+                    self.stop_error is not None
+                    or self.crash is not None
+                    or self._done(task.id)
+                    or self._target_reached()
+                ):
+                    continue
+                try:
+                    parent = self.samples.get(task.parent_id) if task.parent_id else None
+                    if task.kind == DERIVATION and parent is None:
+                        raise RuntimeError(f"derivation {task.id} has no parent {task.parent_id}")
+                    assert self.worker is not None
+                    outcome = await self.worker.execute(task, parent)
+                except ProviderError as error:
+                    if getattr(self.dispatcher, "stopped", None) is error or _is_fatal(error):
+                        self.stop_error = error
+                        continue
+                    # One request failed for good (after the dispatcher's retries): reject this
+                    # task with the reason, keep going; a resume tries it again.
+                    outcome = self.worker.provider_error(task, error)
+                except FountainError as error:
+                    self.stop_error = error
+                    continue
+                for follow in self._record(outcome):
+                    if not self._done(follow.id):
+                        queue.put_nowait(follow)
+                        self.progress.add_total(1)
+            except asyncio.CancelledError:
+                raise
+            except FountainError as error:  # e.g. a journal that cannot be written
+                self.stop_error = error
+            except Exception as error:  # noqa: BLE001 - a bug: stop cleanly, save, then re-raise
+                self.crash = error
+            finally:
+                queue.task_done()
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    def _load_previous(self) -> None:
+        """Index the journals a previous session left (streamed: one record in memory at a time)."""
+        for source, name in ((SEEDS, SEEDS_FILE), (DERIVATIONS, DERIVATIONS_FILE)):
+            scan = scan_journal(self.output_dir / name)
+            for number, (offset, raw, record) in enumerate(scan, 1):
+                try:
+                    sample = Sample.from_record(record)
+                except (KeyError, TypeError, ValueError) as error:
+                    raise OutputError(
+                        f"{name} record {number} is not a sample ({error})",
+                        location=f"{self.output_dir / name}:{number}",
+                        hint="the file was edited or damaged; fix or remove that "
+                        "record, or write to another folder with --output",
+                    ) from None
+                if sample.id in self.samples:
+                    continue  # the first record of an id wins
+                canonical = raw == (dumps_record(sample.to_record()) + "\n").encode("utf-8")
+                self.samples.add(sample, source, offset, len(raw), canonical=canonical, remember=False)
+            if scan.warning:
+                self.warnings.append(scan.warning)
+        scan = scan_journal(self.output_dir / REJECTS_FILE)
+        for offset, raw, record in scan:
+            if isinstance(record.get("id"), str):
+                self.rejects[record["id"]] = (record.get("reason"), offset, len(raw))
+        if scan.warning:
+            self.warnings.append(scan.warning)
+
+    def _make_dispatcher(self, stats: Any):
+        from fountain.providers.dispatch import Dispatcher
+
+        options = self.options
+        cache = None
+        if not options.no_cache:
+            from fountain.providers.cache import ResponseCache
+
+            path = Path(options.cache) if options.cache else self.output_dir / CACHE_FILE
+            cache = ResponseCache(path)
+        try:
+            prices = None
+            if options.prices is not None:
+                from fountain.providers.cost import PriceTable
+
+                prices = PriceTable.load(options.prices)
+            concurrency = self.concurrency()
+            return Dispatcher(
+                self.provider,
+                cache=cache,
+                concurrency=concurrency,
+                rpm=options.rpm or self.spec.model.rpm,
+                tpm=options.tpm or self.spec.model.tpm,
+                budget_usd=options.budget_usd,
+                prices=prices,
+                stats=stats,
+                max_error_rate=options.max_error_rate,
+            )
+        except BaseException:
+            if cache is not None:
+                cache.close()
+            raise
+
+    def concurrency(self) -> int:
+        value = self.options.concurrency or self.spec.model.concurrency
+        if value is None:
+            value = DEFAULT_CONCURRENCY.get(self.provider.name, DEFAULT_API_CONCURRENCY)
+        return max(1, int(value))
+
+    async def run(self) -> RunResult:
+        """Generate into the output folder, holding its lock (one run per folder at a time)."""
+        from fountain.run.manifest import output_lock
+
+        with output_lock(self.output_dir):
+            return await self._run()
+
+    async def _run(self) -> RunResult:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+        from fountain.providers.cache import public_identity
+        from fountain.providers.dispatch import RunStats
+        from fountain.run.manifest import Manifest, check_resume
+        from fountain.run.progress import Progress
+
+        started = time.monotonic()
+        identity = public_identity(self.provider.identity())
+        decision = check_resume(self.output_dir, self.source_spec, self.options.resume, provider=identity)
+        self.warnings.extend(decision.notes)
+        if decision.resuming and decision.manifest is not None:
+            manifest = decision.manifest
+            stats = RunStats.resumed(Usage.from_dict(manifest.usage), manifest.cost_usd)
+        else:
+            manifest = Manifest.for_spec(self.source_spec, provider=identity, output_dir=self.output_dir)
+            stats = RunStats()
+        # The cache, the price table and the journals are checked before the manifest is
+        # touched: a bad --cache/--prices or a damaged journal leaves the folder as it was.
+        self.stats = stats
+        self.dispatcher = self._make_dispatcher(stats)
+        try:
+            self._load_previous()
+            manifest.begin(
+                "resume" if decision.resuming else "start",
+                provider=identity,
+                options={**self.options.record(), "mode": self.mode},
+            )
+            manifest.write(self.output_dir)  # before any journal: a folder with journals has a manifest
+        except BaseException:
+            if self.dispatcher.cache is not None:
+                self.dispatcher.cache.close()
+            raise
+        self.manifest = manifest
+        self.progress = Progress(enabled=self.options.progress, quiet=self.options.quiet, stats=stats)
+        await self.prepare()
+        self.worker = self._make_worker()
+
+        seeds = self.plan_seeds()
+        for task in seeds:
+            self.order[task.id] = (1, *task.order)
+        queue: asyncio.Queue[Task] = asyncio.Queue()
+        pending = [t for t in seeds if not self._done(t.id)]
+        accepted_seeds = sorted(
+            (sample_id for sample_id, entry in self.samples.entries() if entry.kind == SEED), key=self._sort_key
+        )
+        for sample_id in accepted_seeds:
+            entry = self.samples.entry(sample_id)
+            pending += [
+                t for t in self._plan_derivations(sample_id, entry.turns, entry.persona) if not self._done(t.id)
+            ]
+        for task in self.plan_extra():
+            self.order.setdefault(task.id, (4, *task.order))
+            if not self._done(task.id):
+                pending.append(task)
+        self.seeds_requested = len(seeds)
+        for task in pending:
+            queue.put_nowait(task)
+        # The plan goes into the manifest now, so `fountain status` can tell what a killed run has
+        # left (derivations are planned as seeds are accepted: this is the plan known so far).
+        manifest.counts.update(
+            {"seeds_requested": self.seeds_requested, "derivations_planned": self.planned_derivations}
+        )
+        manifest.write(self.output_dir)
+
+        self.seeds_journal = Journal(self.output_dir / SEEDS_FILE, fsync=self.options.fsync)
+        self.derivations_journal = Journal(self.output_dir / DERIVATIONS_FILE, fsync=self.options.fsync)
+        self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.fsync)
+        # Opened once the three files exist, before anything can replace them (see RecordReader).
+        self.samples.reader = RecordReader([self.output_dir / name for name in JOURNALS])
+        done_before = len(self.samples) + sum(1 for r in self.rejects.values() if r[0] != PROVIDER_ERROR)
+        self.progress.start(done_before + len(pending), done=done_before)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency())]
+        interrupted = False
+        try:
+            await queue.join()
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.progress.close()
+            for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
+                journal.close()
+            cache = getattr(self.dispatcher, "cache", None)
+            if not interrupted and self.stop_error is None and self.crash is None:
+                self.stop_error = self._nothing_accepted_error()
+            try:
+                result = self._finish(started, interrupted)
+            finally:
+                self.samples.reader.close()
+                if cache is not None:
+                    cache.close()
+        if self.crash is not None:
+            raise self.crash
+        if self.stop_error is not None:
+            error = self.stop_error
+            more = (
+                f"everything generated so far is saved in {self.output_dir}; fix the problem and "
+                "run the same command again to continue where it stopped"
+            )
+            if "run the same command again" not in (error.hint or ""):
+                error.hint = f"{error.hint}; {more}" if error.hint else more
+            raise error
+        return result
+
+    def _sort_key(self, sample_id: str) -> tuple:
+        return (*self.order.get(sample_id, (3,)), sample_id)
+
+    def _nothing_accepted_error(self) -> FountainError | None:
+        """A run that accepted no conversation because its requests failed is an error, not a
+        completed run: it names the last provider error (the run is marked stopped; a rerun
+        tries the failed tasks again)."""
+        failed = sum(1 for reason, _, _ in self.rejects.values() if reason == PROVIDER_ERROR)
+        if len(self.samples) or not failed:
+            return None
+        last = getattr(self.dispatcher, "last_error", None)
+        where = getattr(self.provider, "base_url", None)
+        return ProviderError(
+            f"no conversation was accepted: {failed} request(s) to {self.provider.name}"
+            f"{f' at {where}' if where else ''} failed" + (f"; last error: {last.message}" if last is not None else ""),
+            hint="check --base-url (or model.base_url), the model name and that the server is up; "
+            "rejects.jsonl lists each failure; run the same command again to retry them",
+        )
+
+    def _finish(self, started: float, interrupted: bool) -> RunResult:
+        """Rewrite the journals in plan order, export the dataset, write the manifest.
+
+        Streamed: the new journals are written next to the old ones, each line copied from where
+        the index says it is; then the old files are closed and replaced, and the dataset is
+        exported from the new journals."""
+        from fountain.run.export import export_lines
+
+        samples = self.samples
+        reader = samples.reader
+        assert reader is not None
+        ordered = sorted(samples, key=self._sort_key)
+        seeds = [i for i in ordered if samples.entry(i).kind == SEED]
+        derivations = [i for i in ordered if samples.entry(i).kind != SEED]
+        del ordered
+        rejects = sorted((i for i in self.rejects if i not in samples), key=self._sort_key)
+        with (
+            AtomicFile(self.output_dir / SEEDS_FILE) as new_seeds,
+            AtomicFile(self.output_dir / DERIVATIONS_FILE) as new_derivations,
+            AtomicFile(self.output_dir / REJECTS_FILE) as new_rejects,
+        ):
+            parts = []
+            for out, ids in ((new_seeds, seeds), (new_derivations, derivations)):
+                offsets = array("q", (out.write(samples.line(i)) for i in ids))
+                offsets.append(out.size)
+                parts.append((out.path, offsets))
+            for sample_id in rejects:
+                new_rejects.write(dumps_record(reader.record(REJECTS, *self.rejects[sample_id][1:])) + "\n")
+            reader.close()  # the old files are replaced now (and Windows cannot replace open files)
+            for out in (new_seeds, new_derivations, new_rejects):
+                out.commit()
+        fmt = self.options.format or getattr(self.spec.output, "format", None) or "messages"
+        system = getattr(self.spec.output, "system_message", None)
+        if self.final:
+            dataset, records = export_lines(self._journal_lines(parts), self.output_dir, fmt, system_message=system)
+        else:
+            dataset = self.output_dir / DATASET_FILES.get(fmt, DATASET_FILES["messages"])
+            records = sum(len(offsets) - 1 for _, offsets in parts)
+
+        rejected: dict[str, int] = {}
+        for sample_id in rejects:
+            reason = str(self.rejects[sample_id][0])
+            rejected[reason] = rejected.get(reason, 0) + 1
+        counts = {
+            "seeds_requested": self.seeds_requested,
+            "derivations_planned": self.planned_derivations,
+            "accepted": {"seed": len(seeds), "derivation": len(derivations)},
+            "rejected": dict(sorted(rejected.items())),
+            "dataset_records": records,
+        }
+        self.manifest.counts.update(counts)
+        self._drop_stale_dataset(dataset, fmt)
+        self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
+        elapsed = time.monotonic() - started
+        if self.crash is not None:
+            status, reason = "failed", f"{type(self.crash).__name__}: {self.crash}"
+        elif interrupted:
+            status, reason = "stopped", "interrupted"
+        elif self.stop_error is not None:
+            status, reason = "stopped", self.stop_error.message
+        else:
+            status, reason = ("completed" if self.final else "running"), None
+        self.manifest.end(status, reason=reason, stats=self.stats, session_elapsed_s=elapsed)
+        manifest_path = self.manifest.write(self.output_dir)
+        return RunResult(
+            output_dir=self.output_dir,
+            dataset_path=dataset,
+            dataset_records=records,
+            samples=ResultSamples(parts),
+            counts=counts,
+            retries=self.retries,
+            stats=self.stats,
+            elapsed_s=elapsed,
+            warnings=list(self.warnings),
+            stopped=self.stop_error,
+            manifest_path=manifest_path,
+            resumed=bool(self.manifest.runs[:-1]),
+            mode=self.mode,
+        )
+
+    def _drop_stale_dataset(self, dataset: Path, fmt: str) -> None:
+        """An earlier session exported another file (``--format janus`` after ``messages``): it
+        no longer matches the journals, so it goes (it is rebuilt, free from the cache, by running
+        again with its format), and the run says so."""
+        earlier = self.manifest.exported_dataset()
+        if earlier is None or earlier[0] == dataset.name:
+            return
+        name, earlier_fmt = earlier
+        stale = self.output_dir / name
+        if stale.is_file():
+            stale.unlink()
+            self.warnings.append(
+                f"removed {name} (format {earlier_fmt}) written by an earlier "
+                f"session: the dataset is now {dataset.name} (format {fmt})"
+            )
+
+    @staticmethod
+    def _journal_lines(parts: Sequence[tuple[Path, array]]) -> Iterator[bytes]:
+        for path, offsets in parts:
+            if len(offsets) > 1:
+                with open(path, "rb") as handle:
+                    yield from handle
+
+
+def _is_fatal(error: ProviderError) -> bool:
+    from fountain.providers.dispatch import FATAL_ERRORS
+
+    return isinstance(error, FATAL_ERRORS)
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def make_provider(spec: Any, options: RunOptions) -> Provider:
+    """The provider a run uses: CLI options > environment > the spec's model block > local."""
+    from fountain.providers import create_provider, resolve_provider_config
+
+    name = options.provider
+    if options.replay is not None:
+        if name not in (None, "fake"):
+            raise FountainError(
+                "--replay works with the fake provider only",
+                location="--replay",
+                hint="drop --provider, or use --provider fake",
+            )
+        name = "fake"
+    config = resolve_provider_config(spec.model, provider=name, model=options.model, base_url=options.base_url)
+    if options.replay is not None:
+        config = replace(config, replay=str(options.replay))
+    return create_provider(config)
+
+
+async def run_async(spec: Any, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
+    """Generate ``spec``'s dataset (see the module docstring). ``provider`` overrides the one the
+    spec and options name (tests pass a fake); a provider made here is closed at the end."""
+    options = options or RunOptions()
+    effective = effective_spec(spec, options)
+    own = provider is None
+    if provider is None:
+        provider = make_provider(effective, options)
+    try:
+        return await Engine(effective, options, provider, source_spec=spec).run()
+    finally:
+        if own:
+            await provider.aclose()
+
+
+def run(spec: Any, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
+    """Synchronous :func:`run_async`."""
+    return aio.run(run_async(spec, options, provider=provider))

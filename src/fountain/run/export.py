@@ -1,0 +1,163 @@
+"""Dataset writers: OpenAI ``messages`` JSONL (default), ShareGPT JSONL, and the original Janus
+``outputs.json``. Every file is streamed to a temporary name and renamed, so a reader never sees a
+half-written dataset and memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fountain.errors import OutputError
+from fountain.run.journal import dumps_record, write_jsonl_atomic, write_lines_atomic
+from fountain.run.outputs import DATASET_FILES
+from fountain.types import Sample
+
+FORMATS = ("messages", "sharegpt", "janus")
+
+
+def _with_system(sample: Sample, system: str | None) -> Sample:
+    if system and not sample.system:
+        from dataclasses import replace
+
+        return replace(sample, system=system)
+    return sample
+
+
+def messages_record(sample: Sample, system: str | None = None) -> dict[str, Any]:
+    """``{"messages": [{"role", "content"}...], "metadata": {...}}`` (TRL, Axolotl, LLaMA-Factory)."""
+    return _with_system(sample, system).to_record()
+
+
+def sharegpt_record(sample: Sample, system: str | None = None) -> dict[str, Any]:
+    """``{"conversations": [{"from": "system"|"human"|"gpt", "value"}...], "metadata": {...}}``."""
+    record = _with_system(sample, system).to_record()
+    names = {"system": "system", "user": "human", "assistant": "gpt"}
+    return {
+        "conversations": [{"from": names[m["role"]], "value": m["content"]} for m in record["messages"]],
+        "metadata": record["metadata"],
+    }
+
+
+def janus_record(sample: Sample) -> dict[str, Any]:
+    """One entry of the original ``outputs.json``: the turns, type, category and model."""
+    prov = sample.provenance
+    return {
+        "conversations": [{"user": t.user, "assistant": t.assistant} for t in sample.turns],
+        "type": prov.conversation_type,
+        "category": prov.category,
+        "model": prov.model,
+    }
+
+
+def _folder(folder: str | Path) -> Path:
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"cannot create the output folder: {error.strerror or error}",
+            location=str(folder),
+            hint="choose a writable folder with --output",
+        ) from None
+    return folder
+
+
+def export_dataset(
+    samples: Iterable[Sample], folder: str | Path, fmt: str = "messages", *, system_message: str | None = None
+) -> Path:
+    """Write the dataset of ``samples`` into ``folder`` in format ``fmt``; returns the file's path.
+
+    ``messages`` and ``sharegpt`` write ``dataset.jsonl``; ``janus`` writes ``outputs.json``.
+    ``system_message`` is added as the first message of every conversation that has none.
+    ``samples`` is consumed once, as a stream: memory does not grow with the dataset.
+    """
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown output format {fmt!r}", location="--format", hint=f"one of {', '.join(FORMATS)}")
+    path = _folder(folder) / DATASET_FILES[fmt]
+    if fmt == "messages":
+        return write_jsonl_atomic(path, (messages_record(s, system_message) for s in samples))
+    if fmt == "sharegpt":
+        return write_jsonl_atomic(path, (sharegpt_record(s, system_message) for s in samples))
+    return write_lines_atomic(path, _janus_chunks(samples))
+
+
+def export_lines(
+    lines: Iterable[bytes], folder: str | Path, fmt: str = "messages", *, system_message: str | None = None
+) -> tuple[Path, int]:
+    """:func:`export_dataset` for samples given as journal lines: each line is the canonical
+    record of one sample, ``dumps_record(sample.to_record())`` and a newline, as the engine's
+    journals hold them. Returns the file's path and the number of records.
+
+    In the default ``messages`` format such a line already is the dataset record, so it is copied
+    without parsing (parsed only to add ``system_message`` where the conversation has none); the
+    other formats convert each line. Streams: memory does not grow with the dataset.
+    """
+    count = 0
+
+    def counted(items):
+        nonlocal count
+        for item in items:
+            count += 1
+            yield item
+
+    if fmt == "messages":
+        folder = _folder(folder)
+        path = folder / DATASET_FILES[fmt]
+        return write_lines_atomic(path, counted(_messages_lines(lines, system_message))), count
+    samples = (Sample.from_record(json.loads(line)) for line in lines)
+    return export_dataset(counted(samples), folder, fmt, system_message=system_message), count
+
+
+_OPEN = b'{"messages":['
+_OWN_SYSTEM = _OPEN + b'{"role":"system",'
+_NO_SYSTEM = (_OPEN + b'{"role":"user",', _OPEN + b'{"role":"assistant",')
+
+
+def _messages_lines(lines: Iterable[bytes], system: str | None) -> Iterator[bytes]:
+    if not system:
+        yield from lines
+        return
+    head = {"role": "system", "content": system}
+    spliced = dumps_record(head).encode("utf-8") + b","
+    for line in lines:
+        # A canonical record lists its own system message first, if it has one: the usual cases
+        # are decided from the first bytes, and the system message spliced in as dumps_record
+        # would write it.
+        if line.startswith(_OWN_SYSTEM):
+            yield line
+            continue
+        if line.startswith(_NO_SYSTEM):
+            yield _OPEN + spliced + line[len(_OPEN) :]
+            continue
+        record = json.loads(line)
+        messages = record["messages"]
+        if any(m.get("role") == "system" for m in messages):
+            yield line  # it has its own (messages_record keeps it)
+            continue
+        record["messages"] = [head, *messages]
+        yield (dumps_record(record) + "\n").encode("utf-8")
+
+
+def _janus_chunks(samples: Iterable[Sample]) -> Iterator[str]:
+    """The original's one indented JSON list (``json.dumps(records, indent=2)``, byte for byte),
+    written record by record."""
+    first = True
+    for sample in samples:
+        # Inside the list every line of a record is indented one more level (JSON strings hold
+        # no raw newline, so every newline here is formatting).
+        text = json.dumps(janus_record(sample), ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        yield ("[\n  " if first else ",\n  ") + text
+        first = False
+    yield "[]\n" if first else "\n]\n"
+
+
+def record_validator():
+    """A jsonschema validator for ``schemas/sft_record.schema.json`` (the ``messages`` record)."""
+    from jsonschema import Draft202012Validator
+
+    from fountain.resources import load_schema
+
+    return Draft202012Validator(load_schema("sft_record.schema.json"))

@@ -1,0 +1,130 @@
+"""What a run is told besides the spec (:class:`RunOptions`), what it did (:class:`RunResult`),
+and the spec and output folder the options make of a spec."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fountain.errors import FountainError
+from fountain.types import Sample
+
+DEFAULT_CONCURRENCY = {"local": 1, "fake": 8}
+DEFAULT_API_CONCURRENCY = 16
+
+
+@dataclass
+class RunOptions:
+    """Everything a run can be told besides the spec. ``None`` means: the spec's value, else the
+    default. The CLI's ``run`` command fills one of these; library users build it directly."""
+
+    output: str | Path | None = None  # default: <spec folder>/<output.folder> ("output")
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    replay: str | Path | None = None  # fake provider: replay recorded outputs
+    format: str | None = None  # messages | sharegpt | janus
+    concurrency: int | None = None
+    seed: int | None = None  # makes fake/local runs reproducible
+    seeds_per_direction: int | None = None
+    derivations_per_direction: int | None = None
+    min_turns: int | None = None
+    max_turns: int | None = None
+    max_prefix_turns: int | None = None
+    max_retries: int | None = None
+    target: int | None = None
+    mode: str | None = None  # auto | json | turns
+    quiet: bool = False
+    progress: bool | None = None  # None: shown on a terminal unless quiet
+    fsync: bool = True  # journal lines reach the disk by group commit (see fountain.run.journal)
+    # --- production runs (dispatch, cache, manifest) ---
+    resume: str = "if-compatible"  # if-compatible | always | never
+    cache: str | Path | None = None  # default: <output>/cache.sqlite
+    no_cache: bool = False
+    rpm: float | None = None
+    tpm: float | None = None
+    budget_usd: float | None = None
+    prices: str | Path | None = None
+    max_error_rate: float = 0.5
+    # --- frameworks and raters (fountain.frameworks; None: the spec's value, else the default) ---
+    framework: str | None = None  # Gen | GenLLM | Filter | Feedback
+    rater: str | None = None  # PE | RF
+    real_data: str | Path | None = None
+    epsilon: float | None = None
+    delta: float | None = None
+    sigma: float | None = None  # PE noise per iteration (default: from epsilon, delta, iterations)
+    iterations: int | None = None
+    embedder: str | None = None
+    k: int | None = None
+    personas: int | None = None  # GenLLM: personas the model generates
+
+    def record(self) -> dict[str, Any]:
+        """The options as written into the manifest's run history (paths as text, no secrets)."""
+        out = {}
+        for key, value in asdict(self).items():
+            if value is None or key in ("quiet", "progress"):
+                continue
+            out[key] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+@dataclass
+class RunResult:
+    """What a run did. ``counts`` covers the whole output folder (earlier sessions included)."""
+
+    output_dir: Path
+    dataset_path: Path | None
+    dataset_records: int
+    samples: Sequence[Sample]  # the dataset's samples in order (ResultSamples: read on demand)
+    counts: dict[str, Any]
+    retries: int = 0  # validation re-asks in this session
+    stats: Any = None  # fountain.providers.dispatch.RunStats of this session
+    elapsed_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    stopped: FountainError | None = None
+    manifest_path: Path | None = None
+    resumed: bool = False
+    mode: str = "json"
+
+
+def effective_spec(spec: Any, options: RunOptions) -> Any:
+    """``spec`` with the run's overrides of the generation settings applied."""
+    gen = spec.generation
+    changes: dict[str, Any] = {}
+    for name in (
+        "seeds_per_direction",
+        "derivations_per_direction",
+        "max_prefix_turns",
+        "max_retries",
+        "target",
+        "mode",
+    ):
+        value = getattr(options, name)
+        if value is not None:
+            changes[name] = value
+    if options.max_turns is not None:
+        changes["max_turns"] = options.max_turns
+        if options.min_turns is None and gen.min_turns > options.max_turns:
+            changes["min_turns"] = options.max_turns
+    if options.min_turns is not None:
+        changes["min_turns"] = options.min_turns
+    lo = changes.get("min_turns", gen.min_turns)
+    hi = changes.get("max_turns", gen.max_turns)
+    if lo > hi:
+        raise FountainError(
+            f"min_turns ({lo}) is larger than max_turns ({hi})",
+            location="--max-turns",
+            hint="give a max_turns of at least min_turns",
+        )
+    return replace(spec, generation=replace(gen, **changes)) if changes else spec
+
+
+def output_folder(spec: Any, options: RunOptions) -> Path:
+    """Where a run writes: ``--output``, else the spec's ``output.folder`` inside the spec folder."""
+    if options.output is not None:
+        return Path(options.output)
+    folder = getattr(getattr(spec, "output", None), "folder", None) or "output"
+    path = Path(folder)
+    return path if path.is_absolute() else Path(spec.folder) / path

@@ -1,0 +1,165 @@
+"""Progress display of a run (rich, on stderr) and its final summary table.
+
+The bar is shown only on a terminal and never with ``--quiet``; a run without it costs nothing
+here (every method is a cheap counter update). With the bar, events update the counters at once
+and the bar at most every :data:`UPDATE_INTERVAL_S` (it redraws 4 times a second anyway), so a run
+of thousands of requests a second does not pay a rich update per request.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+UPDATE_INTERVAL_S = 0.1
+
+
+class Progress:
+    """Counts of a run, and (when ``enabled``) a live rich progress bar on stderr.
+
+    The total grows while the run goes: derivation tasks are planned as seeds are accepted.
+    """
+
+    def __init__(self, *, enabled: bool | None = None, quiet: bool = False, stats: Any = None):
+        if enabled is None:
+            enabled = not quiet and sys.stderr.isatty()
+        self.enabled = bool(enabled) and not quiet
+        self.stats = stats  # a dispatch.RunStats (tokens/s, requests) when there is one
+        self.total = 0
+        self.accepted: Counter = Counter()  # kind -> count
+        self.rejected: Counter = Counter()  # reason -> count
+        self.retries = 0
+        self.completion_tokens = 0
+        self.started = time.monotonic()
+        self._progress = None
+        self._bar = None
+        self._advanced = 0  # completed tasks not yet passed to the bar
+        self._updated = 0.0
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self, total: int, *, done: int = 0) -> None:
+        self.total = total
+        if not self.enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        self._progress = RichProgress(
+            TextColumn("[bold]generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "[green]{task.fields[accepted]} ok[/] [red]{task.fields[rejected]} rejected[/] "
+                "{task.fields[retries]} retries · {task.fields[tps]} tok/s"
+            ),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._progress.start()
+        self._bar = self._progress.add_task("run", total=max(total, 1), completed=done, **self._fields())
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._refresh(force=True)
+            self._progress.stop()
+            self._progress = None
+
+    # --- events --------------------------------------------------------------------------------
+
+    def add_total(self, n: int) -> None:
+        self.total += n
+        self._refresh()
+
+    def on_accepted(self, kind: str, completion_tokens: int = 0) -> None:
+        self.accepted[kind] += 1
+        self.completion_tokens += completion_tokens
+        self._advance()
+
+    def on_rejected(self, reason: str, completion_tokens: int = 0) -> None:
+        self.rejected[reason] += 1
+        self.completion_tokens += completion_tokens
+        self._advance()
+
+    def on_retry(self) -> None:
+        self.retries += 1
+        self._refresh()
+
+    # --- display -------------------------------------------------------------------------------
+
+    def tokens_per_s(self) -> float:
+        if self.stats is not None and getattr(self.stats, "session_usage", None) is not None:
+            return float(self.stats.tokens_per_s)
+        elapsed = time.monotonic() - self.started
+        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "accepted": sum(self.accepted.values()),
+            "rejected": sum(self.rejected.values()),
+            "retries": self.retries,
+            "tps": f"{self.tokens_per_s():.1f}",
+        }
+
+    def _advance(self) -> None:
+        if self._progress is not None:
+            self._advanced += 1
+            self._refresh()
+
+    def _refresh(self, *, force: bool = False) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._updated < UPDATE_INTERVAL_S:
+            return
+        self._updated = now
+        advance, self._advanced = self._advanced, 0
+        self._progress.update(self._bar, advance=advance, total=max(self.total, 1), **self._fields())
+
+
+def summary_table(result: Any):
+    """A rich Table summarising a :class:`fountain.run.engine.RunResult`."""
+    from rich.table import Table
+
+    table = Table(title="fountain run", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    counts = result.counts
+    table.add_row("accepted", f"{counts['accepted']['seed']} seeds, {counts['accepted']['derivation']} derivations")
+    rejected = counts.get("rejected") or {}
+    table.add_row("rejected", ", ".join(f"{n} {r}" for r, n in sorted(rejected.items())) or "0")
+    stats = result.stats
+    if stats is not None:
+        table.add_row(
+            "requests",
+            f"{stats.requests} sent, {stats.cache_hits} from cache, "
+            f"{result.retries} validation retries, {stats.retries} provider retries",
+        )
+        usage = stats.session_usage
+        table.add_row(
+            "tokens",
+            f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion ({stats.tokens_per_s:.1f} tok/s)",
+        )
+        if stats.cost_usd:
+            table.add_row("cost", f"${stats.cost_usd:.4f}")
+    table.add_row("elapsed", f"{result.elapsed_s:.1f}s")
+    if result.dataset_path is not None:
+        table.add_row("dataset", f"{result.dataset_path} ({result.dataset_records} records)")
+    if result.warnings:
+        table.add_row("warnings", "\n".join(result.warnings))
+    if result.stopped is not None:
+        table.add_row("stopped", result.stopped.message)
+    return table

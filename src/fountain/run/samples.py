@@ -1,0 +1,168 @@
+"""Where the accepted samples of an output folder are: an index into the journals (one small
+entry per sample, the recently used ones in memory) and a run result's samples read on demand."""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence as SequenceABC
+from pathlib import Path
+from typing import NamedTuple
+
+from fountain.errors import OutputError
+from fountain.run.journal import RecordReader, dumps_record
+from fountain.run.outputs import JOURNALS
+from fountain.types import Sample
+
+
+class _Entry(NamedTuple):
+    """Where one accepted sample is, and what planning needs without reading it."""
+
+    source: int  # _SEEDS or _DERIVATIONS: the journal holding its line
+    offset: int
+    length: int
+    kind: str
+    turns: int
+    persona: str | None
+    canonical: bool  # the line is exactly dumps_record(sample.to_record()) + newline
+
+
+class SampleIndex(Mapping):
+    """The accepted samples of an output folder by id, read back from their journals on demand.
+
+    Holds one small :class:`_Entry` per sample instead of the sample, plus the most recently added
+    or read ones (a seed is read again by each of its derivation tasks).
+    """
+
+    RECENT = 2048
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._recent: OrderedDict[str, Sample] = OrderedDict()
+        self.reader: RecordReader | None = None
+
+    def add(
+        self, sample: Sample, source: int, offset: int, length: int, *, canonical: bool = True, remember: bool = True
+    ) -> None:
+        self._entries[sample.id] = _Entry(
+            source, offset, length, sample.provenance.kind, len(sample.turns), sample.provenance.persona, canonical
+        )
+        if remember:
+            self._remember(sample)
+
+    def _remember(self, sample: Sample) -> None:
+        recent = self._recent
+        recent[sample.id] = sample
+        recent.move_to_end(sample.id)
+        if len(recent) > self.RECENT:
+            recent.popitem(last=False)
+
+    def entry(self, sample_id: str) -> _Entry:
+        return self._entries[sample_id]
+
+    def entries(self) -> Iterator[tuple[str, _Entry]]:
+        return iter(self._entries.items())
+
+    def __getitem__(self, sample_id: str) -> Sample:
+        sample = self._recent.get(sample_id)
+        if sample is not None:
+            self._recent.move_to_end(sample_id)
+            return sample
+        entry = self._entries[sample_id]
+        if self.reader is None:
+            raise RuntimeError("the journals are not open")
+        record = self.reader.record(entry.source, entry.offset, entry.length)
+        sample = Sample.from_record(record)
+        if sample.id != sample_id:
+            raise OutputError(
+                f"{JOURNALS[entry.source]} changed under a running fountain: byte "
+                f"{entry.offset} holds {sample.id!r}, not {sample_id!r}",
+                location=str(self.reader.paths[entry.source]),
+                hint="do not edit the journals while a run writes them; run the same command again to resume",
+            )
+        self._remember(sample)
+        return sample
+
+    def line(self, sample_id: str) -> bytes:
+        """The sample's canonical journal line (re-serialised when the journal's was not)."""
+        entry = self._entries[sample_id]
+        if entry.canonical:
+            assert self.reader is not None
+            return self.reader.line(entry.source, entry.offset, entry.length)
+        return (dumps_record(self[sample_id].to_record()) + "\n").encode("utf-8")
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class ResultSamples(SequenceABC):
+    """:attr:`RunResult.samples` of an engine run: the dataset's samples in order, read from the
+    journals the run rewrote (seeds, then derivations) when asked for, so a large run's result
+    does not hold every conversation in memory. Once another run rewrites those journals, reading
+    raises :class:`~fountain.errors.OutputError` (read the journals again instead)."""
+
+    def __init__(self, parts: Sequence[tuple[Path, array]]):
+        # Per file: its path, the offsets of its lines with the file's size appended, and the
+        # file's identity (a rewrite replaces the file: another inode, size or time).
+        self._parts = [(path, offsets, self._identity(path)) for path, offsets in parts]
+        self._len = sum(len(offsets) - 1 for _, offsets in parts)
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, ...]:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return ()
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _check(self, path: Path, identity: tuple[int, ...]) -> None:
+        if self._identity(path) != identity:
+            raise OutputError(
+                f"{path.name} was rewritten after this run ended (another run in the folder?)",
+                location=str(path),
+                hint="read the output folder again (fountain.run.journal.read_journal) instead "
+                "of an old RunResult's samples",
+            )
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._len))]
+        index = operator.index(index)
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("sample index out of range")
+        for path, offsets, identity in self._parts:
+            count = len(offsets) - 1
+            if index < count:
+                self._check(path, identity)
+                start, end = offsets[index], offsets[index + 1]
+                with RecordReader([path]) as reader:
+                    return Sample.from_record(reader.record(0, start, end - start))
+            index -= count
+        raise IndexError("sample index out of range")
+
+    def __iter__(self) -> Iterator[Sample]:
+        for path, offsets, identity in self._parts:
+            if len(offsets) <= 1:
+                continue
+            self._check(path, identity)
+            with open(path, "rb") as handle:
+                for line in handle:
+                    yield Sample.from_record(json.loads(line))
+
+    def __repr__(self) -> str:
+        return f"<ResultSamples: {self._len} samples in {', '.join(p.name for p, _, _ in self._parts)}>"

@@ -1,0 +1,1 @@
+"""The spec folder: setup.yaml, its templates and directions, loaded and checked."""

@@ -1,0 +1,533 @@
+"""The checks behind :func:`fountain.spec.load.load_spec`: schema errors turned into located problems
+with hints, literal secrets, and the cross-checks (prompts, roles, settings) that need more than
+the schema. Every function appends :class:`~fountain.errors.Problem` objects to lists, so that all
+problems of a spec are reported together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from difflib import get_close_matches
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fountain.errors import Problem
+from fountain.spec.prompts import CONVERSATION, INSTRUCT
+from fountain.spec.sourcefile import Locator, key_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.diagram import Diagram
+    from fountain.spec.load import GenerationSettings, PrivacySettings, RaterSettings
+
+
+TYPES = (CONVERSATION, INSTRUCT)
+DEFAULT_MAX_TURNS = 8  # GenerationSettings.max_turns (not imported: fountain.spec.load imports this module)
+
+_SECRET_KEY = re.compile(r"(^|[_\-])(api[_\-]?key|apikey|secret|password|token|access[_\-]?token)$", re.IGNORECASE)
+
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping of keys",
+    "null": "nothing (null)",
+}
+
+_IDENTIFIER_ROLE = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+@lru_cache(maxsize=1)
+def schema_validator():
+    """The compiled Draft 2020-12 validator of setup.schema.json (built once)."""
+    from jsonschema import Draft202012Validator
+
+    from fountain.resources import load_schema
+
+    schema = load_schema("setup.schema.json")
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def setup_schema() -> dict[str, Any]:
+    """The JSON Schema of setup.yaml."""
+    return schema_validator().schema
+
+
+def yaml_type(value: Any) -> str:
+    import datetime
+
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return f"the date {value}"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _known_keys(schema: dict[str, Any]) -> list[str]:
+    return list(schema.get("properties", {}))
+
+
+def _nested_owner(key: str, root: dict[str, Any]) -> str | None:
+    """The block a misplaced top-level key belongs in (``temperature`` -> ``model``)."""
+    for block, sub in root["properties"].items():
+        if isinstance(sub, dict) and key in sub.get("properties", {}):
+            return block
+    return None
+
+
+def _unknown_key_hint(key: str, level_schema: dict[str, Any], path: tuple) -> str:
+    known = _known_keys(level_schema)
+    close = get_close_matches(key, known, n=1, cutoff=0.6) or [k for k in known if k.lower() == str(key).lower()]
+    if close:
+        return f"did you mean `{close[0]}`?"
+    if not path:
+        owner = _nested_owner(key, setup_schema())
+        if owner:
+            return f"`{key}` belongs inside the `{owner}:` block"
+    return "known keys here: " + ", ".join(known)
+
+
+def schema_problems(data: dict[str, Any], locator: Locator) -> list[Problem]:
+    problems: list[Problem] = []
+    for error in sorted(
+        schema_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.validator)
+    ):
+        problems.extend(_convert(error, locator))
+    return problems
+
+
+def _convert(error: Any, locator: Locator) -> list[Problem]:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+    path = tuple(error.absolute_path)
+    where = locator.at(path)
+    name = key_path(path)
+    keyword = error.validator
+    value = error.instance
+    rule = error.validator_value
+    if keyword == "additionalProperties":
+        out = []
+        for key in value:
+            if key not in error.schema.get("properties", {}):
+                out.append(
+                    Problem(
+                        f"{key_path(path + (key,))}: unknown key",
+                        locator.at(path + (key,), key=True),
+                        _unknown_key_hint(key, error.schema, path),
+                    )
+                )
+        return out
+    if keyword == "required":
+        missing = [key for key in rule if key not in value]
+        return [
+            Problem(f"{key_path(path + (key,)) if path else key}: required key is missing", where, _required_hint(key))
+            for key in missing
+        ]
+    if keyword == "type":
+        expected = [rule] if isinstance(rule, str) else list(rule)
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in expected if t != "null")
+        hint = None
+        if (
+            "string" in expected
+            and isinstance(value, (bool, int, float))
+            or "string" in expected
+            and type(value).__name__ in ("date", "datetime")
+        ):
+            hint = f'YAML read the value as {yaml_type(value)}: put it in quotes, e.g. "{value}"'
+        elif "array" in expected and isinstance(value, str):
+            hint = "write one item per line, each starting with `- `"
+        elif "object" in expected:
+            hint = "indent the keys of this block below it"
+        return [Problem(f"{name}: expected {words}, got {yaml_type(value)}", where, hint)]
+    if keyword == "enum":
+        allowed = [a for a in rule if a is not None]
+        close = [a for a in allowed if str(a).lower() == str(value).lower()] or get_close_matches(
+            str(value), [str(a) for a in allowed], n=1, cutoff=0.5
+        )
+        hint = (
+            ("did you mean " + str(close[0]) + "? " if close else "")
+            + "allowed: "
+            + ", ".join(map(str, allowed))
+            + (" (or null)" if None in rule else "")
+        )
+        return [Problem(f"{name}: {_short_repr(value)} is not an allowed value", where, hint)]
+    if keyword in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        relation = {
+            "minimum": "at least",
+            "exclusiveMinimum": "greater than",
+            "maximum": "at most",
+            "exclusiveMaximum": "less than",
+        }[keyword]
+        return [Problem(f"{name}: must be {relation} {rule}, got {value}", where, _range_hint(path))]
+    if keyword == "minItems":
+        return [
+            Problem(
+                f"{name}: the list is empty",
+                where,
+                f"list at least one item, e.g.\n  {path[-1] if path else name}:\n    - general",
+            )
+        ]
+    if keyword in ("minLength", "pattern") and path and path[-1] == "api_key_env":
+        # Never echo the value: it may be the key itself.
+        return [
+            Problem(
+                f"{name}: must be the name of an environment variable (letters, digits and _), not the key itself",
+                where,
+                "export OPENAI_API_KEY=... in the shell and write `api_key_env: OPENAI_API_KEY`",
+            )
+        ]
+    if keyword == "pattern" and path and path[-1] == "base_url":
+        return [
+            Problem(
+                f"{name}: {_short_repr(value)} is not an http(s) URL", where, "e.g. base_url: http://localhost:8000/v1"
+            )
+        ]
+    if keyword in ("minLength", "pattern"):
+        return [Problem(f"{name}: must not be empty", where, "write some text, or remove the key")]
+    if keyword == "uniqueItems":
+        seen, dupes = set(), []
+        for item in value:
+            marker = json.dumps(item, sort_keys=True, default=str)
+            if marker in seen and item not in dupes:
+                dupes.append(item)
+            seen.add(marker)
+        return [
+            Problem(
+                f"{name}: {_short_repr(d)} is listed more than once",
+                where,
+                "each direction is generated once per seeds_per_direction; remove the copy",
+            )
+            for d in dupes
+        ]
+    return [Problem(f"{name}: {error.message[:200]}", where)]
+
+
+def _required_hint(key: str) -> str:
+    examples = {
+        "category": "category: marriage counsel",
+        "user_role": "user_role: COUNSELEE   # an entity of the diagram",
+        "assistant_role": "assistant_role: COUNSELOR   # an entity of the diagram",
+        "initial_prompt": "initial_prompt: |\n    Write a conversation between {{ user_role }} and ...",
+        "derivational_prompt": "derivational_prompt: |\n    Continue this conversation: {{ conversation_json }}",
+        "seed_evolving_directions": "seed_evolving_directions:\n    - general",
+        "derivational_evolving_directions": "derivational_evolving_directions:\n    - in-depth",
+    }
+    return "add it, e.g.\n  " + examples.get(key, f"{key}: ...")
+
+
+def _range_hint(path: tuple) -> str | None:
+    hints = {
+        "temperature": "0 is deterministic, 0.7 is a usual value, 2 is the maximum",
+        "top_p": "a probability mass in (0, 1]",
+        "delta": "usually 1/(N ln N); leave it out for that default",
+        "rf_percentile": "a percentile between 0 and 100",
+    }
+    return hints.get(str(path[-1])) if path else None
+
+
+def check_prompts(
+    prompt_texts: dict[str, str | None],
+    conv_type: str | None,
+    style: str | None,
+    locator: Locator,
+    errors: list[Problem],
+    warnings: list[Problem],
+) -> None:
+    from fountain.spec import prompts
+
+    for key, text in prompt_texts.items():
+        if text is None:
+            continue
+        if key != "system_prompt":  # the system prompt is always a Jinja template
+            if style is None:
+                continue  # the prompts' style is invalid: reported already
+            if style == prompts.LEGACY:
+                if conv_type in TYPES:
+                    order = prompts.expected_slots(conv_type, key)
+                    found = prompts.legacy_slot_count(text)
+                    if found != len(order):
+                        errors.append(
+                            Problem(
+                                f"{key}: has {found} %s slot(s); the {key} of the {conv_type} type has {len(order)}, "
+                                f"filled in this order: {', '.join(order)}",
+                                locator.at((key,)),
+                                "add or remove %s slots (write %% for a literal percent sign)"
+                                + (
+                                    ""
+                                    if conv_type == INSTRUCT or key != "derivational_prompt"
+                                    else ", or set `type: instruct` if this is an instruct spec"
+                                ),
+                            )
+                        )
+                continue
+        for issue in prompts.check_template(text, key):
+            errors.append(Problem(issue.message, locator.in_value((key,), issue.line), issue.hint))
+    if style == prompts.JINJA:
+        for key, wanted, why in (
+            (
+                "initial_prompt",
+                {"direction", "direction_instructions"},
+                "every seed direction gets the same prompt; add {{ direction_instructions }}",
+            ),
+            (
+                "derivational_prompt",
+                {"conversation", "conversation_json"},
+                "the model never sees the conversation it should continue; add {{ conversation_json }}",
+            ),
+            (
+                "derivational_prompt",
+                {"direction", "direction_instructions"},
+                "every derivational direction gets the same prompt; add {{ direction_instructions }}",
+            ),
+        ):
+            text = prompt_texts.get(key)
+            if text is None:
+                continue
+            try:
+                used = prompts.template_variables_used(text)
+            except Exception:  # syntax errors are reported above
+                continue
+            if not used & wanted:
+                warnings.append(Problem(f"{key}: uses none of {', '.join(sorted(wanted))}", locator.at((key,)), why))
+
+
+def _role_entity_match(role: str, names: dict[str, str]) -> str | None:
+    if role in names:
+        return names[role]
+    folded = re.sub(r"[\s_\-]+", "_", role.strip()).lower()
+    for candidate, entity in names.items():
+        if re.sub(r"[\s_\-]+", "_", candidate).lower() == folded:
+            return entity
+    return None
+
+
+def check_roles(
+    roles: dict[str, str | None], diagram: Diagram, locator: Locator, errors: list[Problem], warnings: list[Problem]
+) -> None:
+    """Roles must be entities. Exception, documented: free text (lower case or with spaces) that
+    matches no entity is allowed with a warning; identifier-like names (ALL_CAPS or snake_case)
+    must match an entity or an alias exactly."""
+    names: dict[str, str] = {name: name for name in diagram.entities}
+    try:
+        for name, info in (diagram.to_dict().get("entities") or {}).items():
+            alias = (info or {}).get("alias") if isinstance(info, dict) else None
+            if alias:
+                names.setdefault(alias, name)
+    except Exception:  # the alias lookup is a convenience; the entity names are what matter
+        pass
+    entity_list = ", ".join(diagram.entities) or "(none)"
+    for key, role in roles.items():
+        if role is None:
+            continue
+        role = role.strip()
+        if role in names:
+            continue
+        identifier = bool(_IDENTIFIER_ROLE.match(role)) and (role.upper() == role or "_" in role)
+        match = _role_entity_match(role, names)
+        close = get_close_matches(role, list(names), n=1, cutoff=0.6) or get_close_matches(
+            role.upper(), [n.upper() for n in names], n=1, cutoff=0.6
+        )
+        if identifier:
+            suggestion = match or (close[0] if close else None)
+            if suggestion and suggestion.upper() != suggestion and suggestion not in names:
+                suggestion = next((n for n in names if n.upper() == suggestion), suggestion)
+            hint = (f"did you mean {suggestion}? " if suggestion else "") + f"entities: {entity_list}"
+            errors.append(Problem(f"{key}: {role} is not an entity of the diagram", locator.at((key,)), hint))
+        elif match:
+            warnings.append(
+                Problem(
+                    f"{key}: {role!r} is taken as the entity {match}",
+                    locator.at((key,)),
+                    f"write {match} to match the diagram exactly",
+                )
+            )
+        else:
+            warnings.append(
+                Problem(
+                    f"{key}: {role!r} is not an entity of the diagram; it is used as free text",
+                    locator.at((key,)),
+                    f"to tie the role to the scene, use one of: {entity_list}",
+                )
+            )
+    user, assistant = roles.get("user_role"), roles.get("assistant_role")
+    if user and assistant and user.strip() == assistant.strip():
+        warnings.append(
+            Problem(
+                f"assistant_role: the user and the assistant both play {user.strip()}",
+                locator.at(("assistant_role",)),
+                "give the assistant a different role",
+            )
+        )
+
+
+def check_settings(
+    spec_values: dict[str, Any], locator: Locator, folder: Path, errors: list[Problem], warnings: list[Problem]
+) -> None:
+    gen: GenerationSettings = spec_values["generation"]
+    raters: RaterSettings = spec_values["raters"]
+    privacy: PrivacySettings = spec_values["privacy"]
+    if gen.min_turns > gen.max_turns:
+        errors.append(
+            Problem(
+                f"generation.min_turns: {gen.min_turns} is more than max_turns ({gen.max_turns})",
+                locator.at(("generation", "min_turns")),
+                "min_turns must be at most max_turns",
+            )
+        )
+    if gen.max_prefix_turns and gen.max_prefix_turns > gen.max_turns:
+        warnings.append(
+            Problem(
+                f"generation.max_prefix_turns: {gen.max_prefix_turns} is more than "
+                f"max_turns ({gen.max_turns}); prefixes stop at {gen.max_turns}",
+                locator.at(("generation", "max_prefix_turns")),
+            )
+        )
+    from fountain.spec.directions import operation_of
+
+    for key in ("seed_evolving_directions", "derivational_evolving_directions"):
+        seen: dict[str, str] = {}
+        for index, name in enumerate(spec_values.get(key) or ()):
+            canon = operation_of(name) or name.strip().lower()
+            if canon in seen and seen[canon] != name:
+                warnings.append(
+                    Problem(
+                        f"{key}[{index}]: {name!r} is the same direction as {seen[canon]!r}",
+                        locator.at((key, index)),
+                        "remove one of them",
+                    )
+                )
+            seen.setdefault(canon, name)
+    if raters.rater and not raters.real_data:
+        warnings.append(
+            Problem(
+                f"raters.rater: {raters.rater} needs real data and raters.real_data is not set",
+                locator.at(("raters", "rater")),
+                "set raters.real_data or pass --real-data",
+            )
+        )
+    if raters.real_data:
+        target = Path(raters.real_data).expanduser()
+        target = target if target.is_absolute() else folder / target
+        if not target.is_file():
+            warnings.append(
+                Problem(
+                    f"raters.real_data: {target} does not exist (yet)",
+                    locator.at(("raters", "real_data")),
+                    "the path is relative to the spec folder; a run with a rater needs it",
+                )
+            )
+    if privacy.epsilon is not None and raters.rater != "PE":
+        warnings.append(
+            Problem(
+                "privacy.epsilon: a privacy budget only applies to the PE rater",
+                locator.at(("privacy", "epsilon")),
+                "set raters.rater: PE",
+            )
+        )
+    framework = spec_values["framework"]
+    if framework == "Feedback" and raters.rater != "PE":
+        # `fountain run` refuses this plan (frameworks.plan_framework): validate must not pass it.
+        if raters.rater:
+            errors.append(
+                Problem(
+                    "raters.rater: the Feedback framework (Private Evolution) needs the PE rater; "
+                    f"{raters.rater} cannot steer it",
+                    locator.at(("raters", "rater")),
+                    "set raters.rater: PE, or framework: Filter to rate with RF",
+                )
+            )
+        else:
+            # A warning, not an error: `fountain run --rater PE ...` may still supply it; run refuses
+            # the plan when nothing does.
+            warnings.append(
+                Problem(
+                    "framework: Feedback (Private Evolution) needs the PE rater and none is set; "
+                    "a run without --rater PE will be refused",
+                    locator.at(("framework",)),
+                    "set raters.rater: PE with raters.real_data and privacy.epsilon, pass "
+                    "--rater PE --real-data FILE --epsilon E, or use framework: Gen",
+                )
+            )
+    elif framework == "Filter" and not raters.rater:
+        warnings.append(
+            Problem(
+                "framework: Filter rates samples but no rater is set: its rounds only deduplicate",
+                locator.at(("framework",)),
+                "set raters.rater (PE or RF) or pass --rater",
+            )
+        )
+
+
+def check_turns(data: dict[str, Any], conv_type: str | None, locator: Locator, errors: list[Problem]) -> None:
+    # Checked on the raw values so that it is reported together with every other problem.
+    gen = data.get("generation")
+    gen = gen if isinstance(gen, dict) else {}
+    low, high = gen.get("min_turns", 1), gen.get("max_turns", DEFAULT_MAX_TURNS)
+    if conv_type == INSTRUCT or not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        return
+    if 1 <= high < low:  # a value below 1 is reported by the schema
+        errors.append(
+            Problem(
+                f"generation.min_turns: {low} is more than max_turns ({high})",
+                locator.at(("generation", "min_turns")),
+                "min_turns must be at most max_turns",
+            )
+        )
+
+
+def strip_secrets(
+    node: Any, path: tuple, locator: Locator, errors: list[Problem], seen: set[int] | None = None
+) -> None:
+    """Report and drop keys that hold a literal API key (the value is never echoed)."""
+    seen = set() if seen is None else seen
+    if isinstance(node, (dict, list)):
+        if id(node) in seen:
+            return  # YAML aliases share objects: visit each once
+        seen.add(id(node))
+    if isinstance(node, dict):
+        for key in list(node):
+            if isinstance(key, str) and _SECRET_KEY.search(key) and not key.endswith("_env"):
+                errors.append(
+                    Problem(
+                        f"{key_path(path + (key,))}: an API key must not be written in setup.yaml",
+                        locator.at(path + (key,), key=True),
+                        "keep it in an environment variable (export OPENAI_API_KEY=...) and name the "
+                        "variable with `model.api_key_env: OPENAI_API_KEY`; then remove this line (and "
+                        "rotate the key if the file was shared or committed)",
+                    )
+                )
+                del node[key]
+            else:
+                strip_secrets(node[key], path + (key,), locator, errors, seen)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            strip_secrets(item, path + (index,), locator, errors, seen)
+
+
+def dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for problem in problems:
+        marker = (problem.message, problem.location)
+        if marker not in seen:
+            seen.add(marker)
+            out.append(problem)
+    return out

@@ -1,0 +1,19 @@
+"""A spec with a run's framework settings applied (as the manifest records them)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+
+def apply_overrides(spec: Any, overrides: dict[str, Any]) -> Any:
+    """``spec`` with a run's framework settings (dotted keys: ``framework``, ``raters.rater``,
+    ``privacy.epsilon``...), as recorded in the manifest under ``framework.overrides``."""
+    changes: dict[str, Any] = {}
+    for block in ("raters", "privacy"):
+        values = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(block + ".")}
+        if values:
+            changes[block] = replace(getattr(spec, block), **values)
+    if "framework" in overrides:
+        changes["framework"] = overrides["framework"]
+    return replace(spec, **changes) if changes else spec

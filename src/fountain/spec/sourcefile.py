@@ -1,0 +1,255 @@
+"""Text files and YAML documents read with their positions, for error messages that point home.
+
+:func:`read_text_file` reads a UTF-8 file or explains exactly what is wrong with it (missing,
+directory, binary, not UTF-8, unreadable). :func:`compose_yaml` parses YAML with safe-loading
+semantics and records, in a :class:`Locator`, the node of every key path, so that any later check
+can report ``file:line:col`` (1-based) for a key or a value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fountain.errors import Problem, SpecError
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAX_VALUES = 200_000
+
+
+class FileProblem(Exception):
+    """A file could not be read as text; carries the one problem to report."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _read_bytes(path: Path) -> bytes:
+    # One place that touches the disk, so tests can simulate an unreadable file as root.
+    return path.read_bytes()
+
+
+def read_text_file(path: Path, what: str, location: str | None = None) -> str:
+    """Text of a UTF-8 file, or raise ``FileProblem`` naming what is wrong with it."""
+    where = location or str(path)
+    if not path.exists():
+        raise FileProblem(Problem(f"{what} not found: {path}", where))
+    if path.is_dir():
+        raise FileProblem(
+            Problem(f"{what} {path} is a directory, not a file", where, f"{what} must be a plain text file")
+        )
+    try:
+        raw = _read_bytes(path)
+    except PermissionError:
+        raise FileProblem(
+            Problem(f"cannot read {what} {path}: permission denied", where, f"make it readable, e.g. chmod u+r {path}")
+        ) from None
+    except OSError as error:
+        raise FileProblem(Problem(f"cannot read {what} {path}: {error.strerror or error}", where)) from None
+    if b"\x00" in raw:
+        named = str(path) if path.name == what else f"{what} {path}"  # not "setup.yaml x/setup.yaml"
+        raise FileProblem(
+            Problem(
+                f"{named} is a binary file (it contains NUL bytes), not text",
+                where,
+                "save it as UTF-8 text (UTF-16 files also contain NUL bytes)",
+            )
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise FileProblem(
+            Problem(
+                f"{what} is not valid UTF-8 text (byte 0x{raw[error.start]:02x} cannot be decoded)",
+                f"{path}:{line}:{column}",
+                "save the file as UTF-8",
+            )
+        ) from None
+    return text
+
+
+def key_path(path: tuple) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+class Locator:
+    """Maps key paths of a YAML document to ``file:line:col`` (1-based)."""
+
+    def __init__(self, file: str, text: str):
+        self.file = file
+        self.lines = text.splitlines()
+        self.values: dict[tuple, Any] = {}  # path -> yaml Node of the value
+        self.keys: dict[tuple, Any] = {}  # path -> yaml Node of the key
+
+    def _format(self, mark: Any) -> str:
+        return f"{self.file}:{mark.line + 1}:{mark.column + 1}"
+
+    def at(self, path: tuple, *, key: bool = False) -> str:
+        """Location of the value at ``path`` (or of its key), else of the nearest parent."""
+        path = tuple(path)
+        while True:
+            node = (self.keys.get(path) if key else None) or self.values.get(path)
+            if node is not None:
+                return self._format(node.start_mark)
+            if not path:
+                return f"{self.file}:1:1"
+            path = path[:-1]
+
+    def in_value(self, path: tuple, line_in_value: int | None) -> str:
+        """Location of line ``line_in_value`` (1-based) inside a (block) string value."""
+        node = self.values.get(tuple(path))
+        if node is None or not line_in_value:
+            return self.at(path)
+        start = node.start_mark.line + 1  # 1-based line where the value starts
+        if getattr(node, "style", None) in ("|", ">"):
+            line = start + line_in_value  # the content begins below the indicator line
+        else:
+            line = start + line_in_value - 1
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        column = len(text) - len(text.lstrip()) + 1
+        return f"{self.file}:{line}:{column}"
+
+    def content_line(self, path: tuple) -> int | None:
+        """1-based file line of the first content line of a string value."""
+        node = self.values.get(tuple(path))
+        if node is None:
+            return None
+        start = node.start_mark.line + 1
+        return start + 1 if getattr(node, "style", None) in ("|", ">") else start
+
+    def as_dict(self) -> dict[str, str]:
+        return {key_path(path): self.at(path) for path in self.values}
+
+
+def _yaml_hint(problem: str, line_text: str) -> str:
+    if "\t" in line_text:
+        return "YAML does not allow tab characters for indentation: use spaces"
+    if "cannot start any token" in problem:
+        return "quote the value (or use a block scalar `key: |`): a plain value cannot start with %, @ or `"
+    if "mapping values are not allowed" in problem:
+        return (
+            "a value contains ': ' — put it in quotes, or write multi-line text as a block "
+            "scalar (`key: |` and the text indented below)"
+        )
+    if "could not find expected ':'" in problem:
+        return "a line is missing its `key:` or is indented differently from its neighbours"
+    if "expected a single document" in problem:
+        return "setup.yaml holds one document: remove the extra `---` separator"
+    return "check the indentation of this line and of the line above it"
+
+
+def compose_yaml(text: str, locator: Locator, problems: list[Problem]) -> Any:
+    """Parse YAML safely while recording the node of every key path; None for an empty document."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "invalid YAML"
+        if mark is None:
+            raise SpecError(f"YAML syntax error: {problem}", location=locator.file) from None
+        line_text = locator.lines[mark.line] if mark.line < len(locator.lines) else ""
+        message = f"YAML syntax error: {problem}"
+        if error.context and error.problem:
+            message += f" ({error.context})"
+        if line_text.strip():
+            message += f"\n    {line_text.rstrip()}\n    {' ' * mark.column}^"
+        raise SpecError(
+            message, location=f"{locator.file}:{mark.line + 1}:{mark.column + 1}", hint=_yaml_hint(problem, line_text)
+        ) from None
+    except yaml.YAMLError as error:
+        raise SpecError(f"YAML error: {error}", location=locator.file) from None
+    except RecursionError:
+        raise SpecError(
+            "setup.yaml is nested too deeply to read",
+            location=locator.file,
+            hint="a spec needs at most three levels of nesting",
+        ) from None
+    finally:
+        loader.dispose()
+    if _expanded_size(node, {}) > _MAX_VALUES:
+        raise SpecError(
+            f"setup.yaml expands to more than {_MAX_VALUES:,} values (through YAML aliases)",
+            location=locator.file,
+            hint="write the values out instead of nesting aliases (*name)",
+        )
+    _walk(node, (), locator, problems, set())
+    return data
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Number of values the document stands for once aliases are expanded (memoised per node)."""
+    import yaml
+
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # guards against cycles while this node is being counted
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
+def _walk(node: Any, path: tuple, locator: Locator, problems: list[Problem], seen_nodes: set[int]) -> None:
+    import yaml
+
+    locator.values[path] = node
+    if id(node) in seen_nodes:
+        return  # an alias of a node walked already: walking it again could take exponential time
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(
+                    Problem(
+                        f"{key_path(path)}: a key must be a plain name, not a list or mapping",
+                        locator._format(key_node.start_mark),
+                    )
+                )
+                continue
+            key = key_node.value
+            if key_node.tag != _STR_TAG:
+                problems.append(
+                    Problem(
+                        f"{key_path(path + (key,))}: the key `{key}` is read as a "
+                        f"{key_node.tag.rsplit(':', 1)[-1]}, not a name",
+                        locator._format(key_node.start_mark),
+                        f'quote it: "{key}":',
+                    )
+                )
+            if key in seen:
+                problems.append(
+                    Problem(
+                        f"{key_path(path + (key,))}: the key is given twice (line "
+                        f"{seen[key].start_mark.line + 1} and line {key_node.start_mark.line + 1}); "
+                        "YAML would silently keep the last one",
+                        locator._format(key_node.start_mark),
+                        "remove one of them",
+                    )
+                )
+            seen[key] = key_node
+            locator.keys[path + (key,)] = key_node
+            _walk(value_node, path + (key,), locator, problems, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, path + (index,), locator, problems, seen_nodes)

@@ -1,0 +1,49 @@
+"""The run tests' spec folder (the counselling scene with two seed and two derivational
+directions), options and a JSONL reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fountain.run.options import RunOptions
+from spec_helpers import DIAGRAM
+
+SETUP = """\
+category: marriage counsel
+user_role: COUNSELEE
+assistant_role: COUNSELOR
+initial_prompt: |
+  Write a conversation between {{ user_role }} and {{ assistant_role }}.
+  {{ scene }}
+  {{ direction_instructions }}
+derivational_prompt: |
+  Continue: {{ conversation_json }}
+  {{ direction_instructions }}
+output_format: '{"conversations": [{"user": "...", "assistant": "..."}]}'
+seed_evolving_directions: [general, concretize]
+derivational_evolving_directions: [in-depth, breadth]
+generation:
+  seeds_per_direction: 2
+  derivations_per_direction: 1
+  min_turns: 1
+  max_turns: 3
+"""
+
+
+def make_spec(root: Path, setup: str = SETUP, name: str = "spec") -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "setup.yaml").write_text(setup, encoding="utf-8")
+    (folder / "diagram.mermaid").write_text(DIAGRAM, encoding="utf-8")
+    return folder
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def options(out: Path, **kw) -> RunOptions:
+    kw.setdefault("seed", 1)
+    kw.setdefault("fsync", False)
+    return RunOptions(output=out, quiet=True, **kw)
