@@ -5,12 +5,13 @@ The library API (the CLI is a thin layer over it)::
     import fountain
 
     spec = fountain.load_spec("samples/marriage_counsel")        # setup.yaml + diagram.mermaid
-    result = fountain.run(spec, fountain.RunOptions(provider="fake", output="out"))
+    result = fountain.generate(spec, fountain.RunOptions(provider="fake", output="out"))
     records = fountain.read_dataset(result.output_dir)             # the exported dataset
     for sample in fountain.read_samples("out"):                    # accepted samples with provenance
         print(sample.provenance.direction, len(sample.turns))
 
 Names are imported on first use, so ``import fountain`` (and ``fountain --help``) stays fast.
+(``generate``, not ``run``: ``fountain.run`` is the package of the run's output folder.)
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ _EXPORTS = {
     "Spec": "fountain.spec.model",
     "RunOptions": "fountain.run.options",
     "RunResult": "fountain.run.options",
-    "run": "fountain.frameworks.runner:run_framework",
-    "run_async": "fountain.frameworks.runner:run_framework_async",
+    "generate": "fountain.frameworks.runner:run_framework",
+    "generate_async": "fountain.frameworks.runner:run_framework_async",
     "plan_framework": "fountain.frameworks.plan",
     "read_dataset": "fountain.run.dataset",
     "read_samples": "fountain.run.dataset",
@@ -51,19 +52,19 @@ __all__ = [
     "__version__",
     "check_spec",
     "create_provider",
+    "generate",
+    "generate_async",
     "load_spec",
     "plan_framework",
     "read_dataset",
     "read_samples",
-    "run",
-    "run_async",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.errors import FountainError
     from fountain.frameworks.plan import plan_framework
-    from fountain.frameworks.runner import run_framework as run
-    from fountain.frameworks.runner import run_framework_async as run_async
+    from fountain.frameworks.runner import run_framework as generate
+    from fountain.frameworks.runner import run_framework_async as generate_async
     from fountain.providers import create_provider
     from fountain.run.dataset import read_dataset, read_samples
     from fountain.run.options import RunOptions, RunResult
