@@ -146,7 +146,8 @@ class Runner:
 
     def _write_rejects(self) -> list[dict[str, Any]]:
         """rejects.jsonl = the engine's rejects, then the framework's (each once)."""
-        from fountain.run.journal import read_journal, write_jsonl_atomic
+        from fountain.run.atomic import write_jsonl_atomic
+        from fountain.run.journal import read_journal
 
         path = self.ctx.output_dir / REJECTS_FILE
         engine_rejects = [r for r in read_journal(path).records if not _is_framework_reject(r)]
