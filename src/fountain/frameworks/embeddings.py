@@ -32,7 +32,7 @@ class Embeddings:
         """Check, before any token is spent, that the embedder can be had; load it now only when it
         is certainly needed (a rater) or was named (--embedder: its errors come first). The default
         one for dedup loads lazily, once the embedding stage has 2 or more candidates left."""
-        from fountain.embed.embedder import BUNDLED_ALIASES
+        from fountain.embed import BUNDLED_ALIASES
 
         name = self.ctx.plan.embedder
         if not (needed_by_rater or embedding_dedup) or self.given is not None:

@@ -87,7 +87,7 @@ def load_state(output_dir: str | Path) -> dict[str, Any] | None:
 
 def _embed_extra_missing(name: str | None) -> str | None:
     """The first package of the embed extra that is not installed (None when all are)."""
-    from fountain.embed.embedder import BUNDLED_ALIASES, BUNDLED_PACKAGE
+    from fountain.embed import BUNDLED_ALIASES, BUNDLED_PACKAGE
 
     needed = ["torch", "sentence_transformers"]
     if name in BUNDLED_ALIASES:
