@@ -7,6 +7,7 @@ import os
 import click
 
 from fountain.cli.app import _console, cli
+from fountain.cli.batch_command import batch_options, run_batch_command
 from fountain.errors import FountainError
 
 # --- Generation: render / run / status --------------------------------------------------------
@@ -277,6 +278,7 @@ def _with_sigterm_as_interrupt(call):
 )
 @click.option("--personas", type=click.IntRange(min=1), help="GenLLM: personas the model writes (default 5).")
 @click.option("--dry-run", is_flag=True, help="Print the calls and cost the run implies; call no model.")
+@batch_options
 def run_command(
     target_folder: str, conversation_type: str | None, quiet: bool, dry_run: bool = False, **options
 ) -> None:
@@ -303,6 +305,14 @@ def run_command(
         _print_dry_run(plan.spec, run_options)
         return
     _check_run_files(run_options)
+    if options.get("batch") or options.get("batch_wait"):
+        result = run_batch_command(spec, run_options, plan, options, quiet)
+        if not quiet:
+            from fountain.run.progress import summary_table
+
+            _console(stderr=True).print(summary_table(result))
+            click.echo(str(result.dataset_path))
+        return
     from fountain.run.manifest import output_lock
     from fountain.run.options import effective_spec, output_folder
 
@@ -424,7 +434,9 @@ def status_command(output_dir: str, as_json: bool, spec_folder: str | None) -> N
 
     from fountain.run.manifest import collect_status
 
-    status = collect_status(output_dir, spec_folder=spec_folder)
+    from fountain.batch.status import add_batch_status
+
+    status = add_batch_status(output_dir, lambda: collect_status(output_dir, spec_folder=spec_folder))
     if as_json:
         click.echo(json.dumps(status, indent=2, ensure_ascii=False))
         return
@@ -435,7 +447,12 @@ def _print_status(status: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from fountain.batch.status import print_batch_status
+
     console = _console()
+    print_batch_status(console, status.get("batch"))
+    if "status" not in status:  # batch jobs submitted, the run not written yet
+        return
     state = status["status"]
     colour = {"completed": "green", "running": "yellow", "stopped": "yellow", "failed": "red"}.get(state, "white")
     label = "running (or interrupted)" if state == "running" else state

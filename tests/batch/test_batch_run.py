@@ -1,0 +1,102 @@
+"""`fountain run --batch` end to end against the loopback batch APIs, through the real adapters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spec_helpers import make_spec, run_cli
+
+SECRET = "sk-batch-test-NEVER-WRITE-ME"
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET)
+    for name in ("FOUNTAIN_PROVIDER", "FOUNTAIN_MODEL", "FOUNTAIN_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def batch_args(spec: Path, out: Path, provider: str, url: str, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--target-folder",
+        str(spec),
+        "--output",
+        str(out),
+        "--provider",
+        provider,
+        "--model",
+        "mock-model",
+        "--base-url",
+        url,
+        "--seeds-per-direction",
+        "3",
+        "--derivations-per-direction",
+        "1",
+        "--seed",
+        "3",
+        "--batch",
+        *extra,
+    ]
+
+
+def base_url(mock_server, provider: str) -> str:
+    return mock_server.openai_base_url if provider == "openai" else mock_server.url
+
+
+def ledger(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
+
+
+def records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_batch_wait_collects_every_answer_without_a_direct_call(tmp_path, mock_server, capsys, keys, provider):
+    spec = make_spec(tmp_path)
+    out = tmp_path / "out"
+    code, text = run_cli(batch_args(spec, out, provider, base_url(mock_server, provider), "--batch-wait", "--batch-poll", "0"), capsys)
+    assert code == 0, text
+    assert mock_server.state.received == 0  # no direct chat call
+    batch = mock_server.state.batch
+    # seeds first, then the derivations of the accepted seeds: two rounds of jobs
+    assert len(batch.created) == 2
+    assert len(batch.lines_submitted) == len(set(batch.lines_submitted))  # nothing submitted twice
+    data = records(out)
+    seeds = [r for r in data if r["metadata"]["kind"] == "seed"] if "metadata" in data[0] else []
+    assert len(data) >= 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["batch"]["states"] == {"collected": 2}
+    assert manifest["batch"]["in_flight"] == 0
+    assert SECRET not in (out / "batches.jsonl").read_text()
+    del seeds
+
+
+def test_without_wait_exits_4_then_the_same_command_collects(tmp_path, mock_server, capsys, keys):
+    spec = make_spec(tmp_path)
+    out = tmp_path / "out"
+    args = batch_args(spec, out, "openai", mock_server.openai_base_url)
+    code, text = run_cli(args, capsys)
+    assert code == 4, text
+    assert "run the same command again" in text.lower()
+    assert not (out / "dataset.jsonl").exists()
+    code, text = run_cli(["status", str(out)], capsys)
+    assert code == 0 and "1 job(s)" in text, text
+    batch = mock_server.state.batch
+    assert len(batch.created) == 1
+    code, _ = run_cli(args, capsys)  # collects the seeds, submits their derivations
+    assert code == 4
+    assert len(batch.created) == 2
+    code, text = run_cli(args, capsys)
+    assert code == 0, text
+    assert mock_server.state.received == 0
+    assert len(batch.lines_submitted) == len(set(batch.lines_submitted))
+    assert records(out)
+    code, _ = run_cli(args, capsys)  # done: nothing more is submitted
+    assert code == 0 and len(batch.created) == 2
