@@ -54,8 +54,8 @@ class Killed(BaseException):
 def test_killed_between_intent_and_create_the_rerun_finds_no_job_and_submits_once(
     tmp_path, mock_server, capsys, keys, monkeypatch, provider
 ):
-    from fountain.batch.openai import OpenAIBatch
     from fountain.batch.gemini import GeminiBatch
+    from fountain.batch.openai import OpenAIBatch
 
     cls = OpenAIBatch if provider == "openai" else GeminiBatch
 
@@ -144,9 +144,11 @@ def test_errored_and_expired_lines_are_resubmitted_then_everything_is_collected(
     assert len(submitted) > len(set(submitted))  # the failed lines went into later jobs
     assert max(submitted.count(key) for key in submitted) <= 3  # bounded
     assert mock_server.state.received == 0
-    reasons = [json.loads(line)["reason"] for line in (out / "rejects.jsonl").read_text().splitlines()] if (
-        out / "rejects.jsonl"
-    ).exists() else []
+    reasons = (
+        [json.loads(line)["reason"] for line in (out / "rejects.jsonl").read_text().splitlines()]
+        if (out / "rejects.jsonl").exists()
+        else []
+    )
     assert "provider_error" not in reasons or all(r == "provider_error" for r in reasons)
 
 
@@ -221,7 +223,11 @@ def test_cancel_cancels_the_jobs_that_are_waiting(tmp_path, mock_server, capsys,
 
 def test_structured_output_travels_inside_each_batch_line(tmp_path, mock_server, capsys, keys):
     spec = make_spec(tmp_path, VALID + NO_EMBED)
-    for provider, url in (("openai", mock_server.openai_base_url), ("anthropic", mock_server.url), ("gemini", mock_server.url)):
+    for provider, url in (
+        ("openai", mock_server.openai_base_url),
+        ("anthropic", mock_server.url),
+        ("gemini", mock_server.url),
+    ):
         out = tmp_path / provider
         assert run_cli(args_for(spec, out, provider, url), capsys)[0] == 4
     bodies = {job.api: job.lines[0]["body"] for job in mock_server.state.batch.jobs.values()}
@@ -233,7 +239,12 @@ def test_structured_output_travels_inside_each_batch_line(tmp_path, mock_server,
 
 
 def _cli(spec: Path, out: Path, url: str) -> list[str]:
-    return [sys.executable, "-m", "fountain", *args_for(spec, out, "openai", url, "--batch-wait", "--batch-poll", "0.05", "--quiet")]
+    return [
+        sys.executable,
+        "-m",
+        "fountain",
+        *args_for(spec, out, "openai", url, "--batch-wait", "--batch-poll", "0.05", "--quiet"),
+    ]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
@@ -248,7 +259,9 @@ def test_sigkill_at_any_moment_never_submits_a_request_twice(tmp_path, mock_serv
     rng = random.Random(15)
     kills = 0
     for _ in range(5):
-        process = subprocess.Popen(_cli(spec, out, mock_server.openai_base_url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            _cli(spec, out, mock_server.openai_base_url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         # wait for the ledger to grow, then kill a little later
         before = (out / "batches.jsonl").stat().st_size if (out / "batches.jsonl").exists() else 0
         deadline = time.monotonic() + 30
@@ -262,7 +275,9 @@ def test_sigkill_at_any_moment_never_submits_a_request_twice(tmp_path, mock_serv
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.wait(30)
-    final = subprocess.run(_cli(spec, out, mock_server.openai_base_url), env=env, capture_output=True, text=True, timeout=120)
+    final = subprocess.run(
+        _cli(spec, out, mock_server.openai_base_url), env=env, capture_output=True, text=True, timeout=120
+    )
     assert final.returncode == 0, final.stderr
     assert kills >= 1
     assert_nothing_submitted_twice(mock_server)

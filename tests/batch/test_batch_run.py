@@ -69,7 +69,9 @@ def records(out: Path) -> list[dict]:
 def test_batch_wait_collects_every_answer_without_a_direct_call(tmp_path, mock_server, capsys, keys, provider):
     spec = batch_spec(tmp_path)
     out = tmp_path / "out"
-    code, text = run_cli(batch_args(spec, out, provider, base_url(mock_server, provider), "--batch-wait", "--batch-poll", "0"), capsys)
+    code, text = run_cli(
+        batch_args(spec, out, provider, base_url(mock_server, provider), "--batch-wait", "--batch-poll", "0"), capsys
+    )
     assert code == 0, text
     assert mock_server.state.received == 0  # no direct chat call
     batch = mock_server.state.batch

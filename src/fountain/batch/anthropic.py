@@ -62,7 +62,9 @@ class AnthropicBatch:
             content=blocks,
             stop_reason=body.get("stop_reason"),
             model=body.get("model"),
-            usage=SimpleNamespace(input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0)),
+            usage=SimpleNamespace(
+                input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0)
+            ),
         )
         wrapped = False
         if request.schema is not None:
@@ -71,9 +73,7 @@ class AnthropicBatch:
 
     async def submit(self, job_id: str, lines: list[tuple[str, bytes]]) -> str:
         body = b'{"requests":[' + b",".join(line for _, line in lines) + b"]}"
-        batch = await self.http.json(
-            "POST", "/messages/batches", json_body=json.loads(body)
-        )
+        batch = await self.http.json("POST", "/messages/batches", json_body=json.loads(body))
         return str(batch["id"])
 
     async def find(self, job_id: str) -> str | None:

@@ -119,9 +119,11 @@ class GeminiBatch:
         if operation is None:
             await self.poll(remote_id)
             operation = self._last[remote_id]
-        output = (operation.get("response") or {}).get("inlinedResponses") or (
-            (operation.get("metadata") or {}).get("output") or {}
-        ).get("inlinedResponses") or {}
+        output = (
+            (operation.get("response") or {}).get("inlinedResponses")
+            or ((operation.get("metadata") or {}).get("output") or {}).get("inlinedResponses")
+            or {}
+        )
         out = []
         for item in output.get("inlinedResponses") or ():
             key = str((item.get("metadata") or {}).get("key"))

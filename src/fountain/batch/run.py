@@ -37,7 +37,9 @@ async def run_batch_async(
     if provider is None:
         provider = make_provider(effective_spec(spec, options), options)
     try:
-        report = await run_batch_phase(spec, options, provider, wait=wait, poll_s=poll_s, api=api, limits=limits, say=say)
+        report = await run_batch_phase(
+            spec, options, provider, wait=wait, poll_s=poll_s, api=api, limits=limits, say=say
+        )
         if not report.done:
             return report, None
         replay = CacheOnlyProvider(provider, report.failures, cache_identity(provider))

@@ -115,7 +115,9 @@ class BatchRoutes:
                 results.append({"key": line["key"], "error": "server_error"})
             else:
                 size = len(json.dumps(line["body"]))
-                results.append({"key": line["key"], "answer": api.answer(line["body"], line["model"], _rng(line["key"]), size)})
+                results.append(
+                    {"key": line["key"], "answer": api.answer(line["body"], line["model"], _rng(line["key"]), size)}
+                )
         results.reverse()  # out of order
         job.results = results
         job.state = "expired" if expire else "ended"
@@ -123,7 +125,9 @@ class BatchRoutes:
     def _job(self, request: web.Request) -> BatchJob:
         job = self.state.jobs.get(request.match_info["id"].removeprefix("batches/"))
         if job is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": {"message": "no such batch"}}), content_type="application/json")
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": {"message": "no such batch"}}), content_type="application/json"
+            )
         return job
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -146,10 +150,13 @@ class BatchRoutes:
     async def openai_upload(self, request: web.Request) -> web.Response:
         form = await request.post()
         upload = form.get("file")
-        content = upload.file.read() if hasattr(upload, "file") else str(upload).encode()
+        file = getattr(upload, "file", None)
+        content = file.read() if file is not None else str(upload or "").encode()
         file_id = f"file-{len(self.state.files) + 1:04d}"
         self.state.files[file_id] = content
-        return web.json_response({"id": file_id, "object": "file", "bytes": len(content), "purpose": form.get("purpose")})
+        return web.json_response(
+            {"id": file_id, "object": "file", "bytes": len(content), "purpose": form.get("purpose")}
+        )
 
     async def openai_file(self, request: web.Request) -> web.Response:
         content = self.state.files.get(request.match_info["id"])
@@ -177,20 +184,37 @@ class BatchRoutes:
         return web.json_response(self._openai(job))
 
     def _openai(self, job: BatchJob) -> dict[str, Any]:
-        status = {"running": "in_progress", "ended": "completed", "cancelled": "cancelled", "expired": "expired"}[job.state]
+        status = {"running": "in_progress", "ended": "completed", "cancelled": "cancelled", "expired": "expired"}[
+            job.state
+        ]
         out: dict[str, Any] = {"id": job.id, "object": "batch", "status": status, "metadata": job.meta}
         ok, bad = self._counts(job)
         out["request_counts"] = {"total": len(job.lines), "completed": ok, "failed": bad}
         if job.results is not None and job.state != "running":
             good = [
-                {"id": f"r{n}", "custom_id": r["key"], "response": {"status_code": 200, "body": r["answer"]}, "error": None}
+                {
+                    "id": f"r{n}",
+                    "custom_id": r["key"],
+                    "response": {"status_code": 200, "body": r["answer"]},
+                    "error": None,
+                }
                 for n, r in enumerate(job.results)
                 if "answer" in r
             ]
             errors = [
-                {"id": f"e{n}", "custom_id": r["key"], "response": None, "error": {"code": "batch_expired", "message": "expired"}}
+                {
+                    "id": f"e{n}",
+                    "custom_id": r["key"],
+                    "response": None,
+                    "error": {"code": "batch_expired", "message": "expired"},
+                }
                 if r["error"] == "expired"
-                else {"id": f"e{n}", "custom_id": r["key"], "response": {"status_code": 500, "body": {"error": {"message": "server error"}}}, "error": None}
+                else {
+                    "id": f"e{n}",
+                    "custom_id": r["key"],
+                    "response": {"status_code": 500, "body": {"error": {"message": "server error"}}},
+                    "error": None,
+                }
                 for n, r in enumerate(job.results)
                 if "error" in r
             ]
@@ -205,7 +229,10 @@ class BatchRoutes:
 
     async def anthropic_create(self, request: web.Request) -> web.Response:
         body = await request.json()
-        lines = [{"key": r["custom_id"], "body": r["params"], "model": r["params"].get("model", "")} for r in body["requests"]]
+        lines = [
+            {"key": r["custom_id"], "body": r["params"], "model": r["params"].get("model", "")}
+            for r in body["requests"]
+        ]
         return web.json_response(self._anthropic(self._new("anthropic", "msgbatch_", lines, {})))
 
     async def anthropic_list(self, request: web.Request) -> web.Response:
@@ -226,7 +253,10 @@ class BatchRoutes:
             elif r["error"] == "expired":
                 result = {"type": "expired"}
             else:
-                result = {"type": "errored", "error": {"type": "error", "error": {"type": "api_error", "message": "boom"}}}
+                result = {
+                    "type": "errored",
+                    "error": {"type": "error", "error": {"type": "api_error", "message": "boom"}},
+                }
             lines.append(json.dumps({"custom_id": r["key"], "result": result}).encode())
         return web.Response(body=b"\n".join(lines), content_type="application/binary")
 
@@ -258,7 +288,9 @@ class BatchRoutes:
         return web.json_response(self._gemini(job))
 
     async def gemini_list(self, request: web.Request) -> web.Response:
-        return web.json_response({"operations": [self._gemini(j) for j in self.state.jobs.values() if j.api == "gemini"]})
+        return web.json_response(
+            {"operations": [self._gemini(j) for j in self.state.jobs.values() if j.api == "gemini"]}
+        )
 
     async def gemini_get(self, request: web.Request) -> web.Response:
         job = self._job(request)
