@@ -283,3 +283,31 @@ def test_sigkill_at_any_moment_never_submits_a_request_twice(tmp_path, mock_serv
     assert_nothing_submitted_twice(mock_server)
     assert mock_server.state.received == 0
     assert (out / "dataset.jsonl").read_text().strip()
+
+
+def test_killed_while_collecting_the_rerun_keeps_the_answers_and_their_cost(
+    tmp_path, mock_server, capsys, keys, monkeypatch
+):
+    from fountain.batch.jobs import Ledger
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"openai": {"mock-model": {"input": 1, "output": 1}}}))
+    spec, out = make_spec(tmp_path, VALID + NO_EMBED), tmp_path / "out"
+    args = args_for(spec, out, "openai", mock_server.openai_base_url, "--prices", str(prices))
+    assert run_cli(args, capsys)[0] == 4  # seeds submitted
+    real = Ledger.append
+
+    def dies_on_collected(self, event):
+        if event.get("event") == "collected":
+            raise Killed  # every answer of the job is in the cache, the ledger does not say so
+        return real(self, event)
+
+    monkeypatch.setattr(Ledger, "append", dies_on_collected)
+    with pytest.raises(Killed):
+        run_cli(args, capsys)
+    monkeypatch.setattr(Ledger, "append", real)
+    code, text = run_cli([*args, "--batch-wait", "--batch-poll", "0"], capsys)
+    assert code == 0, text
+    assert_nothing_submitted_twice(mock_server)
+    seeds_job = next(e for e in events(out) if e["event"] == "collected")
+    assert seeds_job["cost_usd"] > 0 and seeds_job["failed"] == {}

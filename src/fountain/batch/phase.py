@@ -114,10 +114,13 @@ class BatchPhase:
         self.cache = ResponseCache(path)
         try:
             await self._recover()
+            missing = await self._simulate()
             while True:
-                missing = await self._simulate()
                 if await self._collect(missing):
-                    continue  # new answers: tasks go further (derivations, re-asks)
+                    # New answers: tasks go further (derivations, re-asks). Only then is the plan
+                    # run again: a poll that finds nothing ended costs one request per job.
+                    missing = await self._simulate()
+                    continue
                 in_flight = self.ledger.in_flight()
                 new = {
                     key: request
@@ -286,8 +289,15 @@ class BatchPhase:
             keys = set(job.keys)
             for result in await self.api.results(job.remote_id):
                 request = missing.get(result.key)
-                if result.key not in keys or request is None:
-                    continue  # not ours, or already answered (a cache hit)
+                if result.key not in keys:
+                    continue  # not this job's
+                if request is None:
+                    # Already in the cache: stored by a collection a kill interrupted. Paid all
+                    # the same, so counted in this job's cost.
+                    hit = self.cache.get(result.key) if result.error is None else None
+                    if hit is not None and self.price is not None:
+                        cost += self.price.cost(hit.usage) * BATCH_DISCOUNT
+                    continue
                 answered.add(result.key)
                 if result.error is not None:
                     failed[result.key] = result.error

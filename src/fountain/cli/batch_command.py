@@ -76,6 +76,11 @@ def run_batch_command(spec: Any, run_options: Any, plan: Any, options: dict[str,
                 markup=False,
             )
         raise SystemExit(EXIT_SUBMITTED)
+    summary = report.summary
+    say(
+        f"batch: {len(summary['jobs'])} job(s), {summary['requests']:,} requests, {summary['failed']:,} failed for "
+        f"good; ${summary['cost_usd']:.4f} at batch prices (the run's own cost counts direct calls only)"
+    )
     return result
 
 
