@@ -311,3 +311,14 @@ def test_killed_while_collecting_the_rerun_keeps_the_answers_and_their_cost(
     assert_nothing_submitted_twice(mock_server)
     seeds_job = next(e for e in events(out) if e["event"] == "collected")
     assert seeds_job["cost_usd"] > 0 and seeds_job["failed"] == {}
+
+
+def test_jobs_of_another_spec_version_waiting_in_the_folder_are_not_mixed(tmp_path, mock_server, capsys, keys):
+    mock_server.state.batch.configure(polls=100)
+    spec, out = make_spec(tmp_path, VALID + NO_EMBED), tmp_path / "out"
+    args = args_for(spec, out, "openai", mock_server.openai_base_url)
+    assert run_cli(args, capsys)[0] == 4
+    (spec / "setup.yaml").write_text(VALID.replace("max_turns: 4", "max_turns: 3") + NO_EMBED)
+    code, text = run_cli(args, capsys)
+    assert code == 1 and "another version of the spec" in text, text
+    assert len(mock_server.state.batch.created) == 1

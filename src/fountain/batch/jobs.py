@@ -66,6 +66,7 @@ class JobRecord:
     created_at: str = ""
     identity: dict[str, Any] = field(default_factory=dict)  # the provider's (no secret)
     api_key_env: str | None = None  # the name of the key's variable, never the key
+    fingerprint: str = ""  # of the spec whose requests these are
 
     @property
     def finished(self) -> bool:
@@ -123,6 +124,7 @@ class Ledger:
                 created_at=str(event.get("at", "")),
                 identity=dict(event.get("identity") or {}),
                 api_key_env=event.get("api_key_env"),
+                fingerprint=str(event.get("spec") or ""),
             )
             for key in keys:
                 self.submissions[key] = self.submissions.get(key, 0) + 1

@@ -27,7 +27,7 @@ from typing import Any
 from fountain.batch.base import BatchAPI, make_batch_api
 from fountain.batch.jobs import LIMITS, MAX_SUBMISSIONS, BatchLimits, Ledger, split
 from fountain.batch.recorder import Pending, RecordingModel
-from fountain.errors import BudgetExceededError, FountainError, ProviderError
+from fountain.errors import BudgetExceededError, FountainError, OutputError, ProviderError
 from fountain.generation.plan import SEED, Task, derivation_tasks, seed_tasks
 from fountain.generation.worker import Worker, resolve_mode, spec_fingerprint
 from fountain.providers.base import Request
@@ -97,6 +97,7 @@ class BatchPhase:
         self.say = say or (lambda text: None)
         self.identity = cache_identity(provider)
         self.ledger = Ledger(self.output_dir)
+        self.fingerprint = spec_fingerprint(spec)
         prices = PriceTable.load(options.prices)
         self.price: Price | None = prices.lookup(provider.name, getattr(provider, "model", None))
         if options.budget_usd is not None and self.price is None:
@@ -111,6 +112,7 @@ class BatchPhase:
 
     async def run(self) -> BatchReport:
         path = Path(self.options.cache) if self.options.cache else self.output_dir / CACHE_FILE
+        self._check_folder()
         self.cache = ResponseCache(path)
         try:
             await self._recover()
@@ -144,6 +146,24 @@ class BatchPhase:
         self.report.summary = self.ledger.summary()
         return self.report
 
+    def _check_folder(self) -> None:
+        """Before anything is submitted: the folder's run (if any) may be resumed by this spec
+        and provider, and no job of another spec version is waiting there."""
+        from fountain.providers.cache import public_identity
+        from fountain.run.manifest import check_resume
+
+        check_resume(
+            self.output_dir, self.source, self.options.resume, provider=public_identity(self.provider.identity())
+        )
+        others = [job for job in self.ledger.pending() if job.fingerprint and job.fingerprint != self.fingerprint]
+        if others:
+            raise OutputError(
+                f"{len(others)} batch job(s) of another version of the spec are still waiting in this folder",
+                location=str(self.ledger.path),
+                hint="restore the spec and run again to collect them, or cancel them with `fountain cancel "
+                "OUTPUT` and write the new version elsewhere with --output",
+            )
+
     def _progress(self) -> None:
         jobs = self.ledger.pending()
         states: dict[str, int] = {}
@@ -170,7 +190,7 @@ class BatchPhase:
             provider_model=str(getattr(self.provider, "model", "") or ""),
             mode="json",
             seed=self.options.seed,
-            fingerprint=spec_fingerprint(self.source),
+            fingerprint=self.fingerprint,
         )
         queue: list[tuple[Task, Sample | None]] = [
             (task, None) for task in seed_tasks(self.spec.seed_directions, gen.seeds_per_direction, self.spec.personas)
@@ -237,6 +257,7 @@ class BatchPhase:
                     "estimate_usd": round(estimate, 6),
                     "identity": self.identity,  # for `fountain cancel` (never a secret)
                     "api_key_env": getattr(self.provider, "_key_env", None),
+                    "spec": self.fingerprint,
                 }
             )
             remote = await self.api.submit(job_id, chunk)
