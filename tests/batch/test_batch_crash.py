@@ -322,3 +322,21 @@ def test_jobs_of_another_spec_version_waiting_in_the_folder_are_not_mixed(tmp_pa
     code, text = run_cli(args, capsys)
     assert code == 1 and "another version of the spec" in text, text
     assert len(mock_server.state.batch.created) == 1
+
+
+def test_a_batch_api_answer_of_the_wrong_shape_is_an_error_message_not_a_traceback(
+    tmp_path, mock_server, capsys, keys, monkeypatch
+):
+    from fountain.batch.base import Http
+
+    async def odd(self, method, path, *, json_body=None, data=None):
+        return {"object": "not what the API documents"}
+
+    monkeypatch.setattr(Http, "json", odd)
+    spec, out = make_spec(tmp_path, VALID + NO_EMBED), tmp_path / "out"
+    code, text = run_cli(args_for(spec, out, "openai", mock_server.openai_base_url), capsys)
+    assert code == 1, text
+    assert "unexpected answer to submit" in text and "Traceback" not in text
+    assert SECRET not in text
+    # the intent stays: the next run looks the job up before submitting anything again
+    assert [e["event"] for e in events(out)] == ["intent"]

@@ -13,7 +13,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from fountain.batch.base import Http, JobStatus, LineResult, jsonl
+from fountain.batch.base import Http, JobStatus, LineResult, jsonl, shaped
 from fountain.providers.base import Completion, Request
 from fountain.providers.http import merged_sampling, read_key
 
@@ -71,20 +71,24 @@ class AnthropicBatch:
             _, wrapped = self.provider._tool(request.schema)
         return self.provider._parse(message, request, wrapped)
 
+    @shaped
     async def submit(self, job_id: str, lines: list[tuple[str, bytes]]) -> str:
         body = b'{"requests":[' + b",".join(line for _, line in lines) + b"]}"
         batch = await self.http.json("POST", "/messages/batches", json_body=json.loads(body))
         return str(batch["id"])
 
+    @shaped
     async def find(self, job_id: str) -> str | None:
         return None  # the API keeps no metadata to find a batch by
 
+    @shaped
     async def poll(self, remote_id: str) -> JobStatus:
         batch = await self.http.json("GET", f"/messages/batches/{remote_id}")
         state = str(batch.get("processing_status"))
         counts = {k: int(v) for k, v in (batch.get("request_counts") or {}).items() if isinstance(v, int)}
         return JobStatus(state, state == "ended", counts)
 
+    @shaped
     async def results(self, remote_id: str) -> list[LineResult]:
         out = []
         for item in jsonl(await self.http.request("GET", f"/messages/batches/{remote_id}/results")):
@@ -100,6 +104,7 @@ class AnthropicBatch:
                 out.append(LineResult(key, error=str(kind or "unknown")))
         return out
 
+    @shaped
     async def cancel(self, remote_id: str) -> None:
         await self.http.json("POST", f"/messages/batches/{remote_id}/cancel")
 

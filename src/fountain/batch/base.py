@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from fountain.errors import AuthenticationError, ProviderError, TransientProviderError
 from fountain.providers.base import Completion, Request
@@ -47,6 +49,29 @@ class BatchAPI(Protocol):
     async def cancel(self, remote_id: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def shaped(call: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """An adapter method whose server answer did not have the documented shape raises a
+    :class:`ProviderError` (never a traceback): bytes from a server are untrusted input."""
+
+    @functools.wraps(call)
+    async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await call(*args, **kwargs)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+            name = getattr(args[0], "name", "the") if args else "the"
+            raise TransientProviderError(
+                f"{name} batch API: unexpected answer to {call.__name__} ({type(error).__name__}: {error})"[:300],
+                hint="check --base-url (does this server implement the batch API?); run the same command "
+                "again later: nothing already submitted is sent twice",
+            ) from None
+
+    return guarded
 
 
 class Http:

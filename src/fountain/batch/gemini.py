@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fountain.batch.base import Http, JobStatus, LineResult
+from fountain.batch.base import Http, JobStatus, LineResult, shaped
 from fountain.providers.base import Completion, Request
 from fountain.providers.http import read_key
 
@@ -84,6 +84,7 @@ class GeminiBatch:
         model = str(body.get("modelVersion") or self.provider.model)
         return Completion(text=text, data=data, finish_reason=finish, usage=usage, model=model)
 
+    @shaped
     async def submit(self, job_id: str, lines: list[tuple[str, bytes]]) -> str:
         requests = json.loads(b"[" + b",".join(line for _, line in lines) + b"]")
         batch = {"displayName": job_id, "inputConfig": {"requests": {"requests": requests}}}
@@ -92,6 +93,7 @@ class GeminiBatch:
         )
         return str(answer["name"])
 
+    @shaped
     async def find(self, job_id: str) -> str | None:
         token = None
         for _ in range(50):
@@ -105,6 +107,7 @@ class GeminiBatch:
                 return None
         return None
 
+    @shaped
     async def poll(self, remote_id: str) -> JobStatus:
         operation = await self.http.json("GET", f"/{remote_id}")
         self._last[remote_id] = operation
@@ -114,6 +117,7 @@ class GeminiBatch:
         counts = {k: int(v) for k, v in stats.items() if str(v).isdigit()}
         return JobStatus(state, state in ENDED, counts)
 
+    @shaped
     async def results(self, remote_id: str) -> list[LineResult]:
         operation = self._last.get(remote_id)
         if operation is None:
@@ -134,6 +138,7 @@ class GeminiBatch:
                 out.append(LineResult(key, body=item.get("response") or {}))
         return out
 
+    @shaped
     async def cancel(self, remote_id: str) -> None:
         await self.http.json("POST", f"/{remote_id}:cancel")
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from fountain.batch.base import Http, JobStatus, LineResult, jsonl
+from fountain.batch.base import Http, JobStatus, LineResult, jsonl, shaped
 from fountain.providers.base import Completion, Request
 from fountain.providers.http import read_key
 
@@ -41,6 +41,7 @@ class OpenAIBatch:
         raw = json.dumps(body).encode("utf-8")
         return self.provider._parse(raw, request, self.provider._level)
 
+    @shaped
     async def submit(self, job_id: str, lines: list[tuple[str, bytes]]) -> str:
         import aiohttp
 
@@ -61,6 +62,7 @@ class OpenAIBatch:
         )
         return str(batch["id"])
 
+    @shaped
     async def find(self, job_id: str) -> str | None:
         after = None
         for _ in range(50):  # 5,000 most recent batches
@@ -74,6 +76,7 @@ class OpenAIBatch:
             after = page["data"][-1]["id"]
         return None
 
+    @shaped
     async def poll(self, remote_id: str) -> JobStatus:
         batch = await self.http.json("GET", f"/batches/{remote_id}")
         state = str(batch.get("status"))
@@ -81,6 +84,7 @@ class OpenAIBatch:
         self._files[remote_id] = (batch.get("output_file_id"), batch.get("error_file_id"))
         return JobStatus(state, state in ENDED, counts)
 
+    @shaped
     async def results(self, remote_id: str) -> list[LineResult]:
         files = self._files.get(remote_id)
         if files is None:
@@ -103,6 +107,7 @@ class OpenAIBatch:
                     out.append(LineResult(key, body=response.get("body")))
         return out
 
+    @shaped
     async def cancel(self, remote_id: str) -> None:
         await self.http.json("POST", f"/batches/{remote_id}/cancel")
 

@@ -27,7 +27,7 @@ from typing import Any
 from fountain.batch.base import BatchAPI, make_batch_api
 from fountain.batch.jobs import LIMITS, MAX_SUBMISSIONS, BatchLimits, Ledger, split
 from fountain.batch.recorder import Pending, RecordingModel
-from fountain.errors import BudgetExceededError, FountainError, OutputError, ProviderError
+from fountain.errors import BudgetExceededError, FountainError, OutputError, ProviderError, TransientProviderError
 from fountain.generation.plan import SEED, Task, derivation_tasks, seed_tasks
 from fountain.generation.worker import Worker, resolve_mode, spec_fingerprint
 from fountain.providers.base import Request
@@ -41,6 +41,7 @@ from fountain.types import Sample
 
 BATCH_DISCOUNT = 0.5  # batch APIs bill half the direct price
 DEFAULT_POLL_S = 30.0
+MAX_BLIPS = 10  # --batch-wait: consecutive failed polls before the run stops
 
 
 @dataclass
@@ -107,6 +108,7 @@ class BatchPhase:
             )
         self.cache: ResponseCache | None = None
         self.report = BatchReport(done=False, output_dir=self.output_dir)
+        self._blips = 0
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -118,7 +120,17 @@ class BatchPhase:
             await self._recover()
             missing = await self._simulate()
             while True:
-                if await self._collect(missing):
+                try:
+                    collected = await self._collect(missing)
+                except TransientProviderError as error:
+                    if not self.wait or self._blips >= MAX_BLIPS:
+                        raise
+                    self._blips += 1  # a network blip while waiting: try again at the next poll
+                    self.say(f"batch: {error.message} (trying again at the next poll)")
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                self._blips = 0
+                if collected:
                     # New answers: tasks go further (derivations, re-asks). Only then is the plan
                     # run again: a poll that finds nothing ended costs one request per job.
                     missing = await self._simulate()
@@ -327,6 +339,9 @@ class BatchPhase:
                     completion = self.api.completion(result.body, request)
                 except ProviderError as error:
                     failed[result.key] = f"unreadable answer: {error.message}"[:200]
+                    continue
+                except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+                    failed[result.key] = f"unreadable answer: {type(error).__name__}"
                     continue
                 self.cache.put(result.key, request, completion, identity=self.identity)
                 self.report.collected += 1
