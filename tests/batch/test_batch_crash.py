@@ -176,7 +176,7 @@ def test_requests_beyond_the_limits_are_split_over_jobs(tmp_path, mock_server, k
     spec = load_spec(make_spec(tmp_path, VALID + NO_EMBED))
     options = RunOptions(
         output=tmp_path / "out", provider="openai", model="mock-model", base_url=mock_server.openai_base_url,
-        seeds_per_direction=5, derivations_per_direction=0, quiet=True,
+        seeds_per_direction=5, derivations_per_direction=0, seed=3, quiet=True,
     )  # fmt: skip
     report, result = run_batch(spec, options, wait=True, poll_s=0, limits=BatchLimits(max_requests=2, max_bytes=10**6))
     assert result is not None and report.done

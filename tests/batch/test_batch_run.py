@@ -109,3 +109,21 @@ def test_without_wait_exits_4_then_the_same_command_collects(tmp_path, mock_serv
     assert records(out)
     code, _ = run_cli(args, capsys)  # done: nothing more is submitted
     assert code == 0 and len(batch.created) == 2
+
+
+def test_a_batch_run_writes_the_dataset_of_a_direct_run(tmp_path, mock_server, capsys, keys):
+    """The mock answers a batch line as it answers the same body sent directly, so equal datasets
+    mean the batch path sends the same requests and validates the answers the same way."""
+    spec = batch_spec(tmp_path)
+    direct = batch_args(spec, tmp_path / "direct", "openai", mock_server.openai_base_url)
+    direct.remove("--batch")
+    assert run_cli(direct, capsys)[0] == 0
+    sent_directly = mock_server.state.received
+    batch = batch_args(
+        spec, tmp_path / "batch", "openai", mock_server.openai_base_url, "--batch-wait", "--batch-poll", "0"
+    )
+    code, text = run_cli(batch, capsys)
+    assert code == 0, text
+    assert mock_server.state.received == sent_directly  # the batch run sent none
+    assert len(mock_server.state.batch.lines_submitted) == sent_directly
+    assert (tmp_path / "batch" / "dataset.jsonl").read_bytes() == (tmp_path / "direct" / "dataset.jsonl").read_bytes()

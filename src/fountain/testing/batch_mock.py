@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fountain import fastjson
+
 
 @dataclass
 class BatchJob:
@@ -55,8 +57,11 @@ class BatchMockState:
             setattr(self, name, value)
 
 
-def _rng(key: str) -> random.Random:
-    return random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
+DIRECT_PATHS = {
+    "openai": "/v1/chat/completions",
+    "anthropic": "/v1/messages",
+    "gemini": "/v1beta/models/{model}:generateContent",
+}
 
 
 class BatchRoutes:
@@ -114,10 +119,13 @@ class BatchRoutes:
             elif self.state.error_every and number % self.state.error_every == 0:
                 results.append({"key": line["key"], "error": "server_error"})
             else:
-                size = len(json.dumps(line["body"]))
-                results.append(
-                    {"key": line["key"], "answer": api.answer(line["body"], line["model"], _rng(line["key"]), size)}
-                )
+                # The answer a direct request with this body gets (same seed for the mock's
+                # generator): a batch run then writes the dataset of a direct run.
+                raw = fastjson.dumps_bytes(line["body"])
+                path = DIRECT_PATHS[job.api].format(model=line["model"]).encode()
+                seed = hashlib.blake2b(path + b"\0" + raw, digest_size=16).hexdigest()
+                answer = api.answer(line["body"], line["model"], random.Random(seed), len(raw))
+                results.append({"key": line["key"], "answer": answer})
         results.reverse()  # out of order
         job.results = results
         job.state = "expired" if expire else "ended"
