@@ -247,6 +247,7 @@ def _cli(spec: Path, out: Path, url: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # about 20 s: six fountain processes
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_at_any_moment_never_submits_a_request_twice(tmp_path, mock_server):
     """A real `fountain run --batch --batch-wait` killed with SIGKILL at random moments, rerun each

@@ -127,3 +127,13 @@ def test_a_batch_run_writes_the_dataset_of_a_direct_run(tmp_path, mock_server, c
     assert mock_server.state.received == sent_directly  # the batch run sent none
     assert len(mock_server.state.batch.lines_submitted) == sent_directly
     assert (tmp_path / "batch" / "dataset.jsonl").read_bytes() == (tmp_path / "direct" / "dataset.jsonl").read_bytes()
+
+
+def test_dry_run_with_batch_says_the_price_is_halved_and_submits_nothing(tmp_path, mock_server, capsys, keys):
+    spec = batch_spec(tmp_path)
+    code, text = run_cli(
+        [*batch_args(spec, tmp_path / "out", "openai", mock_server.openai_base_url), "--dry-run"], capsys
+    )
+    assert code == 0, text
+    assert "half of this estimate" in text
+    assert mock_server.state.batch.created == []

@@ -303,6 +303,8 @@ def run_command(
 
         _console().print(escape(plan.describe()))
         _print_dry_run(plan.spec, run_options)
+        if options.get("batch") or options.get("batch_wait"):
+            _console().print("with --batch: the batch APIs bill half of this estimate (docs/batch.md)")
         return
     _check_run_files(run_options)
     if options.get("batch") or options.get("batch_wait"):
