@@ -341,3 +341,13 @@ def test_a_batch_api_answer_of_the_wrong_shape_is_an_error_message_not_a_traceba
     assert SECRET not in text
     # the intent stays: the next run looks the job up before submitting anything again
     assert [e["event"] for e in events(out)] == ["intent"]
+
+
+def test_a_server_without_a_batch_api_gets_a_message_that_says_so(tmp_path, mock_server, capsys, keys):
+    spec, out = make_spec(tmp_path, VALID + NO_EMBED), tmp_path / "out"
+    url = mock_server.url + "/no-batch-here/v1"  # the mock has no batch routes under this prefix
+    code, text = run_cli(args_for(spec, out, "openai", url), capsys)
+    assert code == 1, text
+    assert "404" in text and "implement the batch API" in text
+    assert "Traceback" not in text and SECRET not in text
+    assert [e["event"] for e in events(out)] == ["intent", "abandoned"]  # refused: no job exists

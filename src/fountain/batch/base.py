@@ -88,9 +88,10 @@ class Http:
         import aiohttp
 
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
-            )
+            # No total limit (an upload of a 200 MB file takes a while); a silent server still
+            # times out between reads.
+            timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=self._timeout_s)
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=timeout)
         return self._session
 
     async def request(self, method: str, path: str, *, json_body: Any = None, data: Any = None) -> bytes:
@@ -120,7 +121,12 @@ class Http:
             f"{self.provider} batch API: {method} {url} answered {status}: {excerpt}",
             hint="run the same command again later; requests already submitted are not sent twice"
             if cls is TransientProviderError
-            else "the batch API refused the request; see the message",
+            else (
+                "does this server implement the batch API? (OpenAI-compatible servers need /files and "
+                "/batches; vLLM and llama.cpp servers usually do not: run without --batch)"
+                if status == 404
+                else "the batch API refused the request; see the message"
+            ),
         )
 
     async def json(self, method: str, path: str, *, json_body: Any = None, data: Any = None) -> Any:

@@ -272,7 +272,14 @@ class BatchPhase:
                     "spec": self.fingerprint,
                 }
             )
-            remote = await self.api.submit(job_id, chunk)
+            try:
+                remote = await self.api.submit(job_id, chunk)
+            except TransientProviderError:
+                raise  # the job may exist: the intent stays, the next run looks it up
+            except ProviderError as error:
+                # A definite refusal (4xx): no job was created, the requests are free again.
+                self.ledger.append({"event": "abandoned", "job": job_id, "why": error.message[:300]})
+                raise
             self.ledger.append({"event": "created", "job": job_id, "remote_id": remote, "state": "submitted"})
             self.report.submitted += len(chunk)
             self.say(f"batch: submitted job {job_id} ({remote}) with {len(chunk):,} requests")
