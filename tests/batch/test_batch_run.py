@@ -137,3 +137,14 @@ def test_dry_run_with_batch_says_the_price_is_halved_and_submits_nothing(tmp_pat
     assert code == 0, text
     assert "half of this estimate" in text
     assert mock_server.state.batch.created == []
+
+
+def test_once_the_target_is_reached_nothing_more_is_submitted(tmp_path, mock_server, capsys, keys):
+    spec = batch_spec(tmp_path)
+    args = batch_args(
+        spec, tmp_path / "out", "openai", mock_server.openai_base_url, "--batch-wait", "--batch-poll", "0"
+    )
+    code, text = run_cli([*args, "--target", "2"], capsys)
+    assert code == 0, text
+    assert len(mock_server.state.batch.created) == 1  # the 3 seeds were enough: no derivation round
+    assert len(records(tmp_path / "out")) == 2

@@ -207,12 +207,16 @@ class BatchPhase:
         queue: list[tuple[Task, Sample | None]] = [
             (task, None) for task in seed_tasks(self.spec.seed_directions, gen.seeds_per_direction, self.spec.personas)
         ]
+        accepted = 0
         while queue:
+            if gen.target and accepted >= gen.target:
+                break  # enough accepted conversations: the rest of the plan is not requested
             task, parent = queue.pop(0)
             try:
                 outcome = await worker.execute(task, parent)
             except Pending:
                 continue
+            accepted += outcome.sample is not None
             if outcome.sample is not None and task.kind == SEED and gen.derivations_per_direction > 0:
                 sample = outcome.sample
                 for follow in derivation_tasks(
