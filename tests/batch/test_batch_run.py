@@ -148,3 +148,18 @@ def test_once_the_target_is_reached_nothing_more_is_submitted(tmp_path, mock_ser
     assert code == 0, text
     assert len(mock_server.state.batch.created) == 1  # the 3 seeds were enough: no derivation round
     assert len(records(tmp_path / "out")) == 2
+
+
+def test_status_shows_the_jobs_tokens_and_batch_cost(tmp_path, mock_server, capsys, keys):
+    spec = batch_spec(tmp_path)
+    out = tmp_path / "out"
+    args = batch_args(spec, out, "openai", mock_server.openai_base_url, "--batch-wait", "--batch-poll", "0")
+    assert run_cli(args, capsys)[0] == 0
+    code, text = run_cli(["status", str(out), "--json"], capsys)
+    assert code == 0
+    status = json.loads(text)
+    assert status["status"] == "completed"
+    assert status["batch"]["usage"]["completion_tokens"] > 0
+    assert status["batch"]["requests"] == len(mock_server.state.batch.lines_submitted)
+    code, text = run_cli(["status", str(out)], capsys)
+    assert "2 collected" in text and "at batch prices" in text

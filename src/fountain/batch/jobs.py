@@ -67,6 +67,7 @@ class JobRecord:
     identity: dict[str, Any] = field(default_factory=dict)  # the provider's (no secret)
     api_key_env: str | None = None  # the name of the key's variable, never the key
     fingerprint: str = ""  # of the spec whose requests these are
+    usage: tuple[int, int] = (0, 0)  # prompt, completion tokens of the collected answers
 
     @property
     def finished(self) -> bool:
@@ -142,6 +143,8 @@ class Ledger:
             record.state = "collected"
             record.failed = {str(k): str(v) for k, v in (event.get("failed") or {}).items()}
             record.cost_usd = float(event.get("cost_usd") or 0.0)
+            usage = event.get("usage") or {}
+            record.usage = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
             record.counts = dict(event.get("counts") or record.counts)
         elif kind == "abandoned" and record.state != "abandoned":
             record.state = "abandoned"
@@ -213,6 +216,10 @@ class Ledger:
             "in_flight": len(self.in_flight()),
             "failed": len(self.failures()),
             "cost_usd": round(self.spent_usd(), 6),
+            "usage": {
+                "prompt_tokens": sum(job.usage[0] for job in self.jobs.values()),
+                "completion_tokens": sum(job.usage[1] for job in self.jobs.values()),
+            },
         }
 
 

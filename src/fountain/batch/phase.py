@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fountain.batch.base import BatchAPI, make_batch_api
-from fountain.batch.jobs import LIMITS, MAX_SUBMISSIONS, BatchLimits, Ledger, split
+from fountain.batch.base import BatchAPI, JobStatus, make_batch_api
+from fountain.batch.jobs import LIMITS, MAX_SUBMISSIONS, BatchLimits, JobRecord, Ledger, split
 from fountain.batch.recorder import Pending, RecordingModel
 from fountain.errors import BudgetExceededError, FountainError, OutputError, ProviderError, TransientProviderError
 from fountain.generation.plan import SEED, Task, derivation_tasks, seed_tasks
@@ -37,7 +37,7 @@ from fountain.providers.dispatch import DEFAULT_COMPLETION_ESTIMATE, cache_ident
 from fountain.run.options import RunOptions, effective_spec, output_folder
 from fountain.run.outputs import CACHE_FILE
 from fountain.spec.model import Spec
-from fountain.types import Sample
+from fountain.types import Sample, Usage
 
 BATCH_DISCOUNT = 0.5  # batch APIs bill half the direct price
 DEFAULT_POLL_S = 30.0
@@ -291,8 +291,6 @@ class BatchPhase:
     def _estimate(self, request: Request) -> float:
         if self.price is None:
             return 0.0
-        from fountain.types import Usage
-
         completion = request.sampling.max_tokens or DEFAULT_COMPLETION_ESTIMATE
         return self.price.cost(Usage(estimate_tokens(request.prompt_text()), completion)) * BATCH_DISCOUNT
 
@@ -317,7 +315,6 @@ class BatchPhase:
 
     async def _collect(self, missing: dict[str, Request]) -> bool:
         """Poll the jobs not collected yet; put the answers of ended ones into the cache."""
-        assert self.cache is not None
         collected_any = False
         for job in self.ledger.pending():
             if job.remote_id is None:
@@ -325,54 +322,59 @@ class BatchPhase:
             status = await self.api.poll(job.remote_id)
             if status.state != job.state or status.counts != job.counts:
                 self.ledger.append({"event": "state", "job": job.job, "state": status.state, "counts": status.counts})
-            if not status.ended:
-                continue
-            failed: dict[str, str] = {}
-            cost = 0.0
-            answered: set[str] = set()
-            keys = set(job.keys)
-            for result in await self.api.results(job.remote_id):
-                request = missing.get(result.key)
-                if result.key not in keys:
-                    continue  # not this job's
-                if request is None:
-                    # Already in the cache: stored by a collection a kill interrupted. Paid all
-                    # the same, so counted in this job's cost.
-                    hit = self.cache.get(result.key) if result.error is None else None
-                    if hit is not None and self.price is not None:
-                        cost += self.price.cost(hit.usage) * BATCH_DISCOUNT
-                    continue
-                answered.add(result.key)
-                if result.error is not None:
-                    failed[result.key] = result.error
-                    continue
-                try:
-                    completion = self.api.completion(result.body, request)
-                except ProviderError as error:
-                    failed[result.key] = f"unreadable answer: {error.message}"[:200]
-                    continue
-                except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
-                    failed[result.key] = f"unreadable answer: {type(error).__name__}"
-                    continue
-                self.cache.put(result.key, request, completion, identity=self.identity)
-                self.report.collected += 1
-                if self.price is not None:
-                    cost += self.price.cost(completion.usage) * BATCH_DISCOUNT
-            for key in keys - answered:
-                if key in missing:
-                    failed[key] = f"no result (job {status.state})"
-            self.ledger.append(
-                {
-                    "event": "collected",
-                    "job": job.job,
-                    "state": status.state,
-                    "counts": status.counts,
-                    "failed": failed,
-                    "cost_usd": round(cost, 6),
-                }
-            )
-            collected_any = True
+            if status.ended:
+                await self._collect_job(job, status, missing)
+                collected_any = True
         return collected_any
+
+    async def _collect_job(self, job: JobRecord, status: JobStatus, missing: dict[str, Request]) -> None:
+        """An ended job's answers into the cache, then its ``collected`` line (failed keys with
+        their reasons, tokens and cost at batch prices)."""
+        assert self.cache is not None and job.remote_id is not None
+        failed: dict[str, str] = {}
+        answered: set[str] = set()
+        usage = Usage()
+        keys = set(job.keys)
+        for result in await self.api.results(job.remote_id):
+            if result.key not in keys:
+                continue  # not this job's
+            request = missing.get(result.key)
+            if request is None:
+                # Already in the cache: stored by a collection a kill interrupted. Paid all the
+                # same, so counted in this job's usage and cost.
+                hit = self.cache.get(result.key) if result.error is None else None
+                usage = usage + (hit.usage if hit is not None else Usage())
+                continue
+            answered.add(result.key)
+            if result.error is not None:
+                failed[result.key] = result.error
+                continue
+            try:
+                completion = self.api.completion(result.body, request)
+            except ProviderError as error:
+                failed[result.key] = f"unreadable answer: {error.message}"[:200]
+                continue
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+                failed[result.key] = f"unreadable answer: {type(error).__name__}"
+                continue
+            self.cache.put(result.key, request, completion, identity=self.identity)
+            self.report.collected += 1
+            usage = usage + completion.usage
+        for key in keys - answered:
+            if key in missing:
+                failed[key] = f"no result (job {status.state})"
+        cost = self.price.cost(usage) * BATCH_DISCOUNT if self.price is not None else 0.0
+        self.ledger.append(
+            {
+                "event": "collected",
+                "job": job.job,
+                "state": status.state,
+                "counts": status.counts,
+                "failed": failed,
+                "cost_usd": round(cost, 6),
+                "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+            }
+        )
 
 
 async def run_batch_phase(spec: Spec, options: RunOptions, provider: Any, **kwargs: Any) -> BatchReport:

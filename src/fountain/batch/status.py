@@ -35,7 +35,12 @@ def print_batch_status(console: Any, batch: dict[str, Any] | None) -> None:
     states = ", ".join(f"{n} {state}" for state, n in sorted(batch["states"].items()))
     console.print(
         f"batch     {len(batch['jobs'])} job(s): {escape(states)}; {batch['requests']:,} requests submitted, "
-        f"{batch['in_flight']:,} waiting, {batch['failed']:,} failed; cost ${batch['cost_usd']:.4f} at batch prices"
+        f"{batch['in_flight']:,} waiting, {batch['failed']:,} failed"
+    )
+    usage = batch.get("usage") or {}
+    console.print(
+        f"          {usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} completion "
+        f"tokens collected; cost ${batch['cost_usd']:.4f} at batch prices"
     )
     for job in batch["jobs"]:
         if job["state"] not in ("collected", "abandoned"):

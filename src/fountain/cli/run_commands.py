@@ -451,8 +451,9 @@ def _print_status(status: dict) -> None:
     from fountain.batch.status import print_batch_status
 
     console = _console()
-    print_batch_status(console, status.get("batch"))
     if "status" not in status:  # batch jobs submitted, the run not written yet
+        console.print(f"[bold]{escape(status['output'])}[/]  [yellow]batch jobs submitted[/]")
+        print_batch_status(console, status.get("batch"))
         return
     state = status["status"]
     colour = {"completed": "green", "running": "yellow", "stopped": "yellow", "failed": "red"}.get(state, "white")
@@ -529,5 +530,6 @@ def _print_status(status: dict) -> None:
         console.print(
             f"[yellow]note:[/] {escape(name)} ends with a torn line from an interrupted write; the next run drops it"
         )
+    print_batch_status(console, status.get("batch"))
     if state != "completed":
         console.print("[dim]run the same `fountain run` command again to continue[/]")
