@@ -163,3 +163,27 @@ def test_status_shows_the_jobs_tokens_and_batch_cost(tmp_path, mock_server, caps
     assert status["batch"]["requests"] == len(mock_server.state.batch.lines_submitted)
     code, text = run_cli(["status", str(out)], capsys)
     assert "2 collected" in text and "at batch prices" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--no-cache"], "cannot run with --no-cache"),
+        (["--mode", "turns"], "needs the json generation mode"),
+        (["--framework", "Filter"], "runs the Gen framework without a rater"),
+    ],
+)
+def test_what_batch_cannot_do_is_refused_before_anything_is_submitted(
+    tmp_path, mock_server, capsys, keys, extra, message
+):
+    spec = batch_spec(tmp_path)
+    code, text = run_cli([*batch_args(spec, tmp_path / "out", "openai", mock_server.openai_base_url), *extra], capsys)
+    assert code == 1 and message in text, text
+    assert "Traceback" not in text
+    assert mock_server.state.batch.created == [] and mock_server.state.received == 0
+
+
+def test_a_provider_without_a_batch_api_is_refused(tmp_path, capsys, keys):
+    spec = batch_spec(tmp_path)
+    code, text = run_cli(["run", "--target-folder", str(spec), "--provider", "fake", "--batch"], capsys)
+    assert code == 1 and "--batch works with the openai, anthropic and gemini providers" in text, text
