@@ -351,3 +351,14 @@ def test_a_server_without_a_batch_api_gets_a_message_that_says_so(tmp_path, mock
     assert "404" in text and "implement the batch API" in text
     assert "Traceback" not in text and SECRET not in text
     assert [e["event"] for e in events(out)] == ["intent", "abandoned"]  # refused: no job exists
+
+
+def test_a_direct_run_over_jobs_still_waiting_is_refused(tmp_path, mock_server, capsys, keys):
+    mock_server.state.batch.configure(polls=100)
+    spec, out = make_spec(tmp_path, VALID + NO_EMBED), tmp_path / "out"
+    args = args_for(spec, out, "openai", mock_server.openai_base_url)
+    assert run_cli(args, capsys)[0] == 4
+    direct = [a for a in args if a != "--batch"]
+    code, text = run_cli(direct, capsys)
+    assert code == 1 and "would pay for them again" in text, text
+    assert mock_server.state.received == 0

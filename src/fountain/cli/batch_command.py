@@ -84,6 +84,27 @@ def run_batch_command(spec: Any, run_options: Any, plan: Any, options: dict[str,
     return result
 
 
+def refuse_direct_run_over_waiting_jobs(folder: Any) -> None:
+    """A direct run in a folder whose batch jobs are still waiting would pay again for their
+    requests: refused, with the two ways out."""
+    from pathlib import Path
+
+    if not (Path(folder) / "batches.jsonl").is_file():
+        return
+    from fountain.batch.jobs import Ledger
+    from fountain.errors import FountainError
+
+    waiting = Ledger(folder).in_flight()
+    if waiting:
+        raise FountainError(
+            f"{len(waiting):,} requests of this run are in batch jobs that are not collected yet; a direct run "
+            "would pay for them again",
+            location=str(Path(folder) / "batches.jsonl"),
+            hint="collect them with the same command plus --batch (or --batch-wait), or cancel the jobs with "
+            f"`fountain cancel {folder}` first",
+        )
+
+
 @cli.command("cancel")
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option(

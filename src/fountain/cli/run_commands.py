@@ -7,7 +7,7 @@ import os
 import click
 
 from fountain.cli.app import _console, cli
-from fountain.cli.batch_command import batch_options, run_batch_command
+from fountain.cli.batch_command import batch_options, refuse_direct_run_over_waiting_jobs, run_batch_command
 from fountain.errors import FountainError
 
 # --- Generation: render / run / status --------------------------------------------------------
@@ -319,7 +319,8 @@ def run_command(
     from fountain.run.options import effective_spec, output_folder
 
     # One run per output folder: a second one is refused at once instead of paying twice.
-    with output_lock(output_folder(effective_spec(spec, run_options), run_options)):
+    with output_lock(output_folder(effective_spec(spec, run_options), run_options)) as folder:
+        refuse_direct_run_over_waiting_jobs(folder)
         result = _with_sigterm_as_interrupt(lambda: run_framework(spec, run_options))
     if not quiet:
         from fountain.run.progress import summary_table
