@@ -211,14 +211,21 @@ def test_batch_cost_is_half_the_direct_price(tmp_path, mock_server, capsys, keys
     assert sum(e["cost_usd"] for e in collected) == pytest.approx(tokens / 1e6 * 0.5, rel=1e-3)
 
 
-def test_cancel_cancels_the_jobs_that_are_waiting(tmp_path, mock_server, capsys, keys):
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_cancel_cancels_the_jobs_that_are_waiting(tmp_path, mock_server, capsys, keys, provider):
     mock_server.state.batch.configure(polls=100)
     spec, out = make_spec(tmp_path, VALID + NO_EMBED), tmp_path / "out"
-    code, _ = run_cli(args_for(spec, out, "openai", mock_server.openai_base_url), capsys)
+    url = mock_server.openai_base_url if provider == "openai" else mock_server.url
+    code, _ = run_cli(args_for(spec, out, provider, url), capsys)
     assert code == 4
     code, text = run_cli(["cancel", str(out)], capsys)
-    assert code == 0 and "cancelled" in text, text
+    assert code == 0 and "cancel requested" in text, text
     assert mock_server.state.batch.cancelled == mock_server.state.batch.created
+    # the next run collects the cancelled job (nothing answered) and submits its requests again
+    mock_server.state.batch.configure(polls=1)
+    code, text = run_cli(args_for(spec, out, provider, url, "--batch-wait", "--batch-poll", "0"), capsys)
+    assert code == 0, text
+    assert mock_server.state.received == 0
 
 
 def test_structured_output_travels_inside_each_batch_line(tmp_path, mock_server, capsys, keys):
