@@ -187,3 +187,23 @@ def test_a_provider_without_a_batch_api_is_refused(tmp_path, capsys, keys):
     spec = batch_spec(tmp_path)
     code, text = run_cli(["run", "--target-folder", str(spec), "--provider", "fake", "--batch"], capsys)
     assert code == 1 and "--batch works with the openai, anthropic and gemini providers" in text, text
+
+
+def test_an_answer_that_fails_validation_is_asked_again_in_the_next_round(tmp_path, mock_server, capsys, keys):
+    mock_server.state.batch.configure(prose_every=2)  # the seeds' job: every 2nd answer is prose
+    spec = batch_spec(tmp_path)
+    out = tmp_path / "out"
+    code, text = run_cli(
+        batch_args(spec, out, "openai", mock_server.openai_base_url, "--batch-wait", "--batch-poll", "0"), capsys
+    )
+    assert code == 0, text
+    jobs = list(mock_server.state.batch.jobs.values())
+    # the re-ask carries the invalid answer and the reason, as in a direct run
+    reasks = [
+        line for job in jobs[1:] for line in job.lines if "previous answer was invalid" in json.dumps(line["body"])
+    ]
+    assert reasks
+    assert mock_server.state.received == 0
+    seeds = [json.loads(line) for line in (out / "seeds.jsonl").read_text().splitlines()]
+    assert len(seeds) == 3  # every seed accepted after its re-ask
+    assert any(s["metadata"]["attempt"] == 1 for s in seeds)

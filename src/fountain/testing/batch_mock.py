@@ -10,7 +10,8 @@
 A job ends after ``polls`` polls; its answers are made by the same code as the direct endpoints
 (valid conversations from the request's schema), returned in reverse order. ``error_every=N``
 makes every N-th line an error, ``expire=True`` ends the next job as expired with only its first
-half answered. Batch traffic does not count as direct requests (``MockState.received``).
+half answered, ``prose_every=N`` makes every N-th answer of the next (OpenAI) job prose that
+fails validation. Batch traffic does not count as direct requests (``MockState.received``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class BatchMockState:
     polls: int = 1
     error_every: int = 0
     expire: bool = False
+    prose_every: int = 0  # OpenAI, next job only: every N-th answer is prose (fails validation)
     jobs: dict[str, BatchJob] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)  # ids of jobs in creation order
@@ -52,7 +54,7 @@ class BatchMockState:
 
     def configure(self, **options: Any) -> None:
         for name, value in options.items():
-            if name not in ("polls", "error_every", "expire"):
+            if name not in ("polls", "error_every", "expire", "prose_every"):
                 raise TypeError(f"unknown batch mock option {name!r}")
             setattr(self, name, value)
 
@@ -110,8 +112,8 @@ class BatchRoutes:
         if job.polls_left > 0:
             return
         api = self.apis[job.api]
-        expire = self.state.expire
-        self.state.expire = False
+        expire, prose = self.state.expire, self.state.prose_every
+        self.state.expire, self.state.prose_every = False, 0
         results = []
         for number, line in enumerate(job.lines, 1):
             if expire and number > len(job.lines) // 2:
@@ -125,6 +127,8 @@ class BatchRoutes:
                 path = DIRECT_PATHS[job.api].format(model=line["model"]).encode()
                 seed = hashlib.blake2b(path + b"\0" + raw, digest_size=16).hexdigest()
                 answer = api.answer(line["body"], line["model"], random.Random(seed), len(raw))
+                if prose and job.api == "openai" and number % prose == 0:
+                    answer["choices"][0]["message"]["content"] = "Sure! Here is a lovely conversation."
                 results.append({"key": line["key"], "answer": answer})
         results.reverse()  # out of order
         job.results = results
