@@ -443,6 +443,8 @@ def previous_run_files(output_dir: Path) -> list[str]:
         return []
     names = []
     for entry in sorted(output_dir.iterdir()):
+        if entry.name == "batches.jsonl":  # fountain.batch's job ledger: written before the run starts
+            continue
         if entry.name == MANIFEST_NAME or (entry.is_file() and entry.suffix in RUN_FILE_SUFFIXES):
             names.append(entry.name)
     return names

@@ -121,6 +121,9 @@ class MockState:
         self._scripted.clear()
         self.options = MockOptions()
         self._rng = random.Random(0)
+        batch = getattr(self, "batch", None)  # the batch APIs' jobs (fountain.testing.batch_mock)
+        if batch is not None:
+            batch.__init__()
 
     def next_fault(self) -> str | None:
         if self._scripted:
@@ -556,6 +559,9 @@ class MockServer:
         self.app.router.add_post("/v1/messages", self._handler(_ANTHROPIC))
         for version in ("v1beta", "v1", "v1alpha"):
             self.app.router.add_post(f"/{version}/models/{{model}}:generateContent", self._handler(_GEMINI))
+        from fountain.testing.batch_mock import BatchRoutes
+
+        self.batch = BatchRoutes(self)  # the three batch APIs (state in self.state.batch)
         self.app.router.add_get("/__mock__/stats", self._stats)
         self.app.router.add_post("/__mock__/configure", self._configure)
         self.app.router.add_post("/__mock__/reset", self._reset)
