@@ -153,7 +153,9 @@ def check_enrichment(data: Any, n_personas: int) -> tuple[str, list[str], list[s
         try:
             data = json.loads(data)
         except ValueError as error:
-            return "", [], [f"the answer is not JSON ({error.msg})"]
+            # JSONDecodeError has .msg; other ValueErrors (e.g. an integer over the digit limit) have not
+            reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            return "", [], [f"the answer is not JSON ({reason})"]
     if not isinstance(data, dict):
         return "", [], ["the answer is not a JSON object"]
     scenario = data.get("scenario")

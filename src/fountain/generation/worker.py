@@ -18,7 +18,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fountain.errors import FountainError, ProviderError
 from fountain.generation.plan import DERIVATION, SEED, Task
@@ -34,6 +34,9 @@ from fountain.generation.validate import (
 )
 from fountain.providers.base import Completion, Message, Request, Sampling
 from fountain.types import Provenance, Sample, Turn, Usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.directions import Direction
 
 MODES = ("auto", "json", "turns")
 RAW_MAX_CHARS = 20_000  # raw answers kept in rejects.jsonl are cut here
@@ -77,7 +80,7 @@ def spec_fingerprint(spec: Any) -> str:
         return ""
 
 
-def canonical_direction(name: str):
+def canonical_direction(name: str) -> Direction:
     from fountain.spec.directions import resolve_direction
 
     return resolve_direction(name)
@@ -197,7 +200,7 @@ class Worker:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _direction(self, name: str):
+    def _direction(self, name: str) -> Direction:
         direction = self._directions.get(name)
         if direction is None:
             direction = self._directions[name] = canonical_direction(name)
@@ -349,7 +352,7 @@ class Worker:
         state: _Attempts,
         *,
         history: Sequence[Turn],
-        messages,
+        messages: Callable[..., tuple[Message, ...]],  # called with no arguments
         user_text: str | None = None,
     ) -> str | Rejected:
         """One utterance of ``role``, asked again up to max_retries times until it passes."""

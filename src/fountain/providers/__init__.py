@@ -24,7 +24,7 @@ from fountain.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from fountain.spec.load import ModelSettings
+    from fountain.spec.model import ModelSettings
 
 __all__ = [
     "PROVIDERS",
@@ -82,7 +82,8 @@ def create_provider(config: ProviderConfig) -> Provider:
     name = check_provider_name(config.provider)
     module_name, _, class_name = PROVIDERS[name].partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)(config)
+    provider: Provider = getattr(module, class_name)(config)
+    return provider
 
 
 def _clean(value: object) -> str | None:
@@ -138,6 +139,7 @@ def resolve_provider_config(
     timeout_s = 120.0
     api_key_env = None
     if spec_applies:
+        assert spec_model is not None  # spec_applies implies it
         sampling = Sampling(
             temperature=spec_model.temperature, top_p=spec_model.top_p, max_tokens=spec_model.max_tokens
         )

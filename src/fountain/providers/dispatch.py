@@ -59,7 +59,7 @@ class RunStats:
     cache_hits: int = 0
     retries: int = 0
     rate_limited: int = 0
-    errors: Counter = field(default_factory=Counter)  # error class name -> count (every attempt)
+    errors: Counter[str] = field(default_factory=Counter)  # error class name -> count (every attempt)
     failed: int = 0  # requests that ended in an error after their retries
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
@@ -304,6 +304,7 @@ class Dispatcher:
                     try:
                         self._account(completion)
                         if key is not None:
+                            assert self.cache is not None  # a key is made only with a cache
                             await self.cache.aput(key, request, completion, identity=self._identity)
                     finally:
                         used = completion.usage.total_tokens if tokens else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.errors import (
     AuthenticationError,
@@ -32,6 +32,9 @@ from fountain.providers.http import (
     transient,
 )
 from fountain.types import Usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from google.genai.types import ContentDict
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 DEFAULT_KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -162,14 +165,17 @@ class GeminiProvider:
 
     async def complete(self, request: Request) -> Completion:
         """One attempt; SDK and transport errors become fountain errors."""
-        contents = [
+        contents: list[ContentDict] = [
             {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
             for m in request.messages
             if m.role != "system"
         ]
         try:
             response = await self._client.aio.models.generate_content(
-                model=self.model, contents=contents, config=self._config(request)
+                model=self.model,
+                contents=contents,
+                # a plain dict, as the SDK accepts; its GenerateContentConfigDict cannot take computed keys
+                config=self._config(request),  # type: ignore[arg-type]
             )
         except self._errors.APIError as error:
             raise self._error(error) from None

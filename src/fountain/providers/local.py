@@ -18,6 +18,7 @@ import secrets
 import threading
 import weakref
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fountain.bundled import ModelFileError, file_sha256, package_file, verify_sha256
@@ -71,7 +72,7 @@ def resolve_model(model: str | None) -> tuple[Path, str | None]:
     return path, None
 
 
-def _import_llama_cpp():
+def _import_llama_cpp() -> ModuleType:
     try:
         import llama_cpp
     except ImportError as error:
@@ -317,7 +318,7 @@ def _json_schema_gbnf(schema_json: str) -> str:
     """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    grammar = json_schema_to_gbnf(schema_json)
+    grammar: str = json_schema_to_gbnf(schema_json)
     loose = 'char ::= [^"\\\\] |'
     strict = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
     return grammar.replace(loose, strict)

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 
 
 @dataclass
@@ -287,6 +288,8 @@ class _Slot:
         self.permit = await self._limiter.acquire(self._tokens)
         return self.permit
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self.permit is not None
         self._limiter.release(self.permit, success=exc_type is None)

@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain import aio
 from fountain.errors import FountainError, OutputError, ProviderError
@@ -74,6 +74,9 @@ from fountain.run.outputs import (
 from fountain.run.samples import ResultSamples, SampleIndex
 from fountain.types import Sample, Usage
 
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.providers.dispatch import Dispatcher, RunStats
+
 __all__ = [
     "Engine",
     "RunOptions",
@@ -113,7 +116,7 @@ class Engine:
 
             self.roleplay = Roleplay.from_spec(spec)
         self.samples = SampleIndex()  # id -> Sample, read back from the journals on demand
-        self.rejects: dict[str, tuple[str, int, int]] = {}  # id -> (reason, offset, length) in rejects.jsonl
+        self.rejects: dict[str, tuple[str | None, int, int]] = {}  # id -> (reason, offset, length) in rejects.jsonl
         self.order: dict[str, tuple[Any, ...]] = {}
         self.planned_derivations = 0
         self.warnings: list[str] = []
@@ -239,6 +242,7 @@ class Engine:
                         continue
                     # One request failed for good (after the dispatcher's retries): reject this
                     # task with the reason, keep going; a resume tries it again.
+                    assert self.worker is not None
                     outcome = self.worker.provider_error(task, error)
                 except FountainError as error:
                     self.stop_error = error
@@ -285,7 +289,7 @@ class Engine:
         if scan.warning:
             self.warnings.append(scan.warning)
 
-    def _make_dispatcher(self, stats: Any):
+    def _make_dispatcher(self, stats: RunStats) -> Dispatcher:
         from fountain.providers.dispatch import Dispatcher
 
         options = self.options
@@ -438,7 +442,7 @@ class Engine:
             raise error
         return result
 
-    def _sort_key(self, sample_id: str) -> tuple:
+    def _sort_key(self, sample_id: str) -> tuple[Any, ...]:
         return (*self.order.get(sample_id, (3,)), sample_id)
 
     def _nothing_accepted_error(self) -> FountainError | None:
@@ -498,8 +502,8 @@ class Engine:
 
         rejected: dict[str, int] = {}
         for sample_id in rejects:
-            reason = str(self.rejects[sample_id][0])
-            rejected[reason] = rejected.get(reason, 0) + 1
+            reject_reason = str(self.rejects[sample_id][0])
+            rejected[reject_reason] = rejected.get(reject_reason, 0) + 1
         counts = {
             "seeds_requested": self.seeds_requested,
             "derivations_planned": self.planned_derivations,
@@ -511,6 +515,7 @@ class Engine:
         self._drop_stale_dataset(dataset, fmt)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
         elapsed = time.monotonic() - started
+        reason: str | None
         if self.crash is not None:
             status, reason = "failed", f"{type(self.crash).__name__}: {self.crash}"
         elif interrupted:
@@ -554,7 +559,7 @@ class Engine:
             )
 
     @staticmethod
-    def _journal_lines(parts: Sequence[tuple[Path, array]]) -> Iterator[bytes]:
+    def _journal_lines(parts: Sequence[tuple[Path, array[int]]]) -> Iterator[bytes]:
         for path, offsets in parts:
             if len(offsets) > 1:
                 with open(path, "rb") as handle:

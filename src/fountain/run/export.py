@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fountain.errors import OutputError
 from fountain.run.atomic import write_jsonl_atomic, write_lines_atomic
 from fountain.run.journal import dumps_record
 from fountain.run.outputs import DATASET_FILES
 from fountain.types import Sample
+
+_T = TypeVar("_T")
 
 FORMATS = ("messages", "sharegpt", "janus")
 
@@ -98,7 +100,7 @@ def export_lines(
     """
     count = 0
 
-    def counted(items):
+    def counted(items: Iterable[_T]) -> Iterator[_T]:
         nonlocal count
         for item in items:
             count += 1
@@ -155,7 +157,7 @@ def _janus_chunks(samples: Iterable[Sample]) -> Iterator[str]:
     yield "[]\n" if first else "\n]\n"
 
 
-def record_validator():
+def record_validator() -> Any:  # a jsonschema Draft202012Validator (no type hints)
     """A jsonschema validator for ``schemas/sft_record.schema.json`` (the ``messages`` record)."""
     from jsonschema import Draft202012Validator
 

@@ -382,6 +382,7 @@ class Manifest:
         name = output.get("dataset") if isinstance(output, dict) else None
         if not isinstance(name, str) or not name or Path(name).name != name:
             return None
+        assert isinstance(output, dict)  # name is a str only when output is a dict
         fmt = output.get("format")
         return name, fmt if isinstance(fmt, str) else None
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
+    from rich.table import Table
+
+    from fountain.run.engine import RunResult
 
 UPDATE_INTERVAL_S = 0.1
 
@@ -28,13 +35,13 @@ class Progress:
         self.enabled = bool(enabled) and not quiet
         self.stats = stats  # a dispatch.RunStats (tokens/s, requests) when there is one
         self.total = 0
-        self.accepted: Counter = Counter()  # kind -> count
-        self.rejected: Counter = Counter()  # reason -> count
+        self.accepted: Counter[str] = Counter()  # kind -> count
+        self.rejected: Counter[str] = Counter()  # reason -> count
         self.retries = 0
         self.completion_tokens = 0
         self.started = time.monotonic()
-        self._progress = None
-        self._bar = None
+        self._progress: RichProgress | None = None
+        self._bar: TaskID | None = None
         self._advanced = 0  # completed tasks not yet passed to the bar
         self._updated = 0.0
 
@@ -127,10 +134,11 @@ class Progress:
             return
         self._updated = now
         advance, self._advanced = self._advanced, 0
+        assert self._bar is not None  # added with the progress bar in start()
         self._progress.update(self._bar, advance=advance, total=max(self.total, 1), **self._fields())
 
 
-def summary_table(result: Any):
+def summary_table(result: RunResult) -> Table:
     """A rich Table summarising a :class:`fountain.run.engine.RunResult`."""
     from rich.table import Table
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import Problem
-from fountain.spec.prompts import CONVERSATION, INSTRUCT
-from fountain.spec.sourcefile import Locator, key_path
+from fountain.spec.model import CONVERSATION, INSTRUCT
+from fountain.spec.sourcefile import KeyPath, Locator, key_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.diagram import Diagram
-    from fountain.spec.load import GenerationSettings, PrivacySettings, RaterSettings
+    from fountain.spec.model import GenerationSettings, PrivacySettings, RaterSettings
 
 
 TYPES = (CONVERSATION, INSTRUCT)
@@ -41,7 +41,7 @@ _IDENTIFIER_ROLE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 @lru_cache(maxsize=1)
-def schema_validator():
+def schema_validator() -> Any:  # a jsonschema Draft202012Validator (jsonschema ships no type hints)
     """The compiled Draft 2020-12 validator of setup.schema.json (built once)."""
     from jsonschema import Draft202012Validator
 
@@ -54,7 +54,8 @@ def schema_validator():
 
 def setup_schema() -> dict[str, Any]:
     """The JSON Schema of setup.yaml."""
-    return schema_validator().schema
+    schema: dict[str, Any] = schema_validator().schema
+    return schema
 
 
 def yaml_type(value: Any) -> str:
@@ -90,13 +91,14 @@ def _known_keys(schema: dict[str, Any]) -> list[str]:
 
 def _nested_owner(key: str, root: dict[str, Any]) -> str | None:
     """The block a misplaced top-level key belongs in (``temperature`` -> ``model``)."""
-    for block, sub in root["properties"].items():
+    properties: dict[str, Any] = root["properties"]
+    for block, sub in properties.items():
         if isinstance(sub, dict) and key in sub.get("properties", {}):
             return block
     return None
 
 
-def _unknown_key_hint(key: str, level_schema: dict[str, Any], path: tuple) -> str:
+def _unknown_key_hint(key: str, level_schema: dict[str, Any], path: KeyPath) -> str:
     known = _known_keys(level_schema)
     close = get_close_matches(key, known, n=1, cutoff=0.6) or [k for k in known if k.lower() == str(key).lower()]
     if close:
@@ -234,7 +236,7 @@ def _required_hint(key: str) -> str:
     return "add it, e.g.\n  " + examples.get(key, f"{key}: ...")
 
 
-def _range_hint(path: tuple) -> str | None:
+def _range_hint(path: KeyPath) -> str | None:
     hints = {
         "temperature": "0 is deterministic, 0.7 is a usual value, 2 is the maximum",
         "top_p": "a probability mass in (0, 1]",
@@ -495,7 +497,7 @@ def check_turns(data: dict[str, Any], conv_type: str | None, locator: Locator, e
 
 
 def strip_secrets(
-    node: Any, path: tuple, locator: Locator, errors: list[Problem], seen: set[int] | None = None
+    node: Any, path: KeyPath, locator: Locator, errors: list[Problem], seen: set[int] | None = None
 ) -> None:
     """Report and drop keys that hold a literal API key (the value is never echoed)."""
     seen = set() if seen is None else seen

@@ -40,6 +40,8 @@ from fountain.spec.model import (
 from fountain.spec.sourcefile import FileProblem, Locator, compose_yaml, read_text_file
 
 if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed import DataclassInstance
+
     from fountain.diagram import Diagram
 
 # ==================================================================================================
@@ -84,7 +86,7 @@ def _block(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _pick(block: dict[str, Any], cls: type, **converters: Callable[[Any], Any]) -> Any:
+def _pick(block: dict[str, Any], cls: type[DataclassInstance], **converters: Callable[[Any], Any]) -> Any:
     # Keys absent from the YAML keep the dataclass defaults; present keys (even null) override.
     kwargs = {}
     for name in cls.__dataclass_fields__:
@@ -508,7 +510,7 @@ def load_spec(folder: str | Path, *, type_override: str | None = None) -> Spec:
     return replace(spec, warnings=tuple(warnings))
 
 
-def _location_sort_key(problem: Problem, first_file: str | None) -> tuple:
+def _location_sort_key(problem: Problem, first_file: str | None) -> tuple[int, str, int, int]:
     # setup.yaml's problems first, in file order; then other files (diagram, personas) in order.
     match = re.match(r"^(.*):(\d+):(\d+)$", problem.location or "")
     if not match:
@@ -571,6 +573,7 @@ def check_spec(spec: Spec) -> list[Problem]:
     from fountain.types import Turn
 
     example = [Turn("(user)", "(assistant)")]
+    render: Callable[[], object]
     for render in (
         lambda: prompts.render_seed_prompt(spec, spec.seed_directions[0]),
         lambda: prompts.render_derivation_prompt(spec, spec.derivational_directions[0], example),

@@ -28,7 +28,10 @@ from fountain.spec.model import CONVERSATION, INSTRUCT
 from fountain.types import Turn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fountain.spec.load import Spec
+    from jinja2 import Template
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from fountain.spec.model import Spec
 
 LEGACY = "legacy"
 JINJA = "jinja"
@@ -137,7 +140,7 @@ def _plain_json(value: Any, indent: int | None = None) -> str:
 
 
 @lru_cache(maxsize=1)
-def environment():
+def environment() -> SandboxedEnvironment:
     """The shared sandboxed Jinja2 environment (StrictUndefined, no autoescape)."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
@@ -151,7 +154,7 @@ def environment():
 
 
 @lru_cache(maxsize=256)
-def _compile(source: str):
+def _compile(source: str) -> Template:
     # Compiled once per distinct prompt text: the engine renders the same prompt thousands of times.
     return environment().from_string(source)
 

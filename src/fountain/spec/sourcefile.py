@@ -13,6 +13,9 @@ from typing import Any
 
 from fountain.errors import Problem, SpecError
 
+# A key path into the YAML document: mapping keys and list indices, e.g. ("model", "temperature").
+KeyPath = tuple[str | int, ...]
+
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAX_VALUES = 200_000
 
@@ -71,7 +74,7 @@ def read_text_file(path: Path, what: str, location: str | None = None) -> str:
     return text
 
 
-def key_path(path: tuple) -> str:
+def key_path(path: KeyPath) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -87,13 +90,13 @@ class Locator:
     def __init__(self, file: str, text: str):
         self.file = file
         self.lines = text.splitlines()
-        self.values: dict[tuple, Any] = {}  # path -> yaml Node of the value
-        self.keys: dict[tuple, Any] = {}  # path -> yaml Node of the key
+        self.values: dict[KeyPath, Any] = {}  # path -> yaml Node of the value
+        self.keys: dict[KeyPath, Any] = {}  # path -> yaml Node of the key
 
     def _format(self, mark: Any) -> str:
         return f"{self.file}:{mark.line + 1}:{mark.column + 1}"
 
-    def at(self, path: tuple, *, key: bool = False) -> str:
+    def at(self, path: KeyPath, *, key: bool = False) -> str:
         """Location of the value at ``path`` (or of its key), else of the nearest parent."""
         path = tuple(path)
         while True:
@@ -104,7 +107,7 @@ class Locator:
                 return f"{self.file}:1:1"
             path = path[:-1]
 
-    def in_value(self, path: tuple, line_in_value: int | None) -> str:
+    def in_value(self, path: KeyPath, line_in_value: int | None) -> str:
         """Location of line ``line_in_value`` (1-based) inside a (block) string value."""
         node = self.values.get(tuple(path))
         if node is None or not line_in_value:
@@ -118,12 +121,12 @@ class Locator:
         column = len(text) - len(text.lstrip()) + 1
         return f"{self.file}:{line}:{column}"
 
-    def content_line(self, path: tuple) -> int | None:
+    def content_line(self, path: KeyPath) -> int | None:
         """1-based file line of the first content line of a string value."""
         node = self.values.get(tuple(path))
         if node is None:
             return None
-        start = node.start_mark.line + 1
+        start: int = node.start_mark.line + 1
         return start + 1 if getattr(node, "style", None) in ("|", ">") else start
 
     def as_dict(self) -> dict[str, str]:
@@ -209,7 +212,7 @@ def _expanded_size(node: Any, memo: dict[int, int]) -> int:
     return size
 
 
-def _walk(node: Any, path: tuple, locator: Locator, problems: list[Problem], seen_nodes: set[int]) -> None:
+def _walk(node: Any, path: KeyPath, locator: Locator, problems: list[Problem], seen_nodes: set[int]) -> None:
     import yaml
 
     locator.values[path] = node
