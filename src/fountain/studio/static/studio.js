@@ -185,7 +185,9 @@ function showRun(run) {
     row(["seeds", seeds.requested, seeds.accepted, seeds.rejected, seeds.left]),
     row(["derivations", ders.planned, ders.accepted, ders.rejected, ders.left]),
   );
-  $("reasons").replaceChildren(...Object.entries(s.rejected_by_reason).map(([r, n]) => el("li", { text: `${r}: ${n}` })));
+  const reasons = Object.entries(s.rejected_by_reason);
+  $("reasons").replaceChildren(...(reasons.length ? reasons.map(([r, n]) => el("li", { text: `${r}: ${n}` }))
+    : [el("li", { class: "dim", text: "none" })]));
   const cost = `$${Number(s.cost_usd).toFixed(4)}` + (s.cost_complete ? "" : " (some models unpriced)");
   $("usage").textContent = `tokens: ${s.usage.prompt_tokens || 0} prompt + ${s.usage.completion_tokens || 0} completion;` +
     ` cost ${cost}; dataset: ${s.dataset_records == null ? "not exported yet" : s.dataset_records + " records"}`;
