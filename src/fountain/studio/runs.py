@@ -99,6 +99,16 @@ def run_options(folder: Path, body: dict[str, Any]) -> dict[str, Any]:
             raise FountainError("not a model name", location="model")
         # The local model is a file: it must be one of the folder's (no file outside is read).
         options["model"] = str(inside(folder, model)) if provider == "local" else model
+    base_url = body.get("base_url")
+    if base_url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(base_url))
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in str(base_url)):
+            raise FountainError(
+                "not an http(s) URL with a host", location="base_url", hint="e.g. http://localhost:8000/v1"
+            )
+        options["base_url"] = str(base_url)
     for name, (low, high) in COUNTS.items():
         value = body.get(name)
         if value in (None, ""):
