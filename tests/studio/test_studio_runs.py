@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,40 @@ def test_the_records_of_a_run_list_filter_and_take_a_review(tmp_path):
     assert load_review(out) == {"d-1": "drop"}
     assert [r["id"] for r in client.get("/api/folders/0/records?decision=drop").json()["records"]] == ["d-1"]
     assert (out / "derivations.jsonl").read_text().endswith('{"torn')  # journals are never rewritten
+
+
+def _manifest_with_options(folder: Path, options: dict) -> Path:
+    out = folder / "output"
+    out.mkdir()
+    manifest = {"format": 1, "status": "completed", "spec": {"fingerprint": "f"}, "runs": [{"options": options}]}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_resume_passes_on_the_last_sessions_options(tmp_path):
+    from fountain.studio.runs import last_options
+
+    folder = copy_sample(tmp_path)
+    recorded = {"provider": "openai", "model": "gpt-4o-mini", "seed": 3, "seeds_per_direction": 2, "budget_usd": 1.5}
+    out = _manifest_with_options(folder, {**recorded, "fsync": True, "resume": "if-compatible", "cache": None})
+    options = last_options(folder, out)
+    assert options == recorded
+    assert run_command(folder, options)[-4:] == ["--seeds-per-direction", "2", "--budget", "1.5"]
+
+
+def test_resume_refuses_a_run_with_options_the_studio_does_not_pass_on(tmp_path):
+    folder = copy_sample(tmp_path)
+    out = _manifest_with_options(folder, {"provider": "fake", "real_data": "/data/private.jsonl", "rater": "PE"})
+    client = TestClient(create_app([folder], token="t"), base_url=LOCAL)
+    response = client.post("/api/folders/0/run/resume", json={}, headers=ORIGIN)
+    assert response.status_code == 400
+    assert "--real-data" in response.json()["error"] and "fountain run" in response.json()["hint"]
+    assert client.get("/api/folders/0/run").json()["running"] is False
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
+
+
+def test_resume_without_a_run_says_so(tmp_path):
+    folder = copy_sample(tmp_path)
+    client = TestClient(create_app([folder], token="t"), base_url=LOCAL)
+    response = client.post("/api/folders/0/run/resume", json={}, headers=ORIGIN)
+    assert response.status_code == 400 and "no run" in response.json()["error"]

@@ -57,6 +57,7 @@ def create_app(folder_paths: list[str | Path], *, token: str, host: str = "127.0
             Route(base + "/run", runs.status),
             Route(base + "/run/start", runs.start, methods=["POST"]),
             Route(base + "/run/stop", runs.stop, methods=["POST"]),
+            Route(base + "/run/resume", runs.resume, methods=["POST"]),
             Route(base + "/run/events", runs.events),
             Route(base + "/records", review.list_records),
             Route(base + "/records/{sample_id}", review.show_record),

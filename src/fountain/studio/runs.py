@@ -128,12 +128,64 @@ def run_options(folder: Path, body: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+# Options of a recorded run that the studio passes on when it resumes it (flag name when the
+# CLI's differs), those it can leave out (session details), and the rest, which it refuses.
+RESUMABLE = {
+    "provider": "provider",
+    "model": "model",
+    "base_url": "base-url",
+    "seed": "seed",
+    "seeds_per_direction": "seeds-per-direction",
+    "derivations_per_direction": "derivations-per-direction",
+    "concurrency": "concurrency",
+    "max_turns": "max-turns",
+    "mode": "mode",
+    "format": "format",
+    "framework": "framework",
+    "target": "target",
+    "iterations": "iterations",
+    "rpm": "rpm",
+    "tpm": "tpm",
+    "budget_usd": "budget",
+    "max_error_rate": "max-error-rate",
+    "personas": "personas",
+}
+SESSION_ONLY = frozenset({"fsync", "resume", "no_cache", "quiet", "progress", "output"})
+
+
 def run_command(folder: Path, options: dict[str, Any]) -> list[str]:
     """``python -m fountain run`` for ``folder`` with ``options`` (output: ``<folder>/output``)."""
     command = [sys.executable, "-m", "fountain", "run", "--target-folder", str(folder), "--quiet"]
     for name, value in options.items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
+        command += [f"--{RESUMABLE.get(name, name.replace('_', '-'))}", str(value)]
     return command
+
+
+def last_options(folder: Path, output: Path) -> dict[str, Any]:
+    """The options of the last session of the run in ``output``, to resume it as it was started
+    (re-exporting the dataset with the hand review applied costs no request: all is cached).
+    A run started with options the studio cannot pass on (files: real data, prices, a cache
+    elsewhere; privacy settings) is refused with the hint to resume it from the command line."""
+    from fountain.run.manifest import Manifest
+
+    manifest = Manifest.read(output)
+    if manifest is None or not manifest.runs:
+        raise FountainError("no run in this folder yet", location=str(output), hint="start one on the Run page")
+    recorded = manifest.runs[-1].get("options") or {}
+    options: dict[str, Any] = {}
+    for name, value in recorded.items():
+        if value is None or name in SESSION_ONLY or (name == "max_error_rate" and value == 0.5):
+            continue
+        if name not in RESUMABLE:
+            raise FountainError(
+                f"this run was started with --{name.replace('_', '-')}, which the studio does not pass on",
+                location=str(output / "manifest.json"),
+                hint="resume it with the same `fountain run` command; the dataset is then exported with the review",
+            )
+        options[name] = value
+    if options.get("provider") == "local" and options.get("model"):
+        options["model"] = str(inside(folder, str(options["model"])))
+    return options
 
 
 def snapshot(studio: Studio, index: Any) -> dict[str, Any]:
@@ -165,6 +217,19 @@ async def start(request: Request) -> JSONResponse:
         folder = studio.folder(request.path_params["index"])
         options = run_options(folder, await read_json(request))
         job = studio.runs.start(folder, options)
+    except FountainError as error:
+        return error_response(error)
+    return JSONResponse({"started": True, "options": job.options})
+
+
+async def resume(request: Request) -> JSONResponse:
+    """POST: start the folder's last run again as it was (it resumes, and re-exports the dataset
+    without the records the hand review drops)."""
+    studio: Studio = request.app.state.studio
+    index = request.path_params["index"]
+    try:
+        folder = studio.folder(index)
+        job = studio.runs.start(folder, last_options(folder, studio.output(index)))
     except FountainError as error:
         return error_response(error)
     return JSONResponse({"started": True, "options": job.options})

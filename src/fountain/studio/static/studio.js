@@ -157,6 +157,15 @@ async function startRun(event) {
   }
 }
 
+async function resumeRun() {
+  try {
+    await api("/run/resume", {});
+    $("data-count").textContent = "re-exporting: the run resumes as it was started…";
+  } catch (error) {
+    $("data-count").textContent = "not re-exported: " + error.message + (error.data && error.data.hint ? ` (${error.data.hint})` : "");
+  }
+}
+
 function watchRun() {
   if (state.events) state.events.close();
   state.events = new EventSource(`/api/folders/${state.folder}/run/events`);
@@ -191,7 +200,12 @@ function showRun(run) {
   const cost = `$${Number(s.cost_usd).toFixed(4)}` + (s.cost_complete ? "" : " (some models unpriced)");
   $("usage").textContent = `tokens: ${s.usage.prompt_tokens || 0} prompt + ${s.usage.completion_tokens || 0} completion;` +
     ` cost ${cost}; dataset: ${s.dataset_records == null ? "not exported yet" : s.dataset_records + " records"}`;
-  if (!run.running && (location.hash === "#data")) loadRecords();
+  if (state.wasRunning && !run.running && location.hash === "#data") {
+    loadRecords().then(() => {
+      $("data-count").textContent += ` · run ${s.status}, dataset: ${s.dataset_records} records`;
+    });
+  }
+  state.wasRunning = run.running;
 }
 
 // --- data --------------------------------------------------------------------------------------
@@ -310,7 +324,7 @@ async function main() {
   $("stop").addEventListener("click", () => api("/run/stop", {}));
   for (const key of ["direction", "kind", "reason", "decision"]) $(`f-${key}`).addEventListener("change", loadRecords);
   $("f-q").addEventListener("input", () => { clearTimeout(state.qTimer); state.qTimer = setTimeout(loadRecords, 250); });
-  $("reexport").addEventListener("click", () => { startRun(); });
+  $("reexport").addEventListener("click", resumeRun);
   $("report").addEventListener("click", openReport);
   window.addEventListener("hashchange", showPage);
   showPage();
