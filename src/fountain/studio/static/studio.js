@@ -133,7 +133,7 @@ function showPrompts(prompts) {
 async function save() {
   try {
     await api("/save", texts());
-    $("saved").textContent = "saved " + new Date().toLocaleTimeString();
+    $("saved").textContent = "saved at " + new Date().toLocaleTimeString();
   } catch (error) {
     $("saved").textContent = "not saved: " + error.message;
   }
