@@ -72,6 +72,15 @@ def test_a_user_fixes_a_spec_runs_it_drops_a_conversation_and_the_export_leaves_
     expect(page.locator("#problems")).to_contain_text(f"{folder}/setup.yaml:8:15")
     expect(page.locator("#problems")).to_contain_text("YAML syntax error")
     expect(page.locator("#problems")).to_contain_text("hint:")
+    expect(page.locator("#prompts")).to_contain_text("Fix the problems")
+    page.click("#problems .loc")  # the location takes the cursor to the line
+    assert (
+        page.evaluate(
+            "(() => { const a = document.getElementById('setup'); "
+            "return a.value.slice(a.selectionStart, a.selectionEnd); })()"
+        )
+        == "assistant_role: COUNSELOR"
+    )
     _shot(page, "spec-error")
     assert (folder / "setup.yaml").read_text(encoding="utf-8") == original
 

@@ -60,9 +60,26 @@ function texts() {
   return { "setup.yaml": $("setup").value, "diagram.mermaid": $("diagram").value };
 }
 
+// "…/setup.yaml:8:15" -> select line 8 of the setup.yaml editor (likewise diagram.mermaid).
+function jumpTo(location) {
+  const match = /(setup\.yaml|diagram\.mermaid):(\d+)(?::(\d+))?$/.exec(location || "");
+  if (!match) return;
+  const area = $(match[1] === "setup.yaml" ? "setup" : "diagram");
+  const lines = area.value.split("\n");
+  const line = Math.min(Number(match[2]), lines.length) - 1;
+  const start = lines.slice(0, line).reduce((n, l) => n + l.length + 1, 0);
+  area.focus();
+  area.setSelectionRange(start, start + lines[line].length);
+  area.scrollTop = Math.max(0, (line - 3) * parseFloat(getComputedStyle(area).lineHeight || "16"));
+}
+
 function problemItem(problem, cls) {
   const item = el("li", { class: cls || "" });
-  if (problem.location) item.append(el("span", { class: "loc", text: problem.location + ": " }));
+  if (problem.location) {
+    const loc = el("a", { class: "loc", href: "#spec", title: "go to this line", text: problem.location + ": " });
+    loc.addEventListener("click", (event) => { event.preventDefault(); jumpTo(problem.location); });
+    item.append(loc);
+  }
   item.append(problem.message);
   if (problem.hint) item.append(el("span", { class: "hint", text: "hint: " + problem.hint }));
   return item;
@@ -90,6 +107,9 @@ async function check() {
   if (result.ok) {
     showPlan(result.plan, result.mode);
     showPrompts(result.prompts);
+  } else {
+    $("plan").replaceChildren();
+    $("prompts").replaceChildren(el("p", { class: "dim", text: "Fix the problems to see the prompts and the plan." }));
   }
 }
 
