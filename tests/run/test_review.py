@@ -70,9 +70,9 @@ def test_export_lines_leaves_dropped_records_out_and_counts_what_it_wrote(tmp_pa
 def test_a_resumed_run_reexports_without_the_dropped_record_and_keeps_the_journals(tmp_path):
     from fountain.frameworks import run_framework
     from fountain.spec.load import load_spec
-    from run_helpers import make_spec, options
+    from run_helpers import SETUP, make_spec, options
 
-    folder = make_spec(tmp_path)
+    folder = make_spec(tmp_path, SETUP + "raters:\n  dedup:\n    enabled: false\n")  # no embedder: fast
     out = tmp_path / "out"
     opts = options(out, provider="fake")
     spec = load_spec(folder)

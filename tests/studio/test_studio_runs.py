@@ -49,11 +49,13 @@ def test_run_options_are_checked_and_become_cli_flags(tmp_path):
         assert getattr(error.value, "location", None), bad
 
 
-@pytest.mark.slow  # two runs in subprocesses (dedup loads the embedder): about 30 s on 2 cores
+@pytest.mark.slow  # two runs in subprocesses against a slow mock API: about 12 s on 2 cores, timing-dependent
 def test_a_stopped_run_saves_and_resumes_without_paying_twice(tmp_path, mock_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     mock_server.configure(latency_ms=400)
     folder = copy_sample(tmp_path)
+    with open(folder / "setup.yaml", "a") as handle:  # dedup would load the embedder in each session
+        handle.write("\nraters:\n  dedup:\n    enabled: false\n")
     client = TestClient(create_app([folder], token="t"), base_url=LOCAL)
     body = {
         "provider": "openai",
