@@ -82,4 +82,6 @@ def test_a_resumed_run_reexports_without_the_dropped_record_and_keeps_the_journa
     append_decision(out, ids[0], "drop")
     second = run_framework(spec, opts)
     assert _ids(second.dataset_path) == ids[1:]
+    assert second.dataset_records == len(ids) - 1 and [s.id for s in second.samples] == ids[1:]
+    assert json.loads((out / "manifest.json").read_text())["counts"]["dataset_records"] == len(ids) - 1
     assert (out / "seeds.jsonl").read_bytes() == journals

@@ -12,7 +12,7 @@ from typing import Any
 from fountain.errors import OutputError
 from fountain.generation.enrich import Enrichment
 from fountain.generation.plan import SEED
-from fountain.run.journal import write_text_atomic
+from fountain.run.atomic import write_text_atomic
 from fountain.types import Sample
 
 STATE_FILE = "framework.json"

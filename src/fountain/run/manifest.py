@@ -23,7 +23,7 @@ from typing import Any
 
 from fountain import __version__
 from fountain.errors import OutputError
-from fountain.run.journal import write_text_atomic
+from fountain.run.atomic import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1

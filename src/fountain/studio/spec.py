@@ -147,7 +147,7 @@ async def check_texts(request: Request) -> JSONResponse:
 
 async def save(request: Request) -> JSONResponse:
     """POST {setup.yaml, diagram.mermaid}: write the two files (atomically), nothing else."""
-    from fountain.run.journal import write_text_atomic
+    from fountain.run.atomic import write_text_atomic
 
     studio: Studio = request.app.state.studio
     try:

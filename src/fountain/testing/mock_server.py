@@ -89,6 +89,7 @@ class MockState:
         self.options = MockOptions()
         self.requests: list[RecordedRequest] = []
         self.received = 0
+        self.first_received_at: float | None = None  # wall clock of the first request (start-up benchmarks)
         self.completed: Counter[str] = Counter()  # request hash -> successful answers sent
         self.statuses: Counter[int] = Counter()
         self._scripted: deque[str] = deque()
@@ -114,6 +115,7 @@ class MockState:
         """Forget recorded requests and counters and restore the default options."""
         self.requests.clear()
         self.received = 0
+        self.first_received_at = None
         self.completed.clear()
         self.statuses.clear()
         self._scripted.clear()
@@ -153,6 +155,7 @@ class MockState:
     def stats(self) -> dict[str, Any]:
         return {
             "received": self.received,
+            "first_received_at": self.first_received_at,
             "completed": sum(self.completed.values()),
             "distinct_completed": len(self.completed),
             "duplicates": len(self.duplicates()),
@@ -591,6 +594,8 @@ class MockServer:
         arrived = loop.time()
         raw = await request.read()
         state.received += 1
+        if state.first_received_at is None:
+            state.first_received_at = time.time()
         request_hash = hashlib.blake2b(request.path.encode() + b"\0" + raw, digest_size=16).hexdigest()
         try:
             body = fastjson.loads(raw) if raw else {}
