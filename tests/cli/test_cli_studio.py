@@ -60,6 +60,21 @@ def test_studio_serves_the_folder_on_loopback_and_stops_on_ctrl_c(tmp_path):
     assert "token" not in err.decode()
 
 
+def test_ctrl_c_ends_open_event_streams_and_exits_without_a_traceback(tmp_path):
+    folder = copy_sample(tmp_path)
+    port = free_port()
+    process = _serve([str(folder), "--port", str(port)])
+    try:
+        stream = _get(f"http://127.0.0.1:{port}/api/folders/0/run/events")  # a browser tab watching
+        assert stream.readline() == b"event: status\n"
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in err.decode()
+
+
 def test_studio_off_loopback_prints_a_token_url_and_refuses_requests_without_it(tmp_path):
     folder = copy_sample(tmp_path)
     port = free_port()

@@ -41,4 +41,11 @@ def studio_command(folders: tuple[str, ...], host: str, port: int) -> None:
         console.print(f"fountain studio on {url}  (Ctrl-C stops it)")
     else:
         console.print(f"fountain studio on {url}?token={token}  (the token is needed from any other machine)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):  # Ctrl-C: the open event streams (browser tabs) end first
+            app.studio.closing.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    Server(config).run()

@@ -69,4 +69,6 @@ def create_app(folder_paths: list[str | Path], *, token: str, host: str = "127.0
         lifespan=lifespan,
     )
     app.state.studio = studio
-    return Guard(app, token=token, bind_host=host)
+    guarded = Guard(app, token=token, bind_host=host)
+    guarded.studio = studio  # the server sets studio.closing when it is asked to stop
+    return guarded

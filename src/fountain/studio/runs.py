@@ -265,7 +265,7 @@ async def events(request: Request) -> Response:
 
     async def stream():
         last = None
-        while not await request.is_disconnected():
+        while not studio.closing.is_set() and not await request.is_disconnected():
             text = json.dumps(await asyncio.to_thread(snapshot, studio, index), ensure_ascii=False)
             if text != last:
                 last = text

@@ -89,6 +89,7 @@ class Guard:
 
     def __init__(self, app: Any, *, token: str, bind_host: str) -> None:
         self.app = app
+        self.studio: Any = None
         self.token = token
         self.require_token = not is_loopback(bind_host)
         # Bound to every interface (0.0.0.0, ::), any name may reach it: the token guards it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ class Studio:
 
         self.folders = [Path(f).resolve() for f in folders]
         self.runs = RunManager()
+        self.closing = threading.Event()  # set when the server is asked to stop: streams end
 
     def folder(self, index: Any) -> Path:
         """The opened folder number ``index``; a FountainError for any other value."""
