@@ -1,6 +1,6 @@
 """The studio driven in a real browser (Playwright + Debian's chromium): open a sample, break
 its YAML and see the located error, fix and save it, start a run with the fake provider, watch
-it finish, open a conversation, drop it, and see the re-exported dataset leave it out.
+it finish, open a conversation, drop it, see the re-exported dataset leave it out, open the report.
 
 With FOUNTAIN_STUDIO_SCREENSHOTS=docs/images/studio the test also writes the screenshots of
 docs/studio.md."""
@@ -53,7 +53,7 @@ def page():
         browser.close()
 
 
-@pytest.mark.slow  # a browser and two fake runs in subprocesses: about 30 s on 2 cores
+@pytest.mark.slow  # a browser, two fake runs and a report in subprocesses: about 35 s on 2 cores
 def test_a_user_fixes_a_spec_runs_it_drops_a_conversation_and_the_export_leaves_it_out(studio, page):
     from playwright.sync_api import expect
 
@@ -131,3 +131,11 @@ def test_a_user_fixes_a_spec_runs_it_drops_a_conversation_and_the_export_leaves_
         time.sleep(0.5)
     assert _ids(dataset) == ids[1:]
     expect(page.locator("#run-state")).to_have_attribute("data-state", "completed", timeout=RUN_TIMEOUT_MS)
+
+    # The report of the run opens in a new tab, served from the folder.
+    with page.expect_popup(timeout=RUN_TIMEOUT_MS) as popup:
+        page.click("#report")
+    report = popup.value
+    report.wait_for_load_state()
+    assert report.url.endswith("/api/folders/0/files/output/report.html")
+    expect(report.locator("body")).to_contain_text("conversations")
