@@ -188,9 +188,12 @@ class Runner:
     def _finish(self, dataset: list[Sample]) -> RunResult:
         """The end of a completed run: rejects, the export, the manifest completed."""
         from fountain.run.manifest import Manifest
+        from fountain.run.review import dropped_ids
 
         rejects = self._write_rejects()
         path = self._export(dataset)
+        dropped = dropped_ids(self.ctx.output_dir)  # the hand review's drops are not exported
+        written = sum(1 for s in dataset if s.id not in dropped) if dropped else len(dataset)
         everything = self.ctx.journal_samples()
         seeds = [s for s in everything.values() if s.provenance.kind == SEED]
         gen = self.ctx.effective.generation
@@ -209,7 +212,7 @@ class Runner:
             "derivations_planned": derivations_planned,
             "accepted": {"seed": len(seeds), "derivation": len(everything) - len(seeds)},
             "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
-            "dataset_records": len(dataset),
+            "dataset_records": written,
         }
         manifest = Manifest.read(self.ctx.output_dir)
         manifest_path = None
@@ -217,7 +220,7 @@ class Runner:
             if self.ctx.results:
                 manifest.counts.update(counts)
             else:
-                counts = {**manifest.counts, "dataset_records": len(dataset)}
+                counts = {**manifest.counts, "dataset_records": written}
             manifest.extra["framework"] = self.ctx.info
             privacy = self.privacy.section()
             if privacy is not None:
@@ -241,8 +244,8 @@ class Runner:
         return RunResult(
             output_dir=self.ctx.output_dir,
             dataset_path=path,
-            dataset_records=len(dataset),
-            samples=list(dataset),
+            dataset_records=written,
+            samples=[s for s in dataset if s.id not in dropped],
             counts=counts,
             retries=sum(r.retries for r in self.ctx.results),
             stats=_combine_stats(self.ctx.stats),

@@ -14,6 +14,7 @@ from fountain.errors import OutputError
 from fountain.run.atomic import write_jsonl_atomic, write_lines_atomic
 from fountain.run.journal import dumps_record
 from fountain.run.outputs import DATASET_FILES
+from fountain.run.review import dropped_ids
 from fountain.types import Sample
 
 _T = TypeVar("_T")
@@ -76,10 +77,14 @@ def export_dataset(
     ``messages`` and ``sharegpt`` write ``dataset.jsonl``; ``janus`` writes ``outputs.json``.
     ``system_message`` is added as the first message of every conversation that has none.
     ``samples`` is consumed once, as a stream: memory does not grow with the dataset.
+    Records the folder's hand review (``review.jsonl``, :mod:`fountain.run.review`) drops are left out.
     """
     if fmt not in FORMATS:
         raise OutputError(f"unknown output format {fmt!r}", location="--format", hint=f"one of {', '.join(FORMATS)}")
     path = _folder(folder) / DATASET_FILES[fmt]
+    dropped = dropped_ids(path.parent)
+    if dropped:
+        samples = (s for s in samples if s.id not in dropped)
     if fmt == "messages":
         return write_jsonl_atomic(path, (messages_record(s, system_message) for s in samples))
     if fmt == "sharegpt":
@@ -97,8 +102,12 @@ def export_lines(
     In the default ``messages`` format such a line already is the dataset record, so it is copied
     without parsing (parsed only to add ``system_message`` where the conversation has none); the
     other formats convert each line. Streams: memory does not grow with the dataset.
+    Lines of records the folder's hand review drops are left out.
     """
     count = 0
+    dropped = dropped_ids(folder)
+    if dropped:
+        lines = (line for line in lines if _line_id(line) not in dropped)
 
     def counted(items: Iterable[_T]) -> Iterator[_T]:
         nonlocal count
@@ -112,6 +121,12 @@ def export_lines(
         return write_lines_atomic(path, counted(_messages_lines(lines, system_message))), count
     samples = (Sample.from_record(json.loads(line)) for line in lines)
     return export_dataset(counted(samples), folder, fmt, system_message=system_message), count
+
+
+def _line_id(line: bytes) -> str | None:
+    """The sample id of a canonical journal line (its ``metadata.id``)."""
+    metadata = json.loads(line).get("metadata") or {}
+    return metadata.get("id")
 
 
 _OPEN = b'{"messages":['
