@@ -322,7 +322,8 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
 
         fmt = self.options.format or getattr(self.effective.output, "format", None) or "messages"
         system = getattr(self.effective.output, "system_message", None)
-        return export_dataset(dataset, self.output_dir, fmt, system_message=system)
+        prefix_loss = self.options.prefix_loss or "keep"
+        return export_dataset(dataset, self.output_dir, fmt, system_message=system, prefix_loss=prefix_loss)
 
     def _warn_empty(self, path: Path, rejects: list[dict[str, Any]]) -> None:
         """A run that ends with an empty dataset says so at once (in yellow on stderr, and in the
