@@ -99,3 +99,23 @@ def test_a_folder_too_small_to_split_is_a_clear_error(tmp_path, capsys):
     (folder / "dataset.jsonl").write_text(line + "\n")
     code, text = run_cli(["evaluate", str(folder)], capsys)
     assert code == 1 and "no test conversations" in text and "Traceback" not in text
+
+
+def test_report_html_shows_the_evaluation_when_one_exists(output, tmp_path, capsys):
+    from spec_helpers import run_cli
+
+    html = tmp_path / "report.html"
+    assert run_cli(["report", str(output), "--no-embed", "--html", str(html)], capsys)[0] == 0
+    assert "Fine-tuning check" not in html.read_text()
+    result = {
+        "model": "tiny",
+        "device": "cpu",
+        "options": {"steps": 5, "batch_size": 2, "max_length": 128, "lora": False},
+        "train_conversations": 6,
+        "before": {"test": {"loss": 5.5, "perplexity": 244.7, "tokens": 300}},
+        "after": {"test": {"loss": 4.25, "perplexity": 70.1, "tokens": 300}},
+    }
+    (output / "evaluation.json").write_text(json.dumps(result))
+    assert run_cli(["report", str(output), "--no-embed", "--html", str(html)], capsys)[0] == 0
+    page = html.read_text()
+    assert "Fine-tuning check" in page and "<td>5.5</td>" in page and "<td>4.25</td>" in page

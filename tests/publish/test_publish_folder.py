@@ -145,3 +145,18 @@ def test_publishing_inside_the_output_folder_is_refused(output, capsys):
 def test_a_folder_without_a_dataset_is_a_clear_error(tmp_path, capsys):
     code, text = run_cli(["publish", str(tmp_path), "--to", str(tmp_path.parent / "x"), "--no-report"], capsys)
     assert code == 1 and "no dataset.jsonl" in text and "Traceback" not in text
+
+
+def test_an_evaluation_of_the_output_goes_on_the_card(output, tmp_path, capsys):
+    result = {
+        "model": "SmolLM2-135M-Instruct (bundled GGUF)",
+        "options": {"steps": 30, "batch_size": 1, "max_length": 256},
+        "train_conversations": 6,
+        "before": {"test": {"loss": 2.5, "perplexity": 12.18}},
+        "after": {"test": {"loss": 2.25, "perplexity": 9.49}},
+    }
+    (output / "evaluation.json").write_text(json.dumps(result))
+    target = tmp_path / "published"
+    assert run_cli(["publish", str(output), "--to", str(target), "--no-report"], capsys)[0] == 0
+    _, body = _card(target)
+    assert "## Fine-tuning check" in body and "| test | 2.5 | 2.25 | 12.2 | 9.49 |" in body

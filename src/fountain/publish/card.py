@@ -300,16 +300,30 @@ def usage_section(source: Source, options: CardOptions) -> list[str]:
 
 
 def evaluation_lines(options: CardOptions) -> list[str]:
+    """What ``fountain evaluate`` measured on this data (its ``evaluation.json``), when it ran."""
     result = options.evaluation
     if not result:
         return []
-    before, after = result.get("before") or {}, result.get("after") or {}
     lines = ["## Fine-tuning check (`fountain evaluate`)", ""]
+    settings = result.get("options") or {}
     lines.append(
-        f"{result.get('model', 'a small model')} trained {result.get('steps', '?')} steps on the train split: "
-        f"test loss {_number(before.get('test_loss'))} → {_number(after.get('test_loss'))}, "
-        f"perplexity {_number(before.get('test_perplexity'))} → {_number(after.get('test_perplexity'))}."
+        f"{result.get('model', 'a small model')} trained {settings.get('steps', '?')} steps "
+        f"(batch {settings.get('batch_size', '?')}, max length {settings.get('max_length', '?')}) "
+        f"on {result.get('train_conversations', '?')} conversations; loss per assistant token:"
     )
+    lines += [
+        "",
+        "| measured on | loss before | loss after | perplexity before | perplexity after |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("test", "real"):
+        before = (result.get("before") or {}).get(name) or {}
+        after = (result.get("after") or {}).get(name) or {}
+        if before and after:
+            lines.append(
+                f"| {name} | {_number(before.get('loss'))} | {_number(after.get('loss'))} | "
+                f"{_number(before.get('perplexity'))} | {_number(after.get('perplexity'))} |"
+            )
     return lines + [""]
 
 
