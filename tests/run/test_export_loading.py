@@ -144,3 +144,22 @@ def test_card_features_parse_as_datasets_features():
         for weighted in (False, True):
             features = datasets.Features._from_yaml_list(record_features(fmt, weighted=weighted))
             assert features["metadata"]["usage"]["prompt_tokens"].dtype == "int64"
+
+
+def test_a_run_with_prefix_loss_mask_weighs_its_dataset_and_keeps_journals_plain(tmp_path):
+    from fountain.providers.fake import FakeProvider
+    from fountain.run.engine import run
+    from fountain.spec.load import load_spec
+    from run_helpers import make_spec, options, records
+
+    spec = load_spec(make_spec(tmp_path))
+    result = run(spec, options(tmp_path / "out", prefix_loss="mask"), provider=FakeProvider())
+    dataset = records(result.dataset_path)
+    derived = [r for r in dataset if r["metadata"]["kind"] != "seed" and r["metadata"]["prefix_turns"]]
+    assert derived
+    for record in dataset:
+        weights = [m["weight"] for m in record["messages"] if m["role"] == "assistant"]
+        prefix = record["metadata"]["prefix_turns"] if record["metadata"]["kind"] != "seed" else 0
+        assert weights == [0] * prefix + [1] * (len(weights) - prefix)
+    journal = records(tmp_path / "out" / "derivations.jsonl")
+    assert all("weight" not in m for r in journal for m in r["messages"])
