@@ -80,7 +80,7 @@ def test_fine_tuning_the_tiny_model_lowers_held_out_loss_and_writes_results(outp
     assert result.before["test"]["tokens"] > 0
     assert result.after["test"]["loss"] < result.before["test"]["loss"]
     assert len(result.curve) == 5 and result.curve[-1]["loss"] < result.curve[0]["loss"] + 0.5
-    assert any("about" in m and "s (estimated" in m for m in messages)
+    assert any("roughly" in m and "s (estimated" in m for m in messages)
     assert any(m.startswith("step 5/5") for m in messages)
     saved = json.loads((output / "evaluation.json").read_text())
     assert saved["train_conversations"] + saved["test_conversations"] <= 8
