@@ -125,3 +125,12 @@ def test_an_unreachable_hub_is_a_clear_error(output, capsys, monkeypatch):
     code, text = run_cli(["publish", str(output), "--to", "hf://alice/garden", "--no-report"], capsys)
     assert code == 1 and "Traceback" not in text
     assert "no answer" in text and "HF_ENDPOINT" in text
+
+
+def test_private_makes_an_existing_public_repo_private(hub, output, capsys):
+    assert run_cli(["publish", str(output), "--to", "hf://alice/garden", "--no-report"], capsys)[0] == 0
+    assert hub.state.repos[("dataset", "alice/garden")].private is False
+    code, text = run_cli(["publish", str(output), "--to", "hf://alice/garden", "--no-report", "--private"], capsys)
+    assert code == 0, text
+    assert hub.state.repos[("dataset", "alice/garden")].private is True
+    assert ("PUT", "/api/datasets/alice/garden/settings") in hub.state.requests

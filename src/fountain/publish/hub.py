@@ -100,7 +100,8 @@ def push_folder(
     endpoint: str | None = None,
     message: str = "Publish dataset with fountain",
 ) -> Pushed:
-    """Create the dataset repo ``repo_id`` if needed (``private`` applies on creation) and commit
+    """Create the dataset repo ``repo_id`` if needed (``private``: created private, or an existing
+    public repo made private first) and commit
     ``files`` (paths relative to ``folder``) to its main branch in one commit; an existing repo
     gets a new commit, unchanged files are not sent again."""
     try:
@@ -116,6 +117,9 @@ def push_folder(
     try:
         api.whoami(cache=False)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if private and not getattr(api.repo_info(repo_id, repo_type="dataset"), "private", False):
+            # an existing public repo: --private makes it private before anything new goes up
+            api.update_repo_settings(repo_id, private=True, repo_type="dataset")
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]
         info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset")
         repo: Any = api.repo_info(repo_id, repo_type="dataset")

@@ -6,6 +6,7 @@ Endpoints (the minimal API): ``GET /api/whoami-v2``, ``POST /api/repos/create``,
 ``POST /api/validate-yaml``, ``POST /api/{type}s/{owner}/{name}/preupload/{rev}`` (every file
 "regular", with the stored file's git oid so unchanged files are skipped),
 ``POST /api/{type}s/{owner}/{name}/commit/{rev}`` (NDJSON: header, file, deletedFile),
+``PUT /api/{type}s/{owner}/{name}/settings`` (visibility),
 ``GET /api/{type}s/{owner}/{name}[/revision/{rev}]`` (repo info) and
 ``GET /{type}s/{owner}/{name}/resolve/{rev}/{path}`` (file download). Large-file (LFS/Xet)
 uploads are not spoken: the mock tells the client every file is a regular one.
@@ -192,6 +193,17 @@ class _HubApp:
         url = f"{self.base(request)}/{repo.repo_type}s/{repo.repo_id}/commit/{oid}"
         return JSONResponse({"commitUrl": url, "commitOid": oid, "success": True, "pullRequestUrl": None})
 
+    async def settings(self, request: Request) -> Response:
+        body = json.loads(await self.record(request) or b"{}")
+        if not self.authorised(request):
+            return _error(401, "Invalid credentials in Authorization header")
+        repo, missing = self.find(request)
+        if repo is None:
+            return missing or _error(404, "Repository not found")
+        if "private" in body or "visibility" in body:
+            repo.private = bool(body.get("private")) or body.get("visibility") == "private"
+        return JSONResponse({"private": repo.private})
+
     async def info(self, request: Request) -> Response:
         await self.record(request)
         repo, missing = self.find(request)
@@ -235,6 +247,7 @@ def build_app(state: HubState) -> Starlette:
             Route("/api/validate-yaml", app.validate_yaml, methods=["POST"]),
             Route(repo_path + "/preupload/{rev:str}", app.preupload, methods=["POST"]),
             Route(repo_path + "/commit/{rev:str}", app.commit, methods=["POST"]),
+            Route(repo_path + "/settings", app.settings, methods=["PUT"]),
             Route(repo_path, app.info),
             Route(repo_path + "/revision/{rev:str}", app.info),
             Route("/{type:str}/{owner:str}/{name:str}/resolve/{rev:str}/{path:path}", app.resolve),
