@@ -160,3 +160,28 @@ def test_an_evaluation_of_the_output_goes_on_the_card(output, tmp_path, capsys):
     assert run_cli(["publish", str(output), "--to", str(target), "--no-report"], capsys)[0] == 0
     _, body = _card(target)
     assert "## Fine-tuning check" in body and "| test | 2.5 | 2.25 | 12.2 | 9.49 |" in body
+
+
+def test_a_sample_specs_fake_run_publishes_and_loads_with_both_splits(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    from fountain.providers.fake import FakeProvider
+    from fountain.run.engine import run
+    from fountain.run.options import RunOptions
+    from fountain.spec.load import load_spec
+
+    spec_folder = tmp_path / "marriage_counsel"
+    shutil.copytree(Path(__file__).parents[2] / "samples" / "marriage_counsel", spec_folder)
+    spec = load_spec(spec_folder)
+    options = RunOptions(output=spec_folder / "output", quiet=True, seed=1, fsync=False, seeds_per_direction=3)
+    result = run(spec, options, provider=FakeProvider())
+    target = tmp_path / "published"
+    code, text = run_cli(
+        ["publish", str(result.output_dir), "--to", str(target), "--test-size", "0.3", "--no-embed"], capsys
+    )
+    assert code == 0, text
+    loaded = datasets.load_dataset(str(target), cache_dir=str(tmp_path / "cache"))
+    assert loaded["train"].num_rows > 0 and loaded["test"].num_rows > 0
+    assert loaded["train"].num_rows + loaded["test"].num_rows == result.dataset_records
+    meta, body = _card(target)
+    assert meta["pretty_name"] == "marriage counsel"
+    assert "COUNSELEE" in body and "| provider | fake |" in body
