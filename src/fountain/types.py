@@ -57,6 +57,8 @@ class Provenance:
     attempt: int = 0
 
 
+# Provenance fields that may be absent: None in Python, "" in a record.
+_OPTIONAL_TEXT = ("parent_id", "persona")
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
@@ -103,9 +105,17 @@ class Sample:
         return out
 
     def to_record(self) -> dict[str, Any]:
-        """The default output record: ``{"messages": [...], "metadata": {...}}``."""
+        """The default output record: ``{"messages": [...], "metadata": {...}}``.
+
+        Every record has the same keys with the same JSON types (``parent_id`` and ``persona`` are
+        ``""`` when absent, never ``null``), so a reader that infers types from the first records
+        (``datasets``, pandas, Arrow) loads any size and any mix of runs.
+        """
         meta = _asdict(self.provenance)
         meta["type"] = meta.pop("conversation_type")
+        for key in _OPTIONAL_TEXT:
+            if meta[key] is None:
+                meta[key] = ""
         meta = {"id": self.id, **meta}
         return {"messages": self.messages(), "metadata": meta}
 
@@ -131,6 +141,9 @@ class Sample:
         sample_id = meta.pop("id", "")
         meta["conversation_type"] = meta.pop("type", "conversation")
         meta["usage"] = Usage.from_dict(meta.get("usage"))
+        for key in _OPTIONAL_TEXT:
+            if meta.get(key) == "":
+                meta[key] = None  # written as "" (stable types), read back as absent
         known = set(Provenance.__dataclass_fields__)
         prov = Provenance(**{k: v for k, v in meta.items() if k in known})
         return cls(sample_id, tuple(Turn(u, a) for u, a in zip(users, assistants)), prov, system)

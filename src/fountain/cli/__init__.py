@@ -7,7 +7,9 @@ Heavy modules (torch, llama.cpp, SDKs) are imported inside the commands that nee
 
 from fountain.cli import (  # noqa: F401  (each module registers its commands)
     batch_command,
+    evaluate_command,
     privacy_command,
+    publish_command,
     report_command,
     run_commands,
     spec_commands,

@@ -177,6 +177,12 @@ def _with_sigterm_as_interrupt(call):
     type=click.Choice(["messages", "sharegpt", "janus"]),
     help="Dataset format (default: the spec's, else messages).",
 )
+@click.option(
+    "--prefix-loss",
+    type=click.Choice(["keep", "mask"]),
+    help="keep (default): train on every assistant turn; mask: weight 0 on the assistant turns a "
+    "derivation repeats from its parent (OpenAI fine-tuning format; Axolotl reads it).",
+)
 @click.option("--concurrency", type=click.IntRange(min=1), help="Conversations generated at once.")
 @click.option("--seed", type=int, help="Sampling seed: makes fake and local runs reproducible.")
 @click.option(

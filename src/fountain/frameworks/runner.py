@@ -167,7 +167,8 @@ class Runner:
 
         fmt = self.ctx.options.format or getattr(self.ctx.effective.output, "format", None) or "messages"
         system = getattr(self.ctx.effective.output, "system_message", None)
-        return export_dataset(dataset, self.ctx.output_dir, fmt, system_message=system)
+        prefix_loss = self.ctx.options.prefix_loss or "keep"
+        return export_dataset(dataset, self.ctx.output_dir, fmt, system_message=system, prefix_loss=prefix_loss)
 
     def _warn_empty(self, path: Path, rejects: list[dict[str, Any]]) -> None:
         """A run that ends with an empty dataset says so at once (in yellow on stderr, and in the

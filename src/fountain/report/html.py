@@ -16,6 +16,7 @@ from typing import Any
 
 from fountain.errors import OutputError
 from fountain.report.build import Report, format_number, format_pct
+from fountain.report.evaluation import evaluation_html
 from fountain.report.load import Item
 
 _CSS = """
@@ -482,6 +483,7 @@ def render_html(report: Report) -> tuple[str, list[str]]:
 <h2 id="readability">Readability</h2>{_readability_html(f.get("readability"))}
 <h2 id="real">Against the real data</h2>{_real_html(f.get("real_data"))}{_figures_html(plots, "real")}
 <h2 id="privacy">Privacy ledger</h2>{_privacy_html(f.get("privacy"))}
+{evaluation_html(report.dataset.folder)}
 <h2 id="skipped">Skipped</h2>{"<ul>" + "".join(skipped) + "</ul>" if skipped else "<p>Nothing.</p>"}
 <h2 id="conversations">Conversations ({len(report.browse):,} of {source["conversations"]:,}, random)</h2>
 <div id="browse">{browse}</div>

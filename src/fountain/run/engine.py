@@ -495,7 +495,13 @@ class Engine:
         fmt = self.options.format or getattr(self.spec.output, "format", None) or "messages"
         system = getattr(self.spec.output, "system_message", None)
         if self.final:
-            dataset, records = export_lines(self._journal_lines(parts), self.output_dir, fmt, system_message=system)
+            dataset, records = export_lines(
+                self._journal_lines(parts),
+                self.output_dir,
+                fmt,
+                system_message=system,
+                prefix_loss=self.options.prefix_loss or "keep",
+            )
         else:
             dataset = self.output_dir / DATASET_FILES.get(fmt, DATASET_FILES["messages"])
             records = sum(len(offsets) - 1 for _, offsets in parts)

@@ -20,6 +20,34 @@ from fountain.types import Sample
 _T = TypeVar("_T")
 
 FORMATS = ("messages", "sharegpt", "janus")
+PREFIX_LOSS = ("keep", "mask")  # keep: every assistant turn trains; mask: a derivation's prefix gets weight 0
+
+
+def prefix_length(record: dict[str, Any]) -> int:
+    """How many leading turns of a ``messages`` record repeat its parent (0 for a seed or an
+    instruct pair): the derivation's prefix, which ``--prefix-loss mask`` leaves out of the loss."""
+    meta = record.get("metadata") or {}
+    if meta.get("kind") == "seed" or meta.get("type") == "instruct":
+        return 0
+    try:
+        return max(0, int(meta.get("prefix_turns") or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def weigh_messages(messages: list[dict[str, Any]], prefix_turns: int, key: str = "role") -> list[dict[str, Any]]:
+    """``messages`` with ``weight`` on every assistant message: 0 for the first ``prefix_turns``
+    (the parent's turns), 1 after (OpenAI's fine-tuning format; Axolotl and LLaMA-Factory read it).
+    Every assistant message gets the key, so the column has one type in every record."""
+    assistant = "assistant" if key == "role" else "gpt"
+    seen = 0
+    out = []
+    for message in messages:
+        if message.get(key) == assistant:
+            message = {**message, "weight": 0 if seen < prefix_turns else 1}
+            seen += 1
+        out.append(message)
+    return out
 
 
 def _with_system(sample: Sample, system: str | None) -> Sample:
@@ -30,19 +58,23 @@ def _with_system(sample: Sample, system: str | None) -> Sample:
     return sample
 
 
-def messages_record(sample: Sample, system: str | None = None) -> dict[str, Any]:
-    """``{"messages": [{"role", "content"}...], "metadata": {...}}`` (TRL, Axolotl, LLaMA-Factory)."""
-    return _with_system(sample, system).to_record()
+def messages_record(sample: Sample, system: str | None = None, prefix_loss: str = "keep") -> dict[str, Any]:
+    """``{"messages": [{"role", "content"}...], "metadata": {...}}`` (TRL, Axolotl, LLaMA-Factory).
+    With ``prefix_loss="mask"`` assistant messages carry ``weight`` (see :func:`weigh_messages`)."""
+    record = _with_system(sample, system).to_record()
+    if prefix_loss == "mask":
+        record["messages"] = weigh_messages(record["messages"], prefix_length(record))
+    return record
 
 
-def sharegpt_record(sample: Sample, system: str | None = None) -> dict[str, Any]:
+def sharegpt_record(sample: Sample, system: str | None = None, prefix_loss: str = "keep") -> dict[str, Any]:
     """``{"conversations": [{"from": "system"|"human"|"gpt", "value"}...], "metadata": {...}}``."""
     record = _with_system(sample, system).to_record()
     names = {"system": "system", "user": "human", "assistant": "gpt"}
-    return {
-        "conversations": [{"from": names[m["role"]], "value": m["content"]} for m in record["messages"]],
-        "metadata": record["metadata"],
-    }
+    conversations = [{"from": names[m["role"]], "value": m["content"]} for m in record["messages"]]
+    if prefix_loss == "mask":
+        conversations = weigh_messages(conversations, prefix_length(record), key="from")
+    return {"conversations": conversations, "metadata": record["metadata"]}
 
 
 def janus_record(sample: Sample) -> dict[str, Any]:
@@ -69,31 +101,50 @@ def _folder(folder: str | Path) -> Path:
     return folder
 
 
+def _check_prefix_loss(prefix_loss: str) -> None:
+    if prefix_loss not in PREFIX_LOSS:
+        raise OutputError(
+            f"unknown prefix loss {prefix_loss!r}", location="--prefix-loss", hint=f"one of {', '.join(PREFIX_LOSS)}"
+        )
+
+
 def export_dataset(
-    samples: Iterable[Sample], folder: str | Path, fmt: str = "messages", *, system_message: str | None = None
+    samples: Iterable[Sample],
+    folder: str | Path,
+    fmt: str = "messages",
+    *,
+    system_message: str | None = None,
+    prefix_loss: str = "keep",
 ) -> Path:
     """Write the dataset of ``samples`` into ``folder`` in format ``fmt``; returns the file's path.
 
     ``messages`` and ``sharegpt`` write ``dataset.jsonl``; ``janus`` writes ``outputs.json``.
     ``system_message`` is added as the first message of every conversation that has none.
+    ``prefix_loss="mask"`` gives assistant messages a ``weight`` (0 on a derivation's prefix).
     ``samples`` is consumed once, as a stream: memory does not grow with the dataset.
     Records the folder's hand review (``review.jsonl``, :mod:`fountain.run.review`) drops are left out.
     """
     if fmt not in FORMATS:
         raise OutputError(f"unknown output format {fmt!r}", location="--format", hint=f"one of {', '.join(FORMATS)}")
+    _check_prefix_loss(prefix_loss)
     path = _folder(folder) / DATASET_FILES[fmt]
     dropped = dropped_ids(path.parent)
     if dropped:
         samples = (s for s in samples if s.id not in dropped)
     if fmt == "messages":
-        return write_jsonl_atomic(path, (messages_record(s, system_message) for s in samples))
+        return write_jsonl_atomic(path, (messages_record(s, system_message, prefix_loss) for s in samples))
     if fmt == "sharegpt":
-        return write_jsonl_atomic(path, (sharegpt_record(s, system_message) for s in samples))
+        return write_jsonl_atomic(path, (sharegpt_record(s, system_message, prefix_loss) for s in samples))
     return write_lines_atomic(path, _janus_chunks(samples))
 
 
 def export_lines(
-    lines: Iterable[bytes], folder: str | Path, fmt: str = "messages", *, system_message: str | None = None
+    lines: Iterable[bytes],
+    folder: str | Path,
+    fmt: str = "messages",
+    *,
+    system_message: str | None = None,
+    prefix_loss: str = "keep",
 ) -> tuple[Path, int]:
     """:func:`export_dataset` for samples given as journal lines: each line is the canonical
     record of one sample, ``dumps_record(sample.to_record())`` and a newline, as the engine's
@@ -115,12 +166,14 @@ def export_lines(
             count += 1
             yield item
 
-    if fmt == "messages":
+    _check_prefix_loss(prefix_loss)
+    if fmt == "messages" and prefix_loss == "keep":
         folder = _folder(folder)
         path = folder / DATASET_FILES[fmt]
         return write_lines_atomic(path, counted(_messages_lines(lines, system_message))), count
     samples = (Sample.from_record(json.loads(line)) for line in lines)
-    return export_dataset(counted(samples), folder, fmt, system_message=system_message), count
+    path = export_dataset(counted(samples), folder, fmt, system_message=system_message, prefix_loss=prefix_loss)
+    return path, count
 
 
 def _line_id(line: bytes) -> str | None:

@@ -36,6 +36,7 @@ class RunOptions:
     max_retries: int | None = None
     target: int | None = None
     mode: str | None = None  # auto | json | turns
+    prefix_loss: str | None = None  # keep (default) | mask: weight 0 on a derivation's prefix turns
     quiet: bool = False
     progress: bool | None = None  # None: shown on a terminal unless quiet
     fsync: bool = True  # journal lines reach the disk by group commit (see fountain.run.journal)
