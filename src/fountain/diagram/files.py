@@ -7,6 +7,7 @@ from pathlib import Path
 from fountain.diagram.model import CARDINALITY_WORDS, Diagram
 from fountain.diagram.parser import parse
 from fountain.errors import DiagramError
+from fountain.safety import FileProblem, read_limited
 
 # ---- files and presentation --------------------------------------------------------------------
 
@@ -64,18 +65,16 @@ def _diagram_keys(setup: Path) -> tuple[str | None, int, str | None]:
 
 
 def _read_text(path: Path) -> str:
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise DiagramError(
             "no such file or folder",
             path=str(path),
             hint="give a .mermaid file or a spec folder that holds diagram.mermaid",
         )
-    if path.is_dir():
-        raise DiagramError("this is a folder, not a diagram file", path=str(path))
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DiagramError(f"cannot read the diagram: {error.strerror or error}", path=str(path)) from None
+        data = read_limited(path, "diagram file", str(path))  # regular files only, size-limited
+    except FileProblem as refused:
+        raise DiagramError(refused.problem.message, path=str(path), hint=refused.problem.hint) from None
     if b"\x00" in data[:8192]:
         raise DiagramError(
             "this is a binary file, not a mermaid diagram",
