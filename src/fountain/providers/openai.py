@@ -43,6 +43,7 @@ from fountain.providers.transport import (
     TransportTimeout,
     make_transport,
 )
+from fountain.safety import safe_text
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -288,7 +289,13 @@ class OpenAIProvider:
 
 
 def _error_message(raw: bytes) -> tuple[str | None, str | None]:
-    """(message, code) from an error body in OpenAI's, vLLM's or Ollama's shape."""
+    """(message, code) from an error body in OpenAI's, vLLM's or Ollama's shape; the message with
+    secrets redacted and control characters escaped (a server may echo the key, or send escapes)."""
+    message, code = _raw_error_message(raw)
+    return (safe_text(message) if message else message), code
+
+
+def _raw_error_message(raw: bytes) -> tuple[str | None, str | None]:
     try:
         body = loads(raw)  # fastjson: deep nesting is a ValueError, not a RecursionError
     except ValueError:

@@ -24,6 +24,7 @@ from typing import Any
 from fountain import __version__
 from fountain.errors import OutputError
 from fountain.run.journal import write_text_atomic
+from fountain.safety import safe_text
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -358,6 +359,7 @@ class Manifest:
         self, status: str, *, reason: str | None = None, stats: Any = None, session_elapsed_s: float | None = None
     ) -> None:
         """Close the latest run-history entry (``completed``, ``stopped`` or ``failed``)."""
+        reason = safe_text(reason) if reason else reason  # an error may echo a key or hold escapes
         self.status = status
         self.stop_reason = reason
         if stats is not None:
