@@ -132,3 +132,33 @@ def test_an_alias_bomb_is_still_refused(tmp_path):
         bomb += f"{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
     folder = make_spec(tmp_path, VALID + bomb)
     assert "aliases" in str(load_error(folder))
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ 'A' * 300000000 }}", "limit is 1,000,000"),
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "range()"),
+        ("{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}", "loops more than"),
+        ("{{ 'A' | center(300000000) }}", "center"),
+        ("{{ '%300000000s' % 'a' }}", "format width"),
+        ("{{ 2 ** 100000000 }}", "exponents"),
+    ],
+)
+def test_a_resource_hungry_template_is_a_located_error_in_seconds(tmp_path, capsys, template, expected):
+    folder = make_spec(tmp_path, VALID.replace("  {{ scene }}\n", f"  {{{{ scene }}}}\n  {template}\n", 1))
+    started = time.monotonic()
+    error = load_error(folder)
+    assert expected in str(error) and time.monotonic() - started < 10
+    assert error.location.startswith(str(folder / "setup.yaml") + ":")
+    code, output = run_cli(["validate", "--target-folder", str(folder)], capsys)
+    assert code == 1 and "Traceback" not in output
+
+
+def test_ordinary_loops_and_filters_still_render(tmp_path):
+    template = "{% for i in range(3) %}{{ i }}{% endfor %} {{ range(5) | length }} {{ 'ab' * 3 }} {{ 'x' | center(9) }}"
+    folder = make_spec(tmp_path, VALID.replace("  {{ scene }}\n", f"  {{{{ scene }}}}\n  {template}\n", 1))
+    from fountain.spec.prompts import render_seed_prompt
+
+    spec = load_spec(folder)
+    assert "012 5 ababab     x    " in render_seed_prompt(spec, spec.seed_directions[0])
