@@ -157,3 +157,38 @@ async def test_error_bodies_of_any_shape_are_provider_errors(mock_server, monkey
     for body in (b"[" * 5000, b'{"error": 5}', b'{"error": {"message": {"x": 1}}}', b"\xff\xfe"):
         with pytest.raises(ProviderError):
             await _complete(mock_server, monkeypatch, body, status=500)
+
+
+async def test_an_answer_that_under_reports_usage_is_charged_its_estimate():
+    # Estimate: ~3 prompt tokens + max_tokens 100_000 at $2/1M = $0.2; the answer reports 0 tokens.
+    from dispatch_helpers import PRICES, Sleeps, request
+    from fountain.errors import BudgetExceededError
+    from fountain.providers.dispatch import Dispatcher
+    from fountain.testing import ScriptedProvider
+
+    provider = ScriptedProvider(usage=Usage(0, 0))
+    d = Dispatcher(provider, sleep=Sleeps(), prices=PRICES, budget_usd=0.5)
+    await d.complete(request(0, max_tokens=100_000))
+    await d.complete(request(1, max_tokens=100_000))
+    with pytest.raises(BudgetExceededError):
+        await d.complete(request(2, max_tokens=100_000))
+    assert len(provider.calls) == 2
+    assert d.stats.cost_usd == 0.0  # the reported cost stays what the answers said
+
+
+async def test_negative_usage_never_gives_negative_cost(mock_server, monkeypatch):
+    from dispatch_helpers import PRICES, Sleeps
+    from fountain.providers.dispatch import Dispatcher
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    raw = _answer("{}", {"prompt_tokens": -1_000_000, "completion_tokens": -5})
+    mock_server.configure(raw_answers=[(200, {"Content-Type": "application/json"}, raw)])
+    provider = create_provider(
+        ProviderConfig(provider="openai", model="gpt-4o-mini", base_url=mock_server.openai_base_url, timeout_s=5)
+    )
+    d = Dispatcher(provider, sleep=Sleeps(), prices=PRICES, budget_usd=0.2)
+    try:
+        await d.complete(_request())
+    finally:
+        await provider.aclose()
+    assert d.stats.cost_usd == 0.0 and d.stats.usage == Usage(0, 0)

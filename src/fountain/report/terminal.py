@@ -12,7 +12,7 @@ from fountain.report.build import Report, format_number, format_pct
 from fountain.safety import escape_controls
 
 
-def escape(text: str) -> str:
+def escape(text: Any) -> str:
     """Rich markup escaped, and control characters shown as escapes: a report shows text that came
     from a model, a server or a spec (stop reasons, reject details, names), never raw ESC codes."""
     return _markup_escape(escape_controls(str(text)))
