@@ -4,7 +4,6 @@ raters' inputs, and the privacy accounting of PE."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from collections import Counter
 from collections.abc import Sequence
@@ -147,12 +146,18 @@ class _Rating:
         return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
     async def _encode_async(self, conversations: Sequence[Any]):
-        """:meth:`_encode_synthetic` that yields to the event loop between batches, so a Ctrl-C
-        (asyncio cancels the main task) stops it after the current batch."""
+        """:meth:`_encode_synthetic` with the embedder's load and each batch in a daemon thread,
+        so a Ctrl-C (asyncio cancels the main task) stops the run at once, not after the load
+        or the batch in progress."""
+        from fountain.aio import in_daemon_thread
+        from fountain.embed.embedder import encode_conversations
+
+        await in_daemon_thread(self._load_embedder)
+        items = list(conversations)
         parts = []
-        for part in self._encode_batches(conversations):
-            parts.append(part)
-            await asyncio.sleep(0)
+        for start in range(0, len(items), EMBED_BATCH):
+            batch = items[start : start + EMBED_BATCH]
+            parts.append(await in_daemon_thread(encode_conversations, self.synthetic_embedder, batch))
         return self._stack(parts, self.synthetic_embedder.dim)
 
     def _encode_synthetic(self, samples: Sequence[Any]):
