@@ -142,6 +142,7 @@ def test_an_alias_bomb_is_still_refused(tmp_path):
         ("{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}", "loops more than"),
         ("{{ 'A' | center(300000000) }}", "center"),
         ("{{ '%300000000s' % 'a' }}", "format width"),
+        ("{{ '{:>300000000}'.format(1) }}", "format width"),
         ("{{ 2 ** 100000000 }}", "exponents"),
     ],
 )

@@ -132,6 +132,19 @@ class BoundedEnvironment(SandboxedEnvironment):
             raise SecurityError("a format width of a million characters or more is not allowed in a prompt")
         return super().call_binop(context, operator, left, right)
 
+    def wrap_str_format(self, value: Any) -> Any:
+        """``str.format`` / ``format_map`` as the sandbox wraps it, refusing a million-wide field
+        before Python builds the string."""
+        wrapped = super().wrap_str_format(value)
+        fmt = getattr(value, "__self__", None)
+        if wrapped is not None and isinstance(fmt, str) and _WIDE_FORMAT.search(fmt):
+
+            def refuse(*args: Any, **kwargs: Any) -> str:
+                raise SecurityError("a format width of a million characters or more is not allowed in a prompt")
+
+            return refuse
+        return wrapped
+
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
         _budget().check_time()
         fmt = getattr(__obj, "__self__", None)
