@@ -163,3 +163,14 @@ def test_ordinary_loops_and_filters_still_render(tmp_path):
 
     spec = load_spec(folder)
     assert "012 5 ababab     x    " in render_seed_prompt(spec, spec.seed_directions[0])
+
+
+@pytest.mark.parametrize("key", ["er_diagram_path", "raters.real_data"])
+def test_a_name_longer_than_255_bytes_in_any_file_key_is_a_located_error(tmp_path, capsys, key):
+    name = "b" * 300 + ".txt"
+    extra = f"er_diagram_path: {name}\n" if key == "er_diagram_path" else f"raters:\n  real_data: {name}\n"
+    folder = _with(make_spec(tmp_path), extra)
+    problem = find_problem(load_error(folder), "longer than 255 bytes")
+    assert problem.location.startswith(str(folder / "setup.yaml") + ":")
+    code, output = run_cli(["validate", "--target-folder", str(folder)], capsys)
+    assert code == 1 and "Traceback" not in output

@@ -18,6 +18,7 @@ from fountain.safety import MAX_FILE_BYTES, FileProblem, read_limited
 
 MAX_SPEC_FILE_BYTES = MAX_FILE_BYTES
 MAX_NAME_CHARS = 4096  # a longer path is not a path anyone typed
+MAX_PART_BYTES = 255  # NAME_MAX of every common file system
 
 __all__ = ["MAX_SPEC_FILE_BYTES", "FileProblem", "confined_path", "read_limited"]
 
@@ -47,6 +48,14 @@ def confined_path(folder: Path, name: str, key: str, location: str, allowed: Ite
     if len(name) > MAX_NAME_CHARS or "\x00" in name:
         raise FileProblem(Problem(f"{key}: not a usable file name ({len(name):,} characters)", location))
     target = Path(name)
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_PART_BYTES for part in target.parts):
+        raise FileProblem(
+            Problem(
+                f"{key}: a file or folder name in the path is longer than {MAX_PART_BYTES} bytes",
+                location,
+                "file systems refuse such names; check the value",
+            )
+        )
     if name.startswith("~"):
         raise FileProblem(
             Problem(
