@@ -89,7 +89,7 @@ def test_a_self_looping_symlink_is_reported_as_a_loop(tmp_path):
 
 def test_a_path_longer_than_255_characters_is_a_located_error(tmp_path, capsys):
     folder = _with(make_spec(tmp_path), f"personas_file: {'a' * 300}.txt\n")
-    problem = find_problem(load_error(folder), "too long")
+    problem = find_problem(load_error(folder), "longer than 255 bytes")
     assert problem.location.startswith(str(folder / "setup.yaml"))
     code, output = run_cli(["validate", "--target-folder", str(folder)], capsys)
     assert code == 1 and "Traceback" not in output
