@@ -33,6 +33,7 @@ from fountain.generation.validate import (
     words,
 )
 from fountain.providers.base import Completion, Message, Request, Sampling
+from fountain.safety import safe_text
 from fountain.types import Provenance, Sample, Turn, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -459,5 +460,10 @@ class Worker:
         """The reject of a task whose request failed for good (after the dispatcher's retries);
         such a task is tried again on resume."""
         return self._reject(
-            task, None, _Attempts(), "", reason=PROVIDER_ERROR, detail=f"{type(error).__name__}: {error.message}"
+            task,
+            None,
+            _Attempts(),
+            "",
+            reason=PROVIDER_ERROR,
+            detail=safe_text(f"{type(error).__name__}: {error.message}"),  # a server may echo the key
         )

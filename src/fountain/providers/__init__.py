@@ -10,10 +10,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
-from fountain.errors import FountainError
+from fountain.errors import FountainError, ProviderError
 from fountain.providers.base import (
     Completion,
     Message,
@@ -60,6 +60,12 @@ DEFAULT_MODELS: dict[str, str | None] = {
     "fake": None,
 }
 
+# The variables each provider reads its own key from: a spec may name these without consent.
+OWN_KEY_ENVS: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+}
 ENV_PROVIDER = "FOUNTAIN_PROVIDER"
 ENV_MODEL = "FOUNTAIN_MODEL"
 ENV_BASE_URL = "FOUNTAIN_BASE_URL"
@@ -100,6 +106,7 @@ def resolve_provider_config(
     model: str | None = None,
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
+    allow_key_envs: Collection[str] = (),
 ) -> ProviderConfig:
     """Merge the provider settings: CLI flags > environment > spec ``model`` block > default.
 
@@ -107,6 +114,11 @@ def resolve_provider_config(
     and base URL apply only when that layer names no provider or names the provider finally chosen,
     so ``--provider openai`` does not inherit the spec's Gemini model name. Without any model the
     provider's default (``DEFAULT_MODELS``) is used.
+
+    A spec that names both its own ``base_url`` and an ``api_key_env`` other than the provider's
+    own key variable would send that variable's value (a GitHub token, say) to a server the spec
+    chose: that needs the user's consent, ``allow_key_envs`` (the CLI's ``--allow-key-env NAME``),
+    unless the user gave the URL (``--base-url``, ``FOUNTAIN_BASE_URL``).
     """
     env = os.environ if env is None else env
     spec_provider = _clean(getattr(spec_model, "provider", None))
@@ -146,10 +158,27 @@ def resolve_provider_config(
         if spec_model.timeout_s is not None:
             timeout_s = float(spec_model.timeout_s)
         api_key_env = _clean(spec_model.api_key_env)
+    url = first(2)
+    spec_url = _clean(getattr(spec_model, "base_url", None)) if spec_applies else None
+    user_url = any(layer[2] is not None and layer[0] in (None, chosen) for layer in layers[:2])
+    if (
+        api_key_env is not None
+        and spec_url is not None
+        and not user_url
+        and api_key_env not in OWN_KEY_ENVS.get(chosen, ())
+        and api_key_env not in allow_key_envs
+    ):
+        raise ProviderError(
+            f"setup.yaml asks to send the value of {api_key_env} (model.api_key_env) to its own server "
+            f"{spec_url} (model.base_url); a spec from someone else could use this to collect a token",
+            location="setup.yaml: model.api_key_env",
+            hint=f"if you trust this spec and that server, allow it with --allow-key-env {api_key_env}, "
+            "or pass the server's URL yourself with --base-url",
+        )
     return ProviderConfig(
         provider=chosen,
         model=first(1) or DEFAULT_MODELS[chosen],
-        base_url=first(2),
+        base_url=url,
         api_key_env=api_key_env,
         timeout_s=timeout_s,
         sampling=sampling,

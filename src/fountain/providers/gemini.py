@@ -22,6 +22,7 @@ from fountain.errors import (
     QuotaExceededError,
     RateLimitError,
 )
+from fountain.providers.answers import content_text, parse_data, token_count
 from fountain.providers.base import Completion, ProviderConfig, Request
 from fountain.providers.http import (
     combined_seed,
@@ -197,7 +198,11 @@ class GeminiProvider:
             candidate = candidates[0]
             parts = getattr(getattr(candidate, "content", None), "parts", None) or []
             # thought parts (thinking models) are not the answer
-            text = "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
+            text = "".join(
+                content_text(p.text, "gemini")
+                for p in parts
+                if getattr(p, "text", None) and not getattr(p, "thought", False)
+            )
             finish = _enum_name(getattr(candidate, "finish_reason", None))
         else:
             feedback = getattr(response, "prompt_feedback", None)
@@ -205,15 +210,12 @@ class GeminiProvider:
             finish = f"blocked:{reason}" if reason else "no_candidates"
         data = None
         if request.schema is not None and text:
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
+            data = parse_data(text)
         meta = getattr(response, "usage_metadata", None)
-        prompt_tokens = int(getattr(meta, "prompt_token_count", 0) or 0)
+        prompt_tokens = token_count(getattr(meta, "prompt_token_count", 0))
         # thinking tokens are billed as output
-        completion_tokens = int(getattr(meta, "candidates_token_count", 0) or 0) + int(
-            getattr(meta, "thoughts_token_count", 0) or 0
+        completion_tokens = token_count(getattr(meta, "candidates_token_count", 0)) + token_count(
+            getattr(meta, "thoughts_token_count", 0)
         )
         return Completion(
             text=text,

@@ -14,7 +14,6 @@ for the rest of the run.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +28,7 @@ from fountain.errors import (
     RateLimitError,
 )
 from fountain.fastjson import dumps_bytes, loads
+from fountain.providers.answers import MalformedAnswerError, content_text, parse_body, parse_data, usage_of
 from fountain.providers.base import Completion, ProviderConfig, Request
 from fountain.providers.http import (
     combined_seed,
@@ -43,7 +43,7 @@ from fountain.providers.transport import (
     TransportTimeout,
     make_transport,
 )
-from fountain.types import Usage
+from fountain.safety import safe_text
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -213,39 +213,32 @@ class OpenAIProvider:
             raise transient("openai", f"connection to {self.base_url} failed", error) from None
 
     def _parse(self, raw: bytes, request: Request, level: int) -> Completion:
-        try:
-            answer = loads(raw)
-        except ValueError:
-            raise transient(
-                "openai", f"malformed JSON in a 200 answer from {self.base_url}: {raw[:120]!r}", status=200
-            ) from None
+        # Every check of the answer's shape and values lives in answers.py (the one boundary).
+        answer = parse_body(raw, "openai")
         try:
             choice = answer["choices"][0]
             message = choice.get("message") or {}
             content = message.get("content")
             finish_reason = choice.get("finish_reason")
+            refusal = message.get("refusal")
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise transient(
-                "openai", f"unexpected answer shape from {self.base_url}: {raw[:120]!r}", status=200
+            raise MalformedAnswerError(
+                "openai", "bad_shape", f"unexpected answer shape from {self.base_url}: {raw[:120]!r}"
             ) from None
-        if isinstance(content, list):  # some servers return content parts
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        if content is None and message.get("refusal"):
-            content, finish_reason = str(message["refusal"]), "refusal"
-        text = content or ""
+        text = content_text(content, "openai")
+        if content is None and refusal:
+            text, finish_reason = content_text(refusal, "openai"), "refusal"
         data = None
         if request.schema is not None or LEVELS[level] == "json_object":
-            try:
-                data = loads(text)
-            except ValueError:
-                data = None  # validation extracts JSON from prose and reports what failed
-        usage = answer.get("usage") if isinstance(answer, dict) else None
+            data = parse_data(text)  # None: validation extracts JSON from prose and reports what failed
+        usage = answer.get("usage")
+        model = answer.get("model")
         return Completion(
             text=text,
             data=data,
-            finish_reason=finish_reason,
-            usage=Usage.from_dict(usage if isinstance(usage, dict) else None),
-            model=str(answer.get("model") or self.model),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            usage=usage_of(usage),
+            model=model[:200] if isinstance(model, str) and model else self.model,
         )
 
     def _error(self, status: int, headers: Any, message: str | None, code: str | None) -> ProviderError:
@@ -296,9 +289,15 @@ class OpenAIProvider:
 
 
 def _error_message(raw: bytes) -> tuple[str | None, str | None]:
-    """(message, code) from an error body in OpenAI's, vLLM's or Ollama's shape."""
+    """(message, code) from an error body in OpenAI's, vLLM's or Ollama's shape; the message with
+    secrets redacted and control characters escaped (a server may echo the key, or send escapes)."""
+    message, code = _raw_error_message(raw)
+    return (safe_text(message) if message else message), code
+
+
+def _raw_error_message(raw: bytes) -> tuple[str | None, str | None]:
     try:
-        body = json.loads(raw)
+        body = loads(raw)  # fastjson: deep nesting is a ValueError, not a RecursionError
     except ValueError:
         text = raw.decode("utf-8", "replace").strip()
         return (text[:300] or None), None

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from fountain.report.build import Report, format_number, format_pct
+from fountain.safety import escape_controls
+
+
+def escape(text: Any) -> str:
+    """Rich markup escaped, and control characters shown as escapes: a report shows text that came
+    from a model, a server or a spec (stop reasons, reject details, names), never raw ESC codes."""
+    return _markup_escape(escape_controls(str(text)))
 
 
 def fmt(value: Any, digits: int = 3) -> str:

@@ -25,6 +25,7 @@ from fountain import __version__
 from fountain.errors import OutputError
 from fountain.run.atomic import write_text_atomic
 from fountain.run.outputs import DERIVATIONS_FILE, LOCK_FILE, MANIFEST_FILE, REJECTS_FILE, SEEDS_FILE
+from fountain.safety import safe_text
 
 MANIFEST_NAME = MANIFEST_FILE
 LOCK_NAME = LOCK_FILE
@@ -360,6 +361,7 @@ class Manifest:
         self, status: str, *, reason: str | None = None, stats: Any = None, session_elapsed_s: float | None = None
     ) -> None:
         """Close the latest run-history entry (``completed``, ``stopped`` or ``failed``)."""
+        reason = safe_text(reason) if reason else reason  # an error may echo a key or hold escapes
         self.status = status
         self.stop_reason = reason
         if stats is not None:

@@ -49,6 +49,8 @@ class RunOptions:
     budget_usd: float | None = None
     prices: str | Path | None = None
     max_error_rate: float = 0.5
+    # --- consent for what a spec may not do on its own (docs/security.md) ---
+    allow_key_env: tuple[str, ...] = ()  # key variables a spec's own base_url may receive
     # --- frameworks and raters (fountain.frameworks; None: the spec's value, else the default) ---
     framework: str | None = None  # Gen | GenLLM | Filter | Feedback
     rater: str | None = None  # PE | RF

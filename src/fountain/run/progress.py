@@ -166,8 +166,13 @@ def summary_table(result: RunResult) -> Table:
     table.add_row("elapsed", f"{result.elapsed_s:.1f}s")
     if result.dataset_path is not None:
         table.add_row("dataset", f"{result.dataset_path} ({result.dataset_records} records)")
+    # Warnings and stop reasons may quote a server or a spec: no markup, escapes or secrets.
+    from rich.markup import escape
+
+    from fountain.safety import safe_text
+
     if result.warnings:
-        table.add_row("warnings", "\n".join(result.warnings))
+        table.add_row("warnings", escape(safe_text("\n".join(result.warnings))))
     if result.stopped is not None:
-        table.add_row("stopped", result.stopped.message)
+        table.add_row("stopped", escape(safe_text(result.stopped.message)))
     return table

@@ -143,10 +143,12 @@ def _plain_json(value: Any, indent: int | None = None) -> str:
 def environment() -> SandboxedEnvironment:
     """The shared sandboxed Jinja2 environment (StrictUndefined, no autoescape)."""
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+
+    from fountain.spec.sandbox import BoundedEnvironment
 
     # trim_blocks/lstrip_blocks: a line holding only {% if %} or {% endif %} leaves no blank line.
-    env = SandboxedEnvironment(
+    # BoundedEnvironment: Jinja's sandbox plus limits on output, loops and time (spec/sandbox.py).
+    env = BoundedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
     )
     env.filters["tojson"] = _plain_json
@@ -291,7 +293,9 @@ def _render_jinja(spec: Spec, key: str, source: str, variables: dict[str, Any]) 
     from jinja2.exceptions import SecurityError
 
     try:
-        return _compile(source).render(variables)
+        from fountain.spec.sandbox import render_bounded
+
+        return render_bounded(_compile(source), variables)
     except UndefinedError as error:
         raise TemplateError(
             f"{key}: {error.message}",
@@ -310,7 +314,17 @@ def _render_jinja(spec: Spec, key: str, source: str, variables: dict[str, Any]) 
             location=_location(spec, key),
             hint="check the Jinja syntax of the prompt",
         ) from None
-    except (TypeError, ValueError, AttributeError, IndexError, KeyError, ZeroDivisionError) as error:
+    except (
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        ZeroDivisionError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as error:
         raise TemplateError(
             f"{key}: the template failed while rendering: {error}",
             location=_location(spec, key),

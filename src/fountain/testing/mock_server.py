@@ -65,6 +65,9 @@ class MockOptions:
     reject_json_schema: bool = False  # OpenAI: answer 400 to response_format type json_schema
     record: bool = True  # keep every request (headers and body); counts are kept regardless
     seed: int = 0  # seeds the fault and jitter draws
+    # scripted raw answers, FIFO, served before anything else: (status, headers, body bytes).
+    # For hardening tests and fuzzers: any bytes and headers a hostile or broken server could send.
+    raw_answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +96,7 @@ class MockState:
         self.completed: Counter[str] = Counter()  # request hash -> successful answers sent
         self.statuses: Counter[int] = Counter()
         self._scripted: deque[str] = deque()
+        self._raw: deque[tuple[int, dict[str, str], bytes]] = deque()
         self._rng = random.Random(0)
         self.configure(**options)
 
@@ -108,6 +112,8 @@ class MockState:
             raise ValueError(f"unknown fault(s) {bad}; known: {FAULTS}")
         if "faults" in options:
             self._scripted = deque(options["faults"])
+        if "raw_answers" in options:
+            self._raw = deque(options["raw_answers"])
         if "seed" in options:
             self._rng = random.Random(options["seed"])
 
@@ -119,11 +125,16 @@ class MockState:
         self.completed.clear()
         self.statuses.clear()
         self._scripted.clear()
+        self._raw.clear()
         self.options = MockOptions()
         self._rng = random.Random(0)
         batch = getattr(self, "batch", None)  # the batch APIs' jobs (fountain.testing.batch_mock)
         if batch is not None:
             batch.__init__()
+
+    def next_raw(self) -> tuple[int, dict[str, str], bytes] | None:
+        """The next scripted raw answer, if any."""
+        return self._raw.popleft() if self._raw else None
 
     def next_fault(self) -> str | None:
         if self._scripted:
@@ -621,6 +632,10 @@ class MockServer:
             state.requests.append(record)
             record_out.append(record)
         model = api.model(request, body)
+        raw_answer = state.next_raw()
+        if raw_answer is not None:
+            status, headers, payload = raw_answer
+            return web.Response(status=status, headers=headers, body=payload)
 
         if opts.api_key is not None and api.key(request) != opts.api_key:
             if api is _GEMINI:  # the real Gemini API answers a bad key with 400 API_KEY_INVALID
