@@ -5,7 +5,13 @@ Heavy modules (torch, llama.cpp, SDKs) are imported inside the commands that nee
 ``fountain --help`` and ``fountain validate`` stay fast.
 """
 
-from fountain.cli import privacy_command, report_command, run_commands, spec_commands  # noqa: F401  (registration)
+from fountain.cli import (  # noqa: F401  (registration)
+    edge_command,
+    privacy_command,
+    report_command,
+    run_commands,
+    spec_commands,
+)
 from fountain.cli.app import cli, main
 from fountain.cli.run_commands import FRAMEWORK_CHOICES, PROVIDER_CHOICES, RATER_CHOICES
 

@@ -62,15 +62,19 @@ class _FeedbackIterations:
 
         per_slot = RANK_VARIATIONS if self.plan.selection == "rank" else 1
         slots = max(1, math.ceil(size / per_slot))
-        if vectors is None:
+        if vectors is None and not self.plan.edges:
             vectors = self._encode_synthetic(population)
         by_category: dict[str, list[int]] = {}
         for index, sample in enumerate(population):
             by_category.setdefault(sample.provenance.category, []).append(index)
-        synthetic = {category: vectors[rows] for category, rows in by_category.items()}
+        synthetic = {category: vectors[rows] for category, rows in by_category.items()} if vectors is not None else {}
         n_select = {
             category: max(1, round(slots * len(rows) / len(population))) for category, rows in by_category.items()
         }
+        if self.plan.edges:  # the data owners' edges vote (fountain.frameworks.edge_votes)
+            groups = {category: [population[r] for r in rows] for category, rows in by_category.items()}
+            outcome = self._edge_select(iteration, groups, n_select)
+            return self._selected_ids(outcome, by_category, population)
         self._spend(iteration)
         outcome = pe_select_detailed(
             self._private_embeddings(),
@@ -82,6 +86,12 @@ class _FeedbackIterations:
             selection=self.plan.selection,
             rng=self._rng(),
         )
+        return self._selected_ids(outcome, by_category, population)
+
+    @staticmethod
+    def _selected_ids(
+        outcome: dict[str, Any], by_category: dict[str, list[int]], population: list[Sample]
+    ) -> tuple[list[str], dict[str, Any]]:
         selected = []
         for category, chosen in outcome.items():
             rows = by_category[category]
@@ -134,7 +144,8 @@ class _FeedbackIterations:
                         hint="every conversation was rejected; check rejects.jsonl, then "
                         "try another model, more --seeds-per-direction, or wider turn bounds",
                     )
-                selected, summary = self._select(t, population, size, await self._encode_async(population))
+                vectors = None if plan.edges else await self._encode_async(population)
+                selected, summary = self._select(t, population, size, vectors)
                 entry.update({"selected": selected, "selection": summary})
                 self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != t] + [entry]
                 self._save_state()

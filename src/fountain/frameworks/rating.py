@@ -195,6 +195,9 @@ class _Rating:
 
     def _open_ledger(self, releases_left: int) -> None:
         """Rebuild the ledger from the state and refuse a plan that would end over budget."""
+        if self.plan.edges:  # the edges keep the ledgers (fountain.frameworks.edge_votes)
+            self._open_edge_ledger(releases_left)
+            return
         from fountain.raters.privacy import PrivacyLedger
 
         privacy = self.plan.privacy
@@ -228,6 +231,8 @@ class _Rating:
         self._write_privacy()
 
     def privacy_section(self) -> dict[str, Any] | None:
+        if self.plan.edges:
+            return self.edge_privacy_section()
         if self.ledger is None:
             return None
         data = self.ledger.to_dict()

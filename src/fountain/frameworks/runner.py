@@ -16,6 +16,7 @@ from typing import Any
 
 from fountain import aio
 from fountain.errors import FountainError, OutputError, PrivacyBudgetError
+from fountain.frameworks.edge_votes import _EdgeVotes
 from fountain.frameworks.feedback import _FeedbackIterations
 from fountain.frameworks.filter_rounds import _FilterRounds
 from fountain.frameworks.plan import FrameworkPlan, plan_framework
@@ -39,7 +40,7 @@ from fountain.run.outputs import DERIVATIONS_FILE, REJECTS_FILE, SEEDS_FILE
 from fountain.types import Sample
 
 
-class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
+class _Runner(_FilterRounds, _FeedbackIterations, _Rating, _EdgeVotes):
     """One framework run: its setup, engine rounds, Gen / GenLLM and end; Filter, Feedback and
     rating come from the mixins of :mod:`.filter_rounds`, :mod:`.feedback` and :mod:`.rating`."""
 
@@ -123,14 +124,15 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
         one for dedup loads lazily, once the embedding stage has 2 or more candidates left."""
         from fountain.embed.embedder import BUNDLED_ALIASES
 
-        if not (self.plan.rater or self._embedding_dedup()) or self.given_embedder is not None:
+        rates_here = bool(self.plan.rater) and not self.plan.edges  # with --edge, the edges embed
+        if not (rates_here or self._embedding_dedup()) or self.given_embedder is not None:
             return
         missing = _embed_extra_missing(self.plan.embedder)
-        if missing and not self.plan.rater:
+        if missing and not rates_here:
             # Without the embed extra the other dedup stages still run (_dedup says so).
             self.embed_missing = missing
             return
-        if self.plan.rater or self.plan.embedder not in BUNDLED_ALIASES:
+        if rates_here or self.plan.embedder not in BUNDLED_ALIASES:
             self._load_embedder()
 
     def _load_embedder(self) -> None:
