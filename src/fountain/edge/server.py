@@ -34,7 +34,7 @@ def build(config: EdgeConfig, *, embedder: Any = None) -> tuple[VoteBox, Any]:
     return box, app
 
 
-def _uvicorn_config(app: Any, config: EdgeConfig, **extra: Any) -> Any:
+def _uvicorn_config(app: Any, config: EdgeConfig, *, log_level: str = "info") -> Any:
     uvicorn = _uvicorn()
     return uvicorn.Config(
         app,
@@ -42,10 +42,9 @@ def _uvicorn_config(app: Any, config: EdgeConfig, **extra: Any) -> Any:
         port=config.port,
         ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
         ssl_keyfile=str(config.tls_key) if config.tls_key else None,
-        log_level="info",
+        log_level=log_level,
         server_header=False,
         proxy_headers=False,
-        **extra,
     )
 
 
