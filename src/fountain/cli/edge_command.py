@@ -101,7 +101,20 @@ def serve_command(
             console.print("[yellow]note: the default delta 1/(N ln N) reveals N, the number of records, to clients[/]")
         console.print(f"listening on {scheme}://{host}:{port}")
 
-    serve(config, on_ready=ready)
+    import logging
+
+    # The service's own lines (votes answered, refused: numbers only) beside uvicorn's.
+    log = logging.getLogger("fountain.edge")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    try:
+        serve(config, on_ready=ready)
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after a clean shutdown
+    console.print(f"edge stopped; its ledger is kept in {config.state_dir}")
 
 
 def show_edge_ledger(url: str, as_json: bool) -> None:
