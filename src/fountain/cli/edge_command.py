@@ -104,16 +104,20 @@ def serve_command(
     import logging
 
     # The service's own lines (votes answered, refused: numbers only) beside uvicorn's.
+    # Attached for the service's lifetime only, and taken off after.
     log = logging.getLogger("fountain.edge")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
         serve(config, on_ready=ready)
     except KeyboardInterrupt:
         pass  # uvicorn re-raises Ctrl-C after a clean shutdown
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
     console.print(f"edge stopped; its ledger is kept in {config.state_dir}")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fountain.errors import FountainError
+from fountain.frameworks.edge_votes import edge_select, uses_edges
 from fountain.frameworks.records import STATE_FILE
 from fountain.generation.plan import DERIVATION, Task, prefix_lengths, task_id
 from fountain.run.options import RunResult
@@ -62,7 +63,7 @@ class _FeedbackIterations:
 
         per_slot = RANK_VARIATIONS if self.plan.selection == "rank" else 1
         slots = max(1, math.ceil(size / per_slot))
-        if vectors is None and not self.plan.edges:
+        if vectors is None and not uses_edges(self):
             vectors = self._encode_synthetic(population)
         by_category: dict[str, list[int]] = {}
         for index, sample in enumerate(population):
@@ -71,9 +72,9 @@ class _FeedbackIterations:
         n_select = {
             category: max(1, round(slots * len(rows) / len(population))) for category, rows in by_category.items()
         }
-        if self.plan.edges:  # the data owners' edges vote (fountain.frameworks.edge_votes)
+        if uses_edges(self):  # the data owners' edges vote (fountain.frameworks.edge_votes)
             groups = {category: [population[r] for r in rows] for category, rows in by_category.items()}
-            outcome = self._edge_select(iteration, groups, n_select)
+            outcome = edge_select(self, iteration, groups, n_select)
             return self._selected_ids(outcome, by_category, population)
         self._spend(iteration)
         outcome = pe_select_detailed(
@@ -144,7 +145,7 @@ class _FeedbackIterations:
                         hint="every conversation was rejected; check rejects.jsonl, then "
                         "try another model, more --seeds-per-direction, or wider turn bounds",
                     )
-                vectors = None if plan.edges else await self._encode_async(population)
+                vectors = None if uses_edges(self) else await self._encode_async(population)
                 selected, summary = self._select(t, population, size, vectors)
                 entry.update({"selected": selected, "selection": summary})
                 self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != t] + [entry]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fountain.errors import PrivacyBudgetError
+from fountain.frameworks.edge_votes import edge_privacy_section, open_edge_ledger, uses_edges
 from fountain.frameworks.records import dedup_view, reject_record
 from fountain.types import Sample
 
@@ -195,8 +196,8 @@ class _Rating:
 
     def _open_ledger(self, releases_left: int) -> None:
         """Rebuild the ledger from the state and refuse a plan that would end over budget."""
-        if self.plan.edges:  # the edges keep the ledgers (fountain.frameworks.edge_votes)
-            self._open_edge_ledger(releases_left)
+        if uses_edges(self):  # the edges keep the ledgers (fountain.frameworks.edge_votes)
+            open_edge_ledger(self, releases_left)
             return
         from fountain.raters.privacy import PrivacyLedger
 
@@ -231,8 +232,8 @@ class _Rating:
         self._write_privacy()
 
     def privacy_section(self) -> dict[str, Any] | None:
-        if self.plan.edges:
-            return self.edge_privacy_section()
+        if uses_edges(self):
+            return edge_privacy_section(self)
         if self.ledger is None:
             return None
         data = self.ledger.to_dict()

@@ -16,7 +16,7 @@ from typing import Any
 
 from fountain import aio
 from fountain.errors import FountainError, OutputError, PrivacyBudgetError
-from fountain.frameworks.edge_votes import _EdgeVotes
+from fountain.frameworks.edge_votes import uses_edges
 from fountain.frameworks.feedback import _FeedbackIterations
 from fountain.frameworks.filter_rounds import _FilterRounds
 from fountain.frameworks.plan import FrameworkPlan, plan_framework
@@ -40,7 +40,7 @@ from fountain.run.outputs import DERIVATIONS_FILE, REJECTS_FILE, SEEDS_FILE
 from fountain.types import Sample
 
 
-class _Runner(_FilterRounds, _FeedbackIterations, _Rating, _EdgeVotes):
+class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
     """One framework run: its setup, engine rounds, Gen / GenLLM and end; Filter, Feedback and
     rating come from the mixins of :mod:`.filter_rounds`, :mod:`.feedback` and :mod:`.rating`."""
 
@@ -124,7 +124,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating, _EdgeVotes):
         one for dedup loads lazily, once the embedding stage has 2 or more candidates left."""
         from fountain.embed.embedder import BUNDLED_ALIASES
 
-        rates_here = bool(self.plan.rater) and not self.plan.edges  # with --edge, the edges embed
+        rates_here = bool(self.plan.rater) and not uses_edges(self)  # with --edge, the edges embed
         if not (rates_here or self._embedding_dedup()) or self.given_embedder is not None:
             return
         missing = _embed_extra_missing(self.plan.embedder)
