@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from edge_helpers import TOKEN, candidates, edge_config, owner_files
+from edge_helpers import CANARY, TOKEN, candidates, edge_config, owner_files
 from fountain.cli import main
 from fountain.edge.client import EdgeClient, EdgeError, EdgeVote, ask_edges, check_budgets, public_url
 from fountain.edge.server import EdgeThread
@@ -146,6 +146,28 @@ def test_a_feedback_run_with_two_edges_records_each_owners_epsilon(tmp_path, mon
     assert reported == {url: pytest.approx(ledger["epsilon"]) for url, ledger in ledgers.items()}
     assert reported[a.url] == pytest.approx(2.0) and reported[b.url] == pytest.approx(6.0)
     assert privacy["epsilon"] == pytest.approx(6.0)
+    # Both owners' files hold the canary; nothing on the generator's side does.
+    for path in (tmp_path / "gen").rglob("*"):
+        assert not path.is_file() or CANARY.encode() not in path.read_bytes()
+    assert CANARY in (tmp_path / "a" / "owner" / "private.jsonl").read_text()
+
+
+def test_an_owner_out_of_budget_costs_the_other_owners_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOUNTAIN_EDGE_TOKEN", TOKEN)
+    spec = load_spec(make_spec(tmp_path / "gen", seeds=1, derivations=1))
+    with (
+        EdgeThread(edge_config(tmp_path / "a", iterations=2), embedder=HashEmbedder()) as a,
+        EdgeThread(edge_config(tmp_path / "b", iterations=1), embedder=HashEmbedder()) as b,
+    ):
+        with pytest.raises(PrivacyBudgetError, match="budget for 1 more vote"):
+            run_framework(
+                spec,
+                options(tmp_path / "gen" / "out", iterations=2, edge=(a.url, b.url), **PE),
+                provider=FakeProvider(),
+                embedder=HashEmbedder(),
+            )
+        assert EdgeClient(a.url).ledger()["votes"] == []  # refused before the population was made
+        assert not (tmp_path / "gen" / "out" / "seeds.jsonl").exists()
 
 
 def self_signed(folder):

@@ -53,7 +53,7 @@ def edge_select(
     them, clip and select; returns category -> :class:`~fountain.raters.pe.CategorySelection`."""
     import numpy as np
 
-    from fountain.edge.client import ask_edges
+    from fountain.edge.client import ask_edges, check_budgets
     from fountain.raters.pe import CategorySelection, Histogram, default_threshold, select_from_histogram
 
     def spent(receipt: dict[str, Any]) -> None:
@@ -63,6 +63,10 @@ def edge_select(
 
     plan = runner.plan
     conversations = {category: [_turn_messages(s) for s in samples] for category, samples in groups.items()}
+    # Every edge must still have a vote left before any is spent: with several owners, one that
+    # is out of budget would otherwise waste the others' votes (a race can still do so; each
+    # receipt is recorded as soon as it comes).
+    check_budgets(_clients(runner), 1)
     combined = ask_edges(_clients(runner), conversations, plan.k, on_receipt=spent)
     threshold = default_threshold(combined.sigma) if plan.threshold is None else plan.threshold
     rng = runner._rng()
