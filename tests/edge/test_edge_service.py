@@ -185,3 +185,23 @@ def test_an_infinite_or_zero_epsilon_is_refused(tmp_path):
     for epsilon in (0.0, float("inf")):
         with pytest.raises(FountainError, match="epsilon"):
             EdgeConfig(real_data=tmp_path / "x", epsilon=epsilon, iterations=1, state_dir=tmp_path)
+
+
+def test_concurrent_votes_for_the_last_budget_get_one_answer_and_one_refusal(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fountain.errors import PrivacyBudgetError
+
+    box = open_box(tmp_path, iterations=1)
+    ballot = box.parse(vote_body(3))
+
+    def attempt(_):
+        try:
+            return box.vote(ballot)["vote"]
+        except PrivacyBudgetError:
+            return "refused"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(attempt, range(4)))
+    assert sorted(map(str, outcomes)) == ["1", "refused", "refused", "refused"]
+    assert len(json.loads((tmp_path / "owner" / "state" / LEDGER_FILE).read_text())["votes"]) == 1

@@ -99,6 +99,16 @@ def serve_command(
             console.print("[yellow]warning: no FOUNTAIN_EDGE_TOKEN: anyone on this machine can spend the budget[/]")
         if delta is None:
             console.print("[yellow]note: the default delta 1/(N ln N) reveals N, the number of records, to clients[/]")
+        elif box.records and ledger.delta >= 1.0 / box.records:
+            console.print(
+                f"[yellow]warning: delta = {ledger.delta:.3g} is not below 1/N for N = {box.records}: such a "
+                "guarantee allows revealing a whole record[/]"
+            )
+        if box.records < 3 * box.sigma:
+            console.print(
+                f"[yellow]warning: {box.records} record(s) vote against noise of sigma = {box.sigma:.3g} per "
+                "count: the generator will get mostly noise (more data, a larger --epsilon or fewer --iterations help)[/]"
+            )
         console.print(f"listening on {scheme}://{host}:{port}")
 
     import logging

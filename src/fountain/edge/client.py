@@ -148,6 +148,13 @@ class EdgeClient:
                 hint="the run keeps everything made so far; run the same command again once the data "
                 "owner grants more budget",
             )
+        if status == 413:
+            raise EdgeError(
+                f"the edge refused the request as too large: {str(message or '')[:300]}",
+                location=self.name,
+                hint="one vote covers the whole population: ask the data owner to raise --max-candidates, "
+                "or generate a smaller population (--seeds-per-direction)",
+            )
         if status >= 400 or not isinstance(payload, dict) or message is not None:
             raise EdgeError(f"the edge answered {status}: {str(message or 'no JSON object')[:300]}", location=self.name)
         return payload
