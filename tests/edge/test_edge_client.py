@@ -231,3 +231,29 @@ def test_privacy_edge_shows_the_ledger(tmp_path, capfd, monkeypatch):
         with pytest.raises(SystemExit) as info:
             main(["privacy", "--edge", edge.url])
         assert info.value.code == 1 and "refused the token" in capfd.readouterr().err
+
+
+def test_an_owner_spent_out_while_the_population_is_made_stops_the_run_before_any_vote(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOUNTAIN_EDGE_TOKEN", TOKEN)
+    spec = load_spec(make_spec(tmp_path / "gen", seeds=1, derivations=1))
+    out = tmp_path / "gen" / "out"
+    with EdgeThread(edge_config(tmp_path, iterations=1), embedder=HashEmbedder()) as edge:
+        original = FakeProvider.complete
+        spent: list = []
+
+        async def racing(self, request):
+            if not spent:  # another generator takes the owner's last vote meanwhile
+                spent.append(EdgeClient(edge.url).vote({"marriage counsel": candidates(2)}))
+            return await original(self, request)
+
+        monkeypatch.setattr(FakeProvider, "complete", racing)
+        with pytest.raises(PrivacyBudgetError, match="budget for 0 more vote"):
+            run_framework(
+                spec,
+                options(out, iterations=1, edge=(edge.url,), **PE),
+                provider=FakeProvider(),
+                embedder=HashEmbedder(),
+            )
+        assert len(EdgeClient(edge.url).ledger()["votes"]) == 1  # only the other generator's
+    state = json.loads((out / "framework.json").read_text())
+    assert next(r for r in state["rounds"] if r["round"] == 0)["population"] and state.get("ledger", []) == []

@@ -118,16 +118,17 @@ def test_a_vote_refused_mid_run_ends_the_run_cleanly_and_a_resume_keeps_its_work
     folder = make_spec(tmp_path / "generator", seeds=1, derivations=1)
     out = tmp_path / "generator" / "out"
     with EdgeThread(config, embedder=bundled) as edge:
-        # Another generator spends the owner's last vote while this run writes its population.
-        original = FakeProvider.complete
+        # Another generator spends the owner's last vote between this run's budget check and its
+        # vote: the edge itself must refuse (409).
+        original = EdgeClient.vote
         spent = []
 
-        async def racing(self, request):
+        def racing(self, conversations, k=1):
             if not spent:
-                spent.append(EdgeClient(edge.url).vote({"marriage counsel": candidates(2)}))
-            return await original(self, request)
+                spent.append(original(EdgeClient(edge.url), {"marriage counsel": candidates(2)}))
+            return original(self, conversations, k)
 
-        monkeypatch.setattr(FakeProvider, "complete", racing)
+        monkeypatch.setattr(EdgeClient, "vote", racing)
         assert run_cli(folder, out, edge.url, 1) == 1
         err = capfd.readouterr().err
         assert "the edge refused the vote" in err and "budget" in err and "Traceback" not in err
@@ -141,7 +142,7 @@ def test_a_vote_refused_mid_run_ends_the_run_cleanly_and_a_resume_keeps_its_work
 
     # The owner grants more budget (same ledger, same delta): the same command resumes, keeps
     # its population and pays for no conversation twice.
-    monkeypatch.setattr(FakeProvider, "complete", original)
+    monkeypatch.setattr(EdgeClient, "vote", original)
     generator.clear()
     with EdgeThread(edge_config(tmp_path, iterations=2, epsilon=6.0), embedder=bundled) as edge:
         assert run_cli(folder, out, edge.url, 1) == 0
