@@ -259,6 +259,13 @@ def _with_sigterm_as_interrupt(call):
     "outputs.json). Never copied to an output, log or cache.",
 )
 @click.option("--epsilon", type=float, help="PE: privacy budget epsilon of the whole run (inf: no privacy).")
+@click.option(
+    "--edge",
+    multiple=True,
+    metavar="URL",
+    help="Feedback/PE: a data owner's `fountain edge serve` votes instead of --real-data (repeatable; "
+    "token in $FOUNTAIN_EDGE_TOKEN; docs/edge.md).",
+)
 @click.option("--delta", type=float, help="PE: delta (default 1/(N ln N) for N real conversations).")
 @click.option(
     "--sigma",

@@ -14,6 +14,7 @@ from fountain import aio
 from fountain.errors import FountainError, OutputError, PrivacyBudgetError
 from fountain.frameworks.base import Framework
 from fountain.frameworks.context import RunContext
+from fountain.frameworks.edge_votes import uses_edges
 from fountain.frameworks.embeddings import Embeddings
 from fountain.frameworks.feedback import Feedback
 from fountain.frameworks.filter import Filter
@@ -54,9 +55,9 @@ class Runner:
         try:
             self._check_output()
             settings = ctx.source.raters.dedup
-            self.embeddings.prepare(
-                bool(ctx.plan.rater), bool(settings.enabled and settings.embedding_threshold is not None)
-            )
+            # With --edge the edges embed the private data: only dedup may need the embedder here.
+            rates_here = bool(ctx.plan.rater) and not uses_edges(ctx.plan)
+            self.embeddings.prepare(rates_here, bool(settings.enabled and settings.embedding_threshold is not None))
             dataset = await self.framework.run()
             return self._finish(dataset)
         except BaseException as error:

@@ -62,6 +62,7 @@ class RunOptions:
     embedder: str | None = None
     k: int | None = None
     personas: int | None = None  # GenLLM: personas the model generates
+    edge: tuple[str, ...] | None = None  # Feedback/PE: edge services that vote (fountain.edge)
 
     def record(self) -> dict[str, Any]:
         """The options as written into the manifest's run history (paths as text, no secrets)."""
