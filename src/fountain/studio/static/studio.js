@@ -177,12 +177,12 @@ async function startRun(event) {
   }
 }
 
-async function resumeRun() {
+async function resumeRun(where = "data-count") {
   try {
     await api("/run/resume", {});
-    $("data-count").textContent = "re-exporting: the run resumes as it was started…";
+    $(where).textContent = "the last run resumes as it was started…";
   } catch (error) {
-    $("data-count").textContent = "not re-exported: " + error.message + (error.data && error.data.hint ? ` (${error.data.hint})` : "");
+    $(where).textContent = "not resumed: " + error.message + (error.data && error.data.hint ? ` (${error.data.hint})` : "");
   }
 }
 
@@ -344,7 +344,8 @@ async function main() {
   $("stop").addEventListener("click", () => api("/run/stop", {}));
   for (const key of ["direction", "kind", "reason", "decision"]) $(`f-${key}`).addEventListener("change", loadRecords);
   $("f-q").addEventListener("input", () => { clearTimeout(state.qTimer); state.qTimer = setTimeout(loadRecords, 250); });
-  $("reexport").addEventListener("click", resumeRun);
+  $("reexport").addEventListener("click", () => resumeRun("data-count"));
+  $("resume").addEventListener("click", () => resumeRun("run-state"));
   $("report").addEventListener("click", openReport);
   window.addEventListener("hashchange", showPage);
   showPage();
