@@ -115,7 +115,10 @@ class _Rating:
         """Drop duplicates among ``samples`` and of ``earlier`` (kept before them)."""
         if not self.source.raters.dedup.enabled:
             return list(samples), [], {"enabled": False}
-        work = self._dedup_start(samples, earlier)
+        from fountain.aio import in_daemon_thread
+
+        # Off the loop thread (exact and MinHash stages): a Ctrl-C is taken at once.
+        work = await in_daemon_thread(self._dedup_start, samples, earlier)
         vectors = await self._encode_async(work["candidates"]) if work["candidates"] else None
         return self._dedup_end(work, vectors)
 
