@@ -192,3 +192,26 @@ async def test_negative_usage_never_gives_negative_cost(mock_server, monkeypatch
     finally:
         await provider.aclose()
     assert d.stats.cost_usd == 0.0 and d.stats.usage == Usage(0, 0)
+
+
+@pytest.mark.parametrize("provider_name", ["anthropic", "gemini"])
+async def test_sdk_adapters_redact_an_echoed_key_and_escape_controls(mock_server, monkeypatch, provider_name):
+    key = "sk-ant-echoed-0123456789abcdef"
+    env = {"anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}[provider_name]
+    monkeypatch.setenv(env, key)
+    text = f"invalid key {key}\x1b]0;title\x07"
+    body = (
+        {"type": "error", "error": {"type": "authentication_error", "message": text}}
+        if provider_name == "anthropic"
+        else {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": text}}
+    )
+    raw = json.dumps(body).encode()
+    mock_server.configure(raw_answers=[(401, {"Content-Type": "application/json"}, raw)] * 3)
+    provider = create_provider(ProviderConfig(provider=provider_name, model="m", base_url=mock_server.url, timeout_s=5))
+    try:
+        with pytest.raises(ProviderError) as info:
+            await provider.complete(_request())
+    finally:
+        await provider.aclose()
+    assert key not in info.value.message and "\x1b" not in info.value.message
+    assert "[redacted]" in info.value.message

@@ -29,6 +29,7 @@ from fountain.providers.http import (
     retry_after_from_headers,
     transient,
 )
+from fountain.safety import safe_text
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -162,7 +163,8 @@ class AnthropicProvider:
             return transient("anthropic", f"unexpected answer from {self.base_url}", error)
         status = error.status_code
         api_message = getattr(error, "api_message", None) or _body_message(error.body)
-        said = f": {api_message}" if api_message else ""
+        # A server may echo the key or send escape sequences: redacted and escaped here already.
+        said = f": {safe_text(str(api_message))}" if api_message else ""
         if status in (401, 403):
             return AuthenticationError(
                 f"the key in {self._key_env} was refused ({status}){said}",

@@ -32,6 +32,7 @@ from fountain.providers.http import (
     retry_after_from_headers,
     transient,
 )
+from fountain.safety import safe_text
 from fountain.types import Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -227,7 +228,7 @@ class GeminiProvider:
 
     def _error(self, error: Any) -> ProviderError:
         code = int(getattr(error, "code", 0) or 0)
-        message = getattr(error, "message", None) or ""
+        message = safe_text(str(getattr(error, "message", None) or ""))  # may echo a key or hold escapes
         status_name = getattr(error, "status", None) or ""
         said = f": {message}" if message else ""
         keys = " or ".join(self._key_envs)
