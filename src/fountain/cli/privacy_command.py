@@ -88,6 +88,7 @@ def privacy_command(
     if sigma is not None:
         epsilon = privacy.epsilon_for(sigma, iterations, delta)
     else:
+        assert epsilon is not None  # exactly one of sigma and epsilon is given
         sigma = privacy.sigma_for(epsilon, iterations, delta)
     mu = privacy.gdp_mu(sigma, iterations)
     if as_json:

@@ -58,7 +58,7 @@ def _shaper():  # noqa: C901 - complexity debt, listed in docs/architecture.md
 
         def entity_ref(self, items):
             alias = next((i[1] for i in items[1:] if i[0] == "alias"), None)
-            classes = next((i[1] for i in items[1:] if i[0] == "classes"), [])
+            classes: list[str] = next((i[1] for i in items[1:] if i[0] == "classes"), [])
             return (items[0], alias, classes)
 
         def entity(self, items):

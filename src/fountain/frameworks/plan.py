@@ -277,6 +277,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     if rater and not edges:
         from fountain.raters.realdata import load_real_data
 
+        assert real_path is not None  # checked above
         real = load_real_data(real_path, default_category=spec.category)
         in_category = sum(1 for r in real if r.category == spec.category)
         if rater == "RF" and in_category < 2:

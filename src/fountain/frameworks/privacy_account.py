@@ -36,6 +36,7 @@ class PrivacyAccount:
         from fountain.raters.privacy import PrivacyLedger
 
         privacy = self.ctx.plan.privacy
+        assert privacy is not None  # a privacy account is made only for a PE plan
         ledger = PrivacyLedger(delta=privacy.delta, epsilon_budget=privacy.epsilon_budget)
         for entry in self.ctx.state.get("ledger", []):
             ledger.record(float(entry["sigma"]))

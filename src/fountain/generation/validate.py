@@ -22,11 +22,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.generation.extract import ExtractionError, extract_json
 from fountain.resources import load_schema
 from fountain.types import Turn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 CONVERSATION = "conversation"
 INSTRUCT = "instruct"
@@ -83,7 +86,7 @@ class Rules:
 
     @classmethod
     def from_spec(
-        cls, spec: Any, *, type: str | None = None, min_turns: int | None = None, max_turns: int | None = None
+        cls, spec: Spec, *, type: str | None = None, min_turns: int | None = None, max_turns: int | None = None
     ) -> Rules:
         gen = spec.generation
         kind = type or gen.type

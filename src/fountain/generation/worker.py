@@ -38,6 +38,7 @@ from fountain.types import Provenance, Sample, Turn, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.spec.directions import Direction
+    from fountain.spec.model import Spec
 
 MODES = ("auto", "json", "turns")
 RAW_MAX_CHARS = 20_000  # raw answers kept in rejects.jsonl are cut here
@@ -51,7 +52,7 @@ class Model(Protocol):
     def complete(self, request: Request) -> Awaitable[Completion]: ...
 
 
-def resolve_mode(spec: Any, provider_name: str, requested: str | None = None) -> str:
+def resolve_mode(spec: Spec, provider_name: str, requested: str | None = None) -> str:
     """``json`` or ``turns``: the requested mode, else the spec's; ``auto`` picks ``turns`` for the
     local model and ``json`` for API providers, and always ``json`` for legacy (Janus) prompts whose
     output format asks for JSON (they are used as written)."""
@@ -74,7 +75,7 @@ def messages_hash(messages: Sequence[Message]) -> str:
     return short_hash([[m.role, m.content] for m in messages])
 
 
-def spec_fingerprint(spec: Any) -> str:
+def spec_fingerprint(spec: Spec) -> str:
     try:
         return str(spec.fingerprint())
     except NotImplementedError:
@@ -91,7 +92,7 @@ def canonical_direction(name: str) -> Direction:
 
 
 def json_messages(
-    spec: Any,
+    spec: Spec,
     task_kind: str,
     direction: str,
     *,
@@ -115,7 +116,7 @@ def json_messages(
     return ((Message("system", system),) if system else ()) + (Message("user", prompt),)
 
 
-def spec_sampling(spec: Any, max_tokens_cap: int | None = None) -> Sampling:
+def spec_sampling(spec: Spec, max_tokens_cap: int | None = None) -> Sampling:
     model = spec.model
     max_tokens = model.max_tokens
     if max_tokens_cap is not None:
@@ -154,7 +155,7 @@ class Worker:
 
     def __init__(
         self,
-        spec: Any,
+        spec: Spec,
         model: Model,
         *,
         provider_name: str,

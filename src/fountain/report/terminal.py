@@ -182,7 +182,7 @@ def _grounding(g: dict[str, Any] | None, console: Console) -> None:
         table.add_row("[bold]overall[/]", f"[bold]{pct(cov['overall']['coverage'])}[/]")
         console.print(table)
     rc = g["role_consistency"]
-    roles = {"user": g.get("user_role"), "assistant": g.get("assistant_role")}
+    roles: dict[str, Any] = {"user": g.get("user_role"), "assistant": g.get("assistant_role")}
     table = _table(
         "Role consistency (heuristic; see docs/report.md)",
         "role",

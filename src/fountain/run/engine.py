@@ -76,6 +76,7 @@ from fountain.types import Sample, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.providers.dispatch import Dispatcher, RunStats
+    from fountain.spec.model import Spec
 
 __all__ = [
     "Engine",
@@ -94,7 +95,7 @@ class Engine:
     """One run of one spec into one output folder. Use :func:`run` / :func:`run_async`."""
 
     def __init__(
-        self, spec: Any, options: RunOptions, provider: Provider, *, source_spec: Any = None, final: bool = True
+        self, spec: Spec, options: RunOptions, provider: Provider, *, source_spec: Any = None, final: bool = True
     ):
         """``final=False``: a round of a framework run, which exports the dataset and completes
         the manifest itself after rating; the engine then rewrites the journals only, and a
@@ -195,7 +196,7 @@ class Engine:
 
     def _target_reached(self) -> bool:
         target = self.gen.target
-        return bool(target) and self._accepted_count() >= target
+        return target is not None and target != 0 and self._accepted_count() >= target
 
     def _record(self, outcome: Outcome) -> list[Task]:
         """Journal an outcome; returns the tasks it makes possible (a seed's derivations)."""
@@ -581,7 +582,7 @@ def _is_fatal(error: ProviderError) -> bool:
 # --- entry points ------------------------------------------------------------------------------
 
 
-def make_provider(spec: Any, options: RunOptions) -> Provider:
+def make_provider(spec: Spec, options: RunOptions) -> Provider:
     """The provider a run uses: CLI options > environment > the spec's model block > local."""
     from fountain.providers import create_provider, resolve_provider_config
 
@@ -606,7 +607,7 @@ def make_provider(spec: Any, options: RunOptions) -> Provider:
     return create_provider(config)
 
 
-async def run_async(spec: Any, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
+async def run_async(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
     """Generate ``spec``'s dataset (see the module docstring). ``provider`` overrides the one the
     spec and options name (tests pass a fake); a provider made here is closed at the end."""
     options = options or RunOptions()
@@ -621,6 +622,6 @@ async def run_async(spec: Any, options: RunOptions | None = None, *, provider: P
             await provider.aclose()
 
 
-def run(spec: Any, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
+def run(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
     """Synchronous :func:`run_async`."""
     return aio.run(run_async(spec, options, provider=provider))

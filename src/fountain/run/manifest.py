@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain import __version__
 from fountain.errors import OutputError
@@ -29,6 +29,9 @@ from fountain.safety import safe_text
 
 MANIFEST_NAME = MANIFEST_FILE
 LOCK_NAME = LOCK_FILE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 FORMAT_VERSION = 1
 RESUME_MODES = ("if-compatible", "always", "never")
@@ -311,7 +314,7 @@ class Manifest:
 
     @classmethod
     def for_spec(
-        cls, spec: Any, *, provider: dict[str, Any] | None = None, output_dir: str | Path | None = None
+        cls, spec: Spec, *, provider: dict[str, Any] | None = None, output_dir: str | Path | None = None
     ) -> Manifest:
         """A new manifest for ``spec`` (fingerprint, fields, folder and its git state)."""
         from fountain.run.gitinfo import git_state
@@ -410,7 +413,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def spec_fields(spec: Any) -> dict[str, Any]:
+def spec_fields(spec: Spec) -> dict[str, Any]:
     """``spec.fingerprint_fields()`` when the spec has it (field name -> hash or value)."""
     method = getattr(spec, "fingerprint_fields", None)
     return dict(method()) if callable(method) else {}
@@ -454,7 +457,7 @@ def previous_run_files(output_dir: Path) -> list[str]:
 
 
 def check_resume(
-    output_dir: str | Path, spec: Any, mode: str = "if-compatible", *, provider: dict[str, Any] | None = None
+    output_dir: str | Path, spec: Spec, mode: str = "if-compatible", *, provider: dict[str, Any] | None = None
 ) -> ResumeDecision:
     """Decide whether a run of ``spec`` may start in / resume ``output_dir``, or refuse.
 

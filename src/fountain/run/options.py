@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.errors import FountainError
 from fountain.types import Sample
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 DEFAULT_CONCURRENCY = {"local": 1, "fake": 8}
 DEFAULT_API_CONCURRENCY = 16
@@ -93,7 +96,7 @@ class RunResult:
     mode: str = "json"
 
 
-def effective_spec(spec: Any, options: RunOptions) -> Any:
+def effective_spec(spec: Spec, options: RunOptions) -> Spec:
     """``spec`` with the run's overrides of the generation settings applied."""
     gen = spec.generation
     changes: dict[str, Any] = {}
@@ -125,7 +128,7 @@ def effective_spec(spec: Any, options: RunOptions) -> Any:
     return replace(spec, generation=replace(gen, **changes)) if changes else spec
 
 
-def output_folder(spec: Any, options: RunOptions) -> Path:
+def output_folder(spec: Spec, options: RunOptions) -> Path:
     """Where a run writes: ``--output``, else the spec's ``output.folder`` inside the spec folder."""
     if options.output is not None:
         return Path(options.output)
