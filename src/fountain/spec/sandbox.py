@@ -108,13 +108,13 @@ class BoundedEnvironment(SandboxedEnvironment):
 
         def bounded_center(value: Any, width: int = 80) -> str:
             _check_size(int(width), "center")
-            return center(value, width)
+            return str(center(value, width))
 
         def bounded_indent(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> str:
             text = str(value)
             size = len(width) if isinstance(width, str) else int(width)
             _check_size(size * (text.count("\n") + 1) + len(text), "indent")
-            return indent(value, width, *args, **kwargs)
+            return str(indent(value, width, *args, **kwargs))
 
         self.filters["center"] = bounded_center
         self.filters["indent"] = bounded_indent

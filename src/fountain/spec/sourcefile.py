@@ -285,7 +285,7 @@ def _has_lone_surrogate(text: str) -> bool:
     return False
 
 
-def _surrogate_problem(path: tuple, node: Any, locator: Locator) -> Problem:
+def _surrogate_problem(path: tuple[Any, ...], node: Any, locator: Locator) -> Problem:
     return Problem(
         f"{key_path(path)}: holds a lone UTF-16 surrogate (an escape like \\ud800 without its pair), which is not text",
         locator._format(node.start_mark),
