@@ -32,12 +32,14 @@ FRAMEWORK_CHOICES = click.Choice(["Gen", "GenLLM", "Filter", "Feedback"], case_s
 RATER_CHOICES = click.Choice(["PE", "RF"], case_sensitive=False)
 
 
-def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """The rule of setup.yaml's model.base_url: an http(s) URL with a host."""
+def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None):
+    """The rule of setup.yaml's model.base_url: an http(s) URL with a host (each, when repeated)."""
     from urllib.parse import urlsplit
 
     if value is None:
         return None
+    if isinstance(value, tuple):
+        return tuple(_check_base_url(ctx, param, v) for v in value) or None
     url = value.strip()
     try:
         parts = urlsplit(url)
@@ -162,8 +164,30 @@ def _with_sigterm_as_interrupt(call):
 @click.option(
     "--base-url",
     callback=_check_base_url,
-    help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1.",
+    multiple=True,
+    help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1; "
+    "give it several times to spread requests over a fleet of servers.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for one answer (default: model.timeout_s, else 120; self-hosted servers "
+    "that queue get more as their answers show).",
+)
+@click.option(
+    "--structured-output",
+    type=click.Choice(["auto", "json_schema", "json_object", "none"]),
+    help="OpenAI-compatible servers: the response_format to send (default auto: json_schema, "
+    "stepping down to what the server accepts).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="local (default): asyncio in this process; ray: generation actors on a Ray cluster "
+    "(pip install 'fountain[ray]'; docs/distributed.md).",
+)
+@click.option("--ray-address", help="Ray cluster to join with --executor ray (default: start a local Ray).")
+@click.option("--ray-actors", type=click.IntRange(min=1), help="Generation actors with --executor ray (default 2).")
 @click.option(
     "--replay",
     type=click.Path(dir_okay=False, path_type=str),
@@ -290,6 +314,9 @@ def run_command(
     from fountain.run.options import RunOptions
     from fountain.spec.load import load_spec
 
+    urls = options.pop("base_url", None) or ()
+    options["base_url"] = urls[0] if urls else None
+    options["base_urls"] = tuple(urls) if len(urls) > 1 else None
     # Every option whose name is a RunOptions field passes through as it is.
     fields = set(RunOptions.__dataclass_fields__)
     run_options = RunOptions(quiet=quiet, **{k: v for k, v in options.items() if k in fields and v is not None})
@@ -345,7 +372,9 @@ def _print_dry_run(spec, options) -> None:
 
     effective = effective_spec(spec, options)
     name = options.provider if options.replay is None else "fake"
-    config = resolve_provider_config(effective.model, provider=name, model=options.model, base_url=options.base_url)
+    config = resolve_provider_config(
+        effective.model, provider=name, model=options.model, base_url=options.base_url, base_urls=options.base_urls
+    )
     mode = resolve_mode(effective, config.provider, options.mode)
     prompts = []
     for _, request in preview_requests(effective, mode=mode, seed=options.seed):

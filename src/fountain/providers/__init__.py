@@ -80,6 +80,10 @@ def check_provider_name(name: str, *, location: str | None = None) -> str:
 def create_provider(config: ProviderConfig) -> Provider:
     """Build the provider ``config.provider`` names (imports its module, and SDK, only now)."""
     name = check_provider_name(config.provider)
+    if name == "openai" and len(config.base_urls) > 1:
+        from fountain.providers.fleet import FleetProvider
+
+        return FleetProvider(config)
     module_name, _, class_name = PROVIDERS[name].partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, class_name)(config)
@@ -99,6 +103,9 @@ def resolve_provider_config(
     model: str | None = None,
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
+    base_urls: tuple[str, ...] | None = None,
+    timeout_s: float | None = None,
+    structured_output: str | None = None,
 ) -> ProviderConfig:
     """Merge the provider settings: CLI flags > environment > spec ``model`` block > default.
 
@@ -106,6 +113,10 @@ def resolve_provider_config(
     and base URL apply only when that layer names no provider or names the provider finally chosen,
     so ``--provider openai`` does not inherit the spec's Gemini model name. Without any model the
     provider's default (``DEFAULT_MODELS``) is used.
+
+    ``base_urls`` (several ``--base-url``, else the spec's ``model.base_urls``) names a fleet of
+    OpenAI-compatible servers; ``timeout_s`` (``--timeout``) and ``structured_output``
+    (``--structured-output``) override the spec's ``model`` block.
     """
     env = os.environ if env is None else env
     spec_provider = _clean(getattr(spec_model, "provider", None))
@@ -135,20 +146,33 @@ def resolve_provider_config(
 
     spec_applies = spec_model is not None and (spec_provider is None or spec_provider.lower() == chosen)
     sampling = Sampling()
-    timeout_s = 120.0
+    timeout = 120.0
     api_key_env = None
     if spec_applies:
         sampling = Sampling(
             temperature=spec_model.temperature, top_p=spec_model.top_p, max_tokens=spec_model.max_tokens
         )
         if spec_model.timeout_s is not None:
-            timeout_s = float(spec_model.timeout_s)
+            timeout = float(spec_model.timeout_s)
         api_key_env = _clean(spec_model.api_key_env)
+    if timeout_s is not None:
+        timeout = float(timeout_s)
+    fleet: tuple[str, ...] = ()
+    if base_urls and len(base_urls) > 1:
+        fleet = tuple(base_urls)
+    elif not base_url and not _clean(env.get(ENV_BASE_URL)) and spec_applies and getattr(spec_model, "base_urls", None):
+        fleet = tuple(spec_model.base_urls)
+    extra: dict[str, object] = {}
+    forced = structured_output or (getattr(spec_model, "structured_output", None) if spec_applies else None)
+    if forced:
+        extra["structured_output"] = forced
     return ProviderConfig(
         provider=chosen,
         model=first(1) or DEFAULT_MODELS[chosen],
-        base_url=first(2),
+        base_url=fleet[0] if fleet else first(2),
+        base_urls=fleet if len(fleet) > 1 else (),
         api_key_env=api_key_env,
-        timeout_s=timeout_s,
+        timeout_s=timeout,
         sampling=sampling,
+        extra=extra,
     )

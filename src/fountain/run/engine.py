@@ -583,7 +583,15 @@ def make_provider(spec: Any, options: RunOptions) -> Provider:
                 hint="drop --provider, or use --provider fake",
             )
         name = "fake"
-    config = resolve_provider_config(spec.model, provider=name, model=options.model, base_url=options.base_url)
+    config = resolve_provider_config(
+        spec.model,
+        provider=name,
+        model=options.model,
+        base_url=options.base_url,
+        base_urls=options.base_urls,
+        timeout_s=options.timeout,
+        structured_output=options.structured_output,
+    )
     if options.replay is not None:
         config = replace(config, replay=str(options.replay))
     return create_provider(config)
