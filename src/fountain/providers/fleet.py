@@ -120,7 +120,8 @@ class FleetProvider:
         return self.members[0].provider.structured_output
 
     def _pick(self, tried: set[int]) -> int | None:
-        """The index of the usable server with the most room (round robin among equals)."""
+        """The index of the server to send to: one whose cooldown is over (the probe), else the
+        usable one with the most room (round robin among equals)."""
         now = self._clock()
         best: int | None = None
         best_room = -1.0
@@ -130,7 +131,7 @@ class FleetProvider:
             member = self.members[index]
             if index in tried or not member.usable(now):
                 continue
-            room = member.room()
+            room = 2.0 if member.open_until is not None else member.room()
             if room > best_room:
                 best, best_room = index, room
         self._turn = (self._turn + 1) % n
