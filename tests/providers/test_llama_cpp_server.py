@@ -74,6 +74,9 @@ def test_default_mode_writes_records_against_llama_cpp_server(llama_server, tmp_
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     spec = tmp_path / "spec"
     shutil.copytree(SAMPLE, spec)
+    # no embedding dedup: loading the embedder is not what this test is about, and it is slow
+    with open(spec / "setup.yaml", "a", encoding="utf-8") as setup:
+        setup.write("\nraters:\n  dedup:\n    embedding_threshold: null\n")
     output = tmp_path / "out"
     code, text = run_cli(
         ["run", "-t", str(spec), "-o", str(output), "--provider", "openai", "--base-url", llama_server]

@@ -125,9 +125,14 @@ class Engine:
         self.scenario = ""
         self.iteration = 0
         self.worker: Worker | None = None
+        # What runs the tasks besides the local asyncio workers (--executor ray): anything with
+        # Worker's execute() and provider_error(), and close(); None: the local Worker itself.
+        self.executor: Any = None
 
     @property
     def retries(self) -> int:
+        if self.executor is not None:
+            return int(self.executor.retries)
         return self.worker.retries if self.worker is not None else 0
 
     def _make_worker(self) -> Worker:
@@ -144,6 +149,16 @@ class Engine:
             iteration=self.iteration,
             on_retry=self.progress.on_retry,
         )
+
+    def _start_executor(self, worker: Worker) -> Any:
+        """The executor ``--executor`` names (the local one is the asyncio workers of ``_run``)."""
+        if self.options.executor != "ray":
+            raise FountainError(
+                f"unknown executor {self.options.executor!r}", location="--executor", hint="local or ray"
+            )
+        from fountain.run.ray_executor import start_executor
+
+        return start_executor(self, worker)
 
     def _accepted_count(self) -> int:
         return len(self.samples)
@@ -232,7 +247,7 @@ class Engine:
                     if task.kind == DERIVATION and parent is None:
                         raise RuntimeError(f"derivation {task.id} has no parent {task.parent_id}")
                     assert self.worker is not None
-                    outcome = await self.worker.execute(task, parent)
+                    outcome = await (self.executor or self.worker).execute(task, parent)
                 except ProviderError as error:
                     if getattr(self.dispatcher, "stopped", None) is error or _is_fatal(error):
                         self.stop_error = error
@@ -367,6 +382,8 @@ class Engine:
         self.progress = Progress(enabled=self.options.progress, quiet=self.options.quiet, stats=stats)
         await self.prepare()
         self.worker = self._make_worker()
+        if (self.options.executor or "local") != "local":
+            self.executor = self._start_executor(self.worker)
 
         seeds = self.plan_seeds()
         for task in seeds:
@@ -413,6 +430,8 @@ class Engine:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if self.executor is not None:
+                self.executor.close()
             self.progress.close()
             for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
                 journal.close()

@@ -84,6 +84,7 @@ class RecordedRequest:
     api: str  # "openai" | "anthropic" | "gemini"
     has_key: bool = False  # whether the request carried a credential (its value is never kept)
     status: int = 0  # what the server answered (0 while in flight)
+    received_at: float = 0.0  # time.time() when it arrived (rate measurements)
 
 
 class MockState:
@@ -629,6 +630,7 @@ class MockServer:
                 request_hash,
                 api.name,
                 has_key=bool(api.key(request)),
+                received_at=time.time(),
             )
             state.requests.append(record)
             record_out.append(record)
