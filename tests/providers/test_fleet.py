@@ -97,9 +97,7 @@ async def test_a_whole_fleet_down_fails_the_request_for_the_dispatcher_to_retry(
 
 
 def test_several_base_urls_make_a_fleet_with_a_stable_identity():
-    config = resolve_provider_config(
-        None, provider="openai", base_urls=("http://a:1/v1", "http://b:2/v1"), env={}
-    )
+    config = resolve_provider_config(None, provider="openai", base_urls=("http://a:1/v1", "http://b:2/v1"), env={})
     provider = create_provider(config)
     assert isinstance(provider, FleetProvider) and len(provider.members) == 2
     # answers do not depend on the server: the cache and resume survive changes to the fleet

@@ -136,9 +136,7 @@ def test_refusal_recognition_by_status_and_message():
 def test_unknown_forced_form_is_a_user_error():
     with pytest.raises(BadRequestError, match="unknown structured_output"):
         create_provider(
-            ProviderConfig(
-                provider="openai", base_url="http://127.0.0.1:9/v1", extra={"structured_output": "yaml"}
-            )
+            ProviderConfig(provider="openai", base_url="http://127.0.0.1:9/v1", extra={"structured_output": "yaml"})
         )
 
 

@@ -158,10 +158,11 @@ def resolve_provider_config(
     if timeout_s is not None:
         timeout = float(timeout_s)
     fleet: tuple[str, ...] = ()
+    spec_fleet: tuple[str, ...] = tuple(getattr(spec_model, "base_urls", None) or ()) if spec_applies else ()
     if base_urls and len(base_urls) > 1:
         fleet = tuple(base_urls)
-    elif not base_url and not _clean(env.get(ENV_BASE_URL)) and spec_applies and getattr(spec_model, "base_urls", None):
-        fleet = tuple(spec_model.base_urls)
+    elif not base_url and not _clean(env.get(ENV_BASE_URL)) and spec_fleet:
+        fleet = spec_fleet
     extra: dict[str, object] = {}
     forced = structured_output or (getattr(spec_model, "structured_output", None) if spec_applies else None)
     if forced:

@@ -38,7 +38,6 @@ from fountain.errors import (
 )
 from fountain.fastjson import dumps_bytes, loads
 from fountain.providers.base import Completion, ProviderConfig, Request
-from fountain.providers.pacing import CEILING_FACTOR, ServerPacing
 from fountain.providers.http import (
     combined_seed,
     merged_sampling,
@@ -46,6 +45,7 @@ from fountain.providers.http import (
     retry_after_from_headers,
     transient,
 )
+from fountain.providers.pacing import CEILING_FACTOR, ServerPacing
 from fountain.providers.transport import (
     BadURL,
     TransportError,
@@ -81,6 +81,8 @@ def refuses_format(status: int, message: str | None) -> bool:
     if status in (401, 403, 404, 408, 429):
         return False
     return _FORMAT_NAMED.search(message) is not None
+
+
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
