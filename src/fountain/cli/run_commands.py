@@ -27,7 +27,7 @@ _TYPE = click.option(
 )
 # Choices are matched case-insensitively (click hands back the canonical spelling). The lists
 # mirror fountain.providers.PROVIDERS and fountain.frameworks (not imported here: --help stays fast).
-PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake"], case_sensitive=False)
+PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake", "vllm"], case_sensitive=False)
 FRAMEWORK_CHOICES = click.Choice(["Gen", "GenLLM", "Filter", "Feedback"], case_sensitive=False)
 RATER_CHOICES = click.Choice(["PE", "RF"], case_sensitive=False)
 
@@ -159,7 +159,9 @@ def _with_sigterm_as_interrupt(call):
     type=click.Path(file_okay=False, path_type=str),
     help="Output folder (default: <target-folder>/output).",
 )
-@click.option("--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini or fake.")
+@click.option(
+    "--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini, fake or vllm (GPU hosts)."
+)
 @click.option("--model", help="Model name (local: a GGUF file path).")
 @click.option(
     "--base-url",

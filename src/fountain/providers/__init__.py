@@ -48,6 +48,7 @@ PROVIDERS: dict[str, str] = {
     "anthropic": "fountain.providers.anthropic:AnthropicProvider",
     "gemini": "fountain.providers.gemini:GeminiProvider",
     "fake": "fountain.providers.fake:FakeProvider",
+    "vllm": "fountain.providers.vllm:VLLMProvider",
 }
 
 DEFAULT_PROVIDER = "local"
@@ -58,6 +59,7 @@ DEFAULT_MODELS: dict[str, str | None] = {
     "anthropic": "claude-haiku-4-5",
     "gemini": "gemini-2.5-flash",
     "fake": None,
+    "vllm": None,  # a Hugging Face model name must be given (--model)
 }
 
 ENV_PROVIDER = "FOUNTAIN_PROVIDER"

@@ -235,7 +235,10 @@ class RayExecutor:
             "scenario": local.scenario,
             "iteration": local.iteration,
         }
-        actor_class = ray.remote(GenerationActor).options(num_cpus=ACTOR_CPUS, max_concurrency=per_actor)
+        resources: dict[str, Any] = {"num_cpus": ACTOR_CPUS}
+        if local.provider_name == "vllm":
+            resources["num_gpus"] = 1  # one vLLM engine per GPU actor
+        actor_class = ray.remote(GenerationActor).options(max_concurrency=per_actor, **resources)
         self.actors = [actor_class.remote(engine.spec, options, worker_args, self.flow, settings) for _ in range(count)]
         self.load = [0] * count
         self.validation_retries = 0
