@@ -27,7 +27,7 @@ from fountain.types import Usage
 
 def _import_vllm() -> Any:
     try:
-        import vllm
+        import vllm  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise MissingDependencyError(
             "the vllm provider needs vLLM, which is not installed",
