@@ -9,19 +9,15 @@ records.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from spec_helpers import run_cli
+from spec_helpers import VALID, make_spec, run_cli
 
 pytestmark = pytest.mark.slow
-
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "tech_support"
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +68,10 @@ def llama_server(tmp_path_factory):
 
 def test_default_mode_writes_records_against_llama_cpp_server(llama_server, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    spec = tmp_path / "spec"
-    shutil.copytree(SAMPLE, spec)
-    # no embedding dedup: loading the embedder is not what this test is about, and it is slow
-    with open(spec / "setup.yaml", "a", encoding="utf-8") as setup:
-        setup.write("\nraters:\n  dedup:\n    embedding_threshold: null\n")
+    # A small spec: one direction, short answers (a 135M model on 2 shared cores is slow), and no
+    # embedding dedup (loading the embedder is not what this test is about).
+    setup = VALID.replace("  temperature: 0.7\n", "  temperature: 0.7\n  max_tokens: 160\n")
+    spec = make_spec(tmp_path, setup + "raters:\n  dedup:\n    embedding_threshold: null\n")
     output = tmp_path / "out"
     code, text = run_cli(
         ["run", "-t", str(spec), "-o", str(output), "--provider", "openai", "--base-url", llama_server]
