@@ -427,7 +427,9 @@ def _print_dry_run(spec, options) -> None:
             + (f"  (budget ${options.budget_usd:,.2f})" if options.budget_usd is not None else "")
         )
     folder = output_folder(effective, options)
-    identity = {"provider": config.provider, "model": config.model, "base_url": config.base_url}
+    # a fleet's identity names no server (fountain.providers.fleet): the run resumes as servers change
+    base_url = "fleet" if config.base_urls else config.base_url
+    identity = {"provider": config.provider, "model": config.model, "base_url": base_url}
     decision = check_resume(folder, spec, options.resume, provider=identity)
     if decision.resuming:
         console.print(
