@@ -2,7 +2,8 @@
 
 Both run the same spec against the loopback mock OpenAI server (answers after ``--latency-ms``),
 with the same total concurrency. Reported: wall time of each, their ratio (Ray / local), whether
-the two datasets hold the same conversations, and, in a second pair of runs with ``--rpm``, the
+the same ratio over the span from the first request to the last answer (without starting the
+actors), whether the two datasets hold the same conversations, and, in a second pair of runs with ``--rpm``, the
 request rate the mock server saw (first to last request), which must stay under the limit for the
 whole cluster, not per actor.
 
@@ -63,7 +64,8 @@ def _conversations(folder: Path) -> list[str]:
     return sorted(json.dumps(json.loads(line)["messages"], sort_keys=True) for line in lines)
 
 
-def _one(spec, root: Path, name: str, server, **options) -> tuple[float, int]:
+def _one(spec, root: Path, name: str, server, **options) -> tuple[float, int, float]:
+    """(wall seconds, dataset records, seconds from the first request sent to the last answer)."""
     server.reset_counts()
     started = time.monotonic()
     result = run(
@@ -79,7 +81,7 @@ def _one(spec, root: Path, name: str, server, **options) -> tuple[float, int]:
             **options,
         ),
     )
-    return time.monotonic() - started, result.dataset_records
+    return time.monotonic() - started, result.dataset_records, result.stats.provider_span_s
 
 
 class _Server:
@@ -123,14 +125,18 @@ def main(argv: list[str] | None = None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             spec = _spec(root, args.seeds)
-            local_s, local_n = _one(spec, root, "local", server, concurrency=args.concurrency)
-            ray_s, ray_n = _one(
+            local_s, local_n, local_span = _one(spec, root, "local", server, concurrency=args.concurrency)
+            ray_s, ray_n, ray_span = _one(
                 spec, root, "ray", server, concurrency=args.concurrency, executor="ray", ray_actors=args.actors
             )
             out.update(
                 local_s=round(local_s, 2),
                 ray_s=round(ray_s, 2),
                 ratio_ray_to_local=round(ray_s / local_s, 2),
+                # without start-up (Ray, the actors) and the final export: the generation itself
+                local_span_s=round(local_span, 2),
+                ray_span_s=round(ray_span, 2),
+                span_ratio_ray_to_local=round(ray_span / local_span, 2) if local_span else None,
                 records=[local_n, ray_n],
                 same_conversations=_conversations(root / "local") == _conversations(root / "ray"),
             )

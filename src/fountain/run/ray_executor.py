@@ -22,6 +22,7 @@ it is sent (:class:`ClusterDispatcher`), then settles the real cost.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -185,6 +186,11 @@ class GenerationActor:
         delta["cost_usd"] = stats.cost_usd - seen["cost_usd"]
         delta["errors"] = dict(stats.errors - seen["errors"])
         delta["validation_retries"] = self.worker.retries - seen["retries_v"]
+        # When this actor sent its first request, as wall-clock time (monotonic clocks of two
+        # processes do not compare): the driver's provider span starts at the earliest one.
+        delta["first_sent_wall"] = (
+            time.time() - (time.monotonic() - stats.first_sent) if stats.first_sent is not None else None
+        )
         for name in _STAT_FIELDS:
             seen[name] = getattr(stats, name)
         seen["usage"], seen["cost_usd"] = stats.usage, stats.cost_usd
@@ -205,10 +211,8 @@ class RayExecutor:
         self.ray = ray
         self.engine = engine
         self.local = local  # for provider_error rejects, which need no model
-        self.started_ray = False
         if not ray.is_initialized():
             ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False)
-            self.started_ray = True
         count = int(options.ray_actors or DEFAULT_ACTORS)
         per_actor = max(1, math.ceil(engine.concurrency() / count))
         rpm = options.rpm or engine.spec.model.rpm
@@ -266,8 +270,6 @@ class RayExecutor:
         return self.local.provider_error(task, error)
 
     def _merge(self, delta: dict[str, Any]) -> None:
-        import time
-
         stats = self.engine.stats
         for name in _STAT_FIELDS:
             setattr(stats, name, getattr(stats, name) + delta[name])
@@ -279,8 +281,9 @@ class RayExecutor:
         stats.errors.update(delta["errors"])
         self.validation_retries += delta["validation_retries"]
         now = time.monotonic()
-        if delta["requests"] and stats.first_sent is None:
-            stats.first_sent = now
+        if delta.get("first_sent_wall") is not None:
+            sent = now - (time.time() - delta["first_sent_wall"])
+            stats.first_sent = sent if stats.first_sent is None else min(stats.first_sent, sent)
         if delta["completed"]:
             stats.last_answered = now
 
@@ -296,8 +299,8 @@ class RayExecutor:
                 pass
             ray.kill(actor)
         ray.kill(self.flow)
-        if self.started_ray:
-            ray.shutdown()
+        # A Ray this run started stays up until the process exits (Ray shuts it down then): the
+        # rounds of a framework run (Filter, Feedback) each start actors, not a whole Ray.
 
 
 def start_executor(engine: Any, local: Worker) -> RayExecutor:
