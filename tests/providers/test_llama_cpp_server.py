@@ -70,7 +70,7 @@ def test_default_mode_writes_records_against_llama_cpp_server(llama_server, tmp_
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     # A small spec: one direction, short answers (a 135M model on 2 shared cores is slow), and no
     # embedding dedup (loading the embedder is not what this test is about).
-    setup = VALID.replace("  temperature: 0.7\n", "  temperature: 0.7\n  max_tokens: 160\n")
+    setup = VALID.replace("  temperature: 0.7\n", "  temperature: 0.7\n  max_tokens: 120\n")
     spec = make_spec(tmp_path, setup + "raters:\n  dedup:\n    embedding_threshold: null\n")
     output = tmp_path / "out"
     code, text = run_cli(
