@@ -150,12 +150,19 @@ class Engine:
             on_retry=self.progress.on_retry,
         )
 
+    def _check_executor(self) -> None:
+        """An unknown ``--executor``, or Ray not installed, is an error before the run starts."""
+        name = self.options.executor or "local"
+        if name == "local":
+            return
+        if name != "ray":
+            raise FountainError(f"unknown executor {name!r}", location="--executor", hint="local or ray")
+        from fountain.run.ray_executor import import_ray
+
+        import_ray()
+
     def _start_executor(self, worker: Worker) -> Any:
         """The executor ``--executor`` names (the local one is the asyncio workers of ``_run``)."""
-        if self.options.executor != "ray":
-            raise FountainError(
-                f"unknown executor {self.options.executor!r}", location="--executor", hint="local or ray"
-            )
         from fountain.run.ray_executor import start_executor
 
         return start_executor(self, worker)
@@ -353,6 +360,7 @@ class Engine:
         from fountain.run.progress import Progress
 
         started = time.monotonic()
+        self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was
         identity = public_identity(self.provider.identity())
         decision = check_resume(self.output_dir, self.source_spec, self.options.resume, provider=identity)
         self.warnings.extend(decision.notes)
@@ -383,7 +391,12 @@ class Engine:
         await self.prepare()
         self.worker = self._make_worker()
         if (self.options.executor or "local") != "local":
-            self.executor = self._start_executor(self.worker)
+            try:
+                self.executor = self._start_executor(self.worker)
+            except BaseException:
+                if self.dispatcher.cache is not None:
+                    self.dispatcher.cache.close()
+                raise
 
         seeds = self.plan_seeds()
         for task in seeds:
