@@ -35,10 +35,15 @@ def test_unknown_executor_is_a_user_error(tmp_path):
         run(spec, RunOptions(output=tmp_path / "out", provider="fake", executor="dask", quiet=True))
 
 
-def test_local_executor_is_the_default_and_imports_no_ray(tmp_path):
-    import sys
+def test_local_executor_is_the_default_and_needs_no_ray(tmp_path, monkeypatch):
+    real_import = builtins.__import__
 
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray.") or name == "fountain.run.ray_executor":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
     spec = load_spec(make_spec(tmp_path))
     result = run(spec, RunOptions(output=tmp_path / "out", provider="fake", seed=1, quiet=True))
     assert result.dataset_records > 0
-    assert "fountain.run.ray_executor" not in sys.modules or "ray" not in sys.modules
