@@ -13,7 +13,7 @@ from fountain.providers import create_provider, resolve_provider_config
 from fountain.providers.base import Message, ProviderConfig, Request
 from fountain.providers.dispatch import Dispatcher
 from fountain.providers.openai import refuses_format
-from fountain.providers.pacing import ServerPacing
+from fountain.providers.pacing import ServerBusyError, ServerPacing
 from fountain.providers.throttle import RetryPolicy
 
 SCHEMA = {
@@ -154,21 +154,50 @@ def test_timeout_and_structured_output_flags_override_the_spec():
 
 
 async def test_timeout_on_a_queueing_server_halves_in_flight_and_doubles_the_timeout(mock_server):
-    # Four sent at once to a server that queues them: all four time out together, which halves
-    # the requests in flight once (not four times) and doubles the timeout once.
-    mock_server.configure(latency_ms=0, faults=["timeout"] * 4, timeout_s=2.0)
+    # After a first answer, four sent at once to a server that queues them: all four time out
+    # together, which halves the requests in flight once (not four times) and doubles the
+    # timeout once. The server is slow, not dead: flow control (as a 429), not a failure.
     provider = create_provider(
         ProviderConfig(provider="openai", model="m", base_url=mock_server.openai_base_url, timeout_s=0.5)
     )
+    await provider.complete(_request(99))
+    assert provider.pacing.cap is None  # the first answer opened the server up
+    mock_server.configure(latency_ms=0, faults=["timeout"] * 4, timeout_s=2.0)
     results = await asyncio.gather(*(provider.complete(_request(i)) for i in range(4)), return_exceptions=True)
     await provider.aclose()
-    failed = [r for r in results if isinstance(r, TransientProviderError)]
-    assert len(failed) == 4 and "slowing down" in failed[0].message
+    slow = [r for r in results if isinstance(r, ServerBusyError)]  # a RateLimitError: flow control
+    assert len(slow) == 4 and "slowing down" in slow[0].message
     assert provider.pacing.cap == 2 and provider.pacing.timeout_s == 1.0 and provider.pacing.timeouts == 4
+
+
+async def test_first_request_alone_with_the_longest_timeout(mock_server):
+    # Before any answer: one request at a time, and a slow first answer (longer than the
+    # configured timeout, shorter than its ceiling) is not a failure.
+    mock_server.configure(latency_ms=800)
+    provider = create_provider(
+        ProviderConfig(provider="openai", model="m", base_url=mock_server.openai_base_url, timeout_s=0.5)
+    )
+    assert provider.pacing.cap == 1 and provider.pacing.timeout_s == 4.0
+    answers = await asyncio.gather(*(provider.complete(_request(i)) for i in range(3)))
+    await provider.aclose()
+    assert all(a.data is not None for a in answers)
+    assert provider.pacing.timeouts == 0 and provider.pacing.cap is None
+    assert provider.pacing.timeout_s == pytest.approx(4 * provider.pacing.slowest_s, rel=0.01)
+
+
+async def test_a_server_that_never_answers_is_a_failure_at_the_ceiling(mock_server):
+    mock_server.configure(faults=["timeout"], timeout_s=3.0)
+    provider = create_provider(
+        ProviderConfig(provider="openai", model="m", base_url=mock_server.openai_base_url, timeout_s=0.2)
+    )
+    with pytest.raises(TransientProviderError, match="within 1.6s"):
+        await provider.complete(_request(0))  # the first request waits the ceiling (8 x 0.2 s)
+    await provider.aclose()
 
 
 async def test_slow_first_answer_raises_the_timeout_instead_of_failing_the_next():
     pacing = ServerPacing(10.0)
+    assert pacing.timeout_s == 80.0  # before any answer: the ceiling
     pacing.answered(time.monotonic() - 6.0)  # the first answer took 6 s (a model loading)
     assert pacing.timeout_s == pytest.approx(24.0, abs=0.1)  # four times the slowest answer
     pacing.answered(time.monotonic() - 60.0)
@@ -177,7 +206,7 @@ async def test_slow_first_answer_raises_the_timeout_instead_of_failing_the_next(
 
 async def test_cap_holds_requests_back_until_one_finishes():
     pacing = ServerPacing(10.0)
-    pacing.cap = 1
+    pacing.cap, pacing._first_cap = 1, False
     order = []
 
     async def one(name: str, hold: float) -> None:

@@ -45,7 +45,7 @@ from fountain.providers.http import (
     retry_after_from_headers,
     transient,
 )
-from fountain.providers.pacing import CEILING_FACTOR, ServerPacing
+from fountain.providers.pacing import CEILING_FACTOR, ServerBusyError, ServerPacing
 from fountain.providers.transport import (
     BadURL,
     TransportError,
@@ -252,8 +252,16 @@ class OpenAIProvider:
             try:
                 answer = await asyncio.wait_for(self._transport.post(self._url, body), timeout_s)
             except (TransportTimeout, asyncio.TimeoutError) as error:
+                slow_not_dead = pacing.can_wait_longer
                 pacing.timed_out(started)
                 extra = f"; slowing down: {pacing.describe()}" if pacing.adaptive else ""
+                if slow_not_dead:
+                    # A server that answers, slowly, is flow control (as a 429), not a failure: it
+                    # does not count towards the error-rate stop; the retry waits here.
+                    raise ServerBusyError(
+                        f"openai: no answer from {self.base_url} within {timeout_s:g}s (busy){extra}",
+                        hint="the server queues requests; fountain sends fewer and waits longer",
+                    ) from None
                 raise transient(
                     "openai",
                     f"no answer from {self.base_url} within {timeout_s:g}s{extra}",

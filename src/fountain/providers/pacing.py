@@ -5,9 +5,11 @@ the rest. A client that sends several at once and times each out after a fixed d
 queued ones "fail" although the server is busy with them, and sends them again: the queue only
 grows. :class:`ServerPacing` keeps, per server:
 
-- a timeout that follows the answers: at least the configured one, and four times the slowest
-  answer seen so far (a slow first answer, a model still loading, raises it instead of failing
-  the requests after it), at most :data:`CEILING_FACTOR` times the configured one;
+- until the first answer: one request at a time, with the longest timeout (the ceiling): a slow
+  first answer (a model still loading, a long prompt on a CPU) is not a failure, and nothing
+  queues behind it to time out in the server's queue;
+- then a timeout that follows the answers: at least the configured one, and four times the
+  slowest answer seen so far, at most :data:`CEILING_FACTOR` times the configured one;
 - after a timeout, a cap on the requests in flight: half of what was in flight (at least one),
   and a doubled timeout, so a retried request waits here, not in the server's queue (once per
   round: the requests that were in flight with it do not cut again).
@@ -22,10 +24,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fountain.errors import RateLimitError
+
 # The longest timeout pacing may reach, as a multiple of the configured one.
 CEILING_FACTOR = 8.0
 # A timeout this many times the slowest answer seen is still judged a server that is stuck.
 LATENCY_FACTOR = 4.0
+
+
+class ServerBusyError(RateLimitError):
+    """No answer in time from a server that answers, slowly: flow control like a 429 (the
+    dispatcher retries it without counting it towards the error-rate stop), not a failure."""
 
 
 class ServerPacing:
@@ -37,7 +46,10 @@ class ServerPacing:
         self.adaptive = adaptive
         self._timeout_s = self.base_timeout_s
         self.slowest_s = 0.0
-        self.cap: int | None = None  # None: as many in flight as the dispatcher sends
+        self.answers = 0
+        # None: as many in flight as the dispatcher sends; a paced server starts at one.
+        self.cap: int | None = 1 if adaptive else None
+        self._first_cap = self.cap is not None
         self.in_flight = 0
         self.timeouts = 0
         self._adjusted_at = float("-inf")  # when the cap and timeout last changed
@@ -48,7 +60,15 @@ class ServerPacing:
         """The timeout for the next request."""
         if not self.adaptive:
             return self.base_timeout_s
+        if not self.answers:
+            return self.ceiling_s
         return min(self.ceiling_s, max(self._timeout_s, LATENCY_FACTOR * self.slowest_s))
+
+    @property
+    def can_wait_longer(self) -> bool:
+        """Whether a timeout now is the server being slow (pacing still adapts) rather than a
+        server that does not answer (the timeout is at its ceiling)."""
+        return self.adaptive and self.timeout_s < self.ceiling_s
 
     def _condition(self) -> asyncio.Condition:
         if self._changed is None:
@@ -74,6 +94,10 @@ class ServerPacing:
     def answered(self, started: float) -> None:
         """An answer arrived for a request sent at ``started`` (``time.monotonic()``)."""
         self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+        self.answers += 1
+        if self._first_cap:  # the first answer is in: open up (unless a timeout capped since);
+            self._first_cap = False  # the waiters hear of it when this slot is given back
+            self.cap = None
 
     def timed_out(self, started: float) -> None:
         """A request sent at ``started`` got no answer in time: the server queues; send fewer,
@@ -83,6 +107,7 @@ class ServerPacing:
         if not self.adaptive or started < self._adjusted_at:
             return
         self._adjusted_at = time.monotonic()
+        self._first_cap = False
         self.cap = max(1, min(self.cap or self.in_flight, self.in_flight) // 2)
         self._timeout_s = min(self.ceiling_s, self._timeout_s * 2)
 
