@@ -122,13 +122,19 @@ def test_cli_run_over_a_fleet_with_one_failing_server(servers, tmp_path, capsys,
     spec = make_spec(tmp_path, VALID + "raters:\n  dedup:\n    embedding_threshold: null\n")
     output = tmp_path / "out"
     args = ["run", "-t", str(spec), "-o", str(output), "--provider", "openai", "--model", "m", "-q"]
-    for server in servers:
-        args += ["--base-url", server.openai_base_url]
+    servers_urls = [server.openai_base_url for server in servers]
+    for url in servers_urls:
+        args += ["--base-url", url]
     code, text = run_cli(args + ["--seeds-per-direction", "4", "--derivations-per-direction", "1"], capsys)
     assert code == 0, text
     records = (output / "dataset.jsonl").read_text().splitlines()
     assert records and all(json.loads(line)["messages"] for line in records)
     assert len(servers[0].requests) > 0 and len(servers[1].requests) > 0
     assert len(servers[2].requests) <= 3  # out after its third failure
+    failing_requests = servers[2].requests
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["provider"]["base_url"] == "fleet"
+    by_url = {s["base_url"]: s for s in manifest["servers"]}  # what each server did
+    failing = by_url[servers_urls[2]]
+    assert failing["answered"] == 0 and failing["failed"] == len(failing_requests) >= 1
+    assert by_url[servers_urls[0]]["answered"] > 0

@@ -542,6 +542,9 @@ class Engine:
         self.manifest.counts.update(counts)
         self._drop_stale_dataset(dataset, fmt)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
+        servers = getattr(self.provider, "servers", None)  # a fleet: what each server did this session
+        if callable(servers):
+            self.manifest.extra["servers"] = servers()
         elapsed = time.monotonic() - started
         if self.crash is not None:
             status, reason = "failed", f"{type(self.crash).__name__}: {self.crash}"
