@@ -15,8 +15,9 @@ from fountain.types import Usage
 
 
 class StandInHandle:
-    """NOT Ray: ``handle.name.remote(*args)`` awaits ``target.name(*args)`` in this event loop,
-    one call at a time, as a Ray actor with synchronous methods runs them."""
+    """NOT Ray: ``handle.name.remote(*args)`` runs ``target.name(*args)`` at once and returns an
+    awaitable of its result (calls run one at a time, as a Ray actor's synchronous methods do; a
+    caller may drop the awaitable, as with an ObjectRef)."""
 
     def __init__(self, target):
         self._target = target
@@ -26,8 +27,10 @@ class StandInHandle:
 
         class _Remote:
             @staticmethod
-            async def remote(*args):
-                return method(*args)
+            def remote(*args):
+                future = asyncio.get_running_loop().create_future()
+                future.set_result(method(*args))
+                return future
 
         return _Remote
 
@@ -79,3 +82,13 @@ async def test_rpm_is_one_bucket_for_both_actors():
     # 60 rpm with a burst of one: the six requests of the two actors wait 0, 1, 2, ... 5 s
     assert flow._target.granted == 6
     assert sorted(round(s) for s in sleeps.requested) == [1, 2, 3, 4, 5]
+
+
+async def test_tpm_bucket_is_corrected_with_the_real_usage():
+    flow = StandInHandle(FlowControl(None, 60_000, None))
+    limiter = ClusterLimiter(4, flow)
+    limiter._sleep = Sleeps()
+    permit = await limiter.acquire(5_000)  # reserved 5,000 from a bucket of 1,000 a second
+    level = flow._target.tokens.level
+    limiter.release(permit, used_tokens=2_000)  # used 2,000: 3,000 come back
+    assert flow._target.tokens.level == pytest.approx(level + 3_000, abs=50)

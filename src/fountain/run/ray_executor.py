@@ -71,6 +71,11 @@ class FlowControl:
             wait = max(wait, self.tokens.reserve(tokens))
         return wait
 
+    def adjust_tokens(self, delta: float) -> None:
+        """A request used ``delta`` more tokens than it reserved (negative: fewer, they come back)."""
+        if self.tokens is not None and delta:
+            self.tokens.adjust(delta)
+
     def reserve(self, estimate_usd: float) -> tuple[bool, float, float]:
         """Reserve a request's estimated cost: (granted, spent, in flight)."""
         if self.budget_usd is not None and self.spent_usd + self.reserved_usd + estimate_usd > self.budget_usd:
@@ -104,6 +109,20 @@ class ClusterLimiter(AdaptiveLimiter):
             raise
         permit.tokens = tokens
         return permit
+
+    def release(
+        self,
+        permit: Permit,
+        *,
+        used_tokens: float | None = None,
+        rate_limited: bool = False,
+        success: bool | None = None,
+    ) -> None:
+        """As the local limiter; the real token count corrects the cluster's tpm bucket (a
+        fire-and-forget call: ``.remote()`` does not wait)."""
+        if used_tokens is not None and permit.tokens and not permit.released:
+            self.flow.adjust_tokens.remote(used_tokens - permit.tokens)
+        super().release(permit, used_tokens=used_tokens, rate_limited=rate_limited, success=success)
 
 
 class ClusterDispatcher(Dispatcher):
