@@ -28,17 +28,19 @@ _TYPE = click.option(
 )
 # Choices are matched case-insensitively (click hands back the canonical spelling). The lists
 # mirror fountain.providers.PROVIDERS and fountain.frameworks (not imported here: --help stays fast).
-PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake"], case_sensitive=False)
+PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake", "vllm"], case_sensitive=False)
 FRAMEWORK_CHOICES = click.Choice(["Gen", "GenLLM", "Filter", "Feedback"], case_sensitive=False)
 RATER_CHOICES = click.Choice(["PE", "RF"], case_sensitive=False)
 
 
-def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """The rule of setup.yaml's model.base_url: an http(s) URL with a host."""
+def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None):
+    """The rule of setup.yaml's model.base_url: an http(s) URL with a host (each, when repeated)."""
     from urllib.parse import urlsplit
 
     if value is None:
         return None
+    if isinstance(value, tuple):
+        return tuple(_check_base_url(ctx, param, v) for v in value) or None
     url = value.strip()
     try:
         parts = urlsplit(url)
@@ -160,13 +162,37 @@ def _with_sigterm_as_interrupt(call):
     type=click.Path(file_okay=False, path_type=str),
     help="Output folder (default: <target-folder>/output).",
 )
-@click.option("--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini or fake.")
+@click.option(
+    "--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini, fake or vllm (GPU hosts)."
+)
 @click.option("--model", help="Model name (local: a GGUF file path).")
 @click.option(
     "--base-url",
     callback=_check_base_url,
-    help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1.",
+    multiple=True,
+    help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1; "
+    "give it several times to spread requests over a fleet of servers.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for one answer (default: model.timeout_s, else 120; self-hosted servers "
+    "that queue get more as their answers show).",
+)
+@click.option(
+    "--structured-output",
+    type=click.Choice(["auto", "json_schema", "json_object", "none"]),
+    help="OpenAI-compatible servers: the response_format to send (default auto: json_schema, "
+    "stepping down to what the server accepts).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="local (default): asyncio in this process; ray: generation actors on a Ray cluster "
+    "(pip install 'fountain[ray]'; docs/distributed.md).",
+)
+@click.option("--ray-address", help="Ray cluster to join with --executor ray (default: start a local Ray).")
+@click.option("--ray-actors", type=click.IntRange(min=1), help="Generation actors with --executor ray (default 2).")
 @click.option(
     "--replay",
     type=click.Path(dir_okay=False, path_type=str),
@@ -321,6 +347,9 @@ def run_command(
     from fountain.run.options import RunOptions
     from fountain.spec.load import load_spec
 
+    urls = options.pop("base_url", None) or ()
+    options["base_url"] = urls[0] if urls else None
+    options["base_urls"] = tuple(urls) if len(urls) > 1 else None
     # Every option whose name is a RunOptions field passes through as it is.
     fields = set(RunOptions.__dataclass_fields__)
     run_options = RunOptions(quiet=quiet, **{k: v for k, v in options.items() if k in fields and v is not None})
@@ -407,6 +436,7 @@ def _print_dry_run(spec, options) -> None:
         model=options.model,
         base_url=options.base_url,
         allow_key_envs=options.allow_key_env,
+        base_urls=options.base_urls,
     )
     mode = resolve_mode(effective, config.provider, options.mode)
     prompts = []
@@ -458,7 +488,9 @@ def _print_dry_run(spec, options) -> None:
             + (f"  (budget ${options.budget_usd:,.2f})" if options.budget_usd is not None else "")
         )
     folder = output_folder(effective, options)
-    identity = {"provider": config.provider, "model": config.model, "base_url": config.base_url}
+    # a fleet's identity names no server (fountain.providers.fleet): the run resumes as servers change
+    base_url = "fleet" if config.base_urls else config.base_url
+    identity = {"provider": config.provider, "model": config.model, "base_url": base_url}
     decision = check_resume(folder, spec, options.resume, provider=identity)
     if decision.resuming:
         console.print(

@@ -48,6 +48,7 @@ PROVIDERS: dict[str, str] = {
     "anthropic": "fountain.providers.anthropic:AnthropicProvider",
     "gemini": "fountain.providers.gemini:GeminiProvider",
     "fake": "fountain.providers.fake:FakeProvider",
+    "vllm": "fountain.providers.vllm:VLLMProvider",
 }
 
 DEFAULT_PROVIDER = "local"
@@ -58,6 +59,7 @@ DEFAULT_MODELS: dict[str, str | None] = {
     "anthropic": "claude-haiku-4-5",
     "gemini": "gemini-2.5-flash",
     "fake": None,
+    "vllm": None,  # a Hugging Face model name must be given (--model)
 }
 
 # The variables each provider reads its own key from: a spec may name these without consent.
@@ -86,6 +88,10 @@ def check_provider_name(name: str, *, location: str | None = None) -> str:
 def create_provider(config: ProviderConfig) -> Provider:
     """Build the provider ``config.provider`` names (imports its module, and SDK, only now)."""
     name = check_provider_name(config.provider)
+    if name == "openai" and len(config.base_urls) > 1:
+        from fountain.providers.fleet import FleetProvider
+
+        return FleetProvider(config)
     module_name, _, class_name = PROVIDERS[name].partition(":")
     module = importlib.import_module(module_name)
     provider: Provider = getattr(module, class_name)(config)
@@ -107,6 +113,9 @@ def resolve_provider_config(
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
     allow_key_envs: Collection[str] = (),
+    base_urls: tuple[str, ...] | None = None,
+    timeout_s: float | None = None,
+    structured_output: str | None = None,
 ) -> ProviderConfig:
     """Merge the provider settings: CLI flags > environment > spec ``model`` block > default.
 
@@ -119,6 +128,10 @@ def resolve_provider_config(
     own key variable would send that variable's value (a GitHub token, say) to a server the spec
     chose: that needs the user's consent, ``allow_key_envs`` (the CLI's ``--allow-key-env NAME``),
     unless the user gave the URL (``--base-url``, ``FOUNTAIN_BASE_URL``).
+
+    ``base_urls`` (several ``--base-url``, else the spec's ``model.base_urls``) names a fleet of
+    OpenAI-compatible servers; ``timeout_s`` (``--timeout``) and ``structured_output``
+    (``--structured-output``) override the spec's ``model`` block.
     """
     env = os.environ if env is None else env
     spec_provider = _clean(getattr(spec_model, "provider", None))
@@ -148,7 +161,7 @@ def resolve_provider_config(
 
     spec_applies = spec_model is not None and (spec_provider is None or spec_provider.lower() == chosen)
     sampling = Sampling()
-    timeout_s = 120.0
+    timeout = 120.0
     api_key_env = None
     if spec_applies:
         assert spec_model is not None  # spec_applies implies it
@@ -156,11 +169,20 @@ def resolve_provider_config(
             temperature=spec_model.temperature, top_p=spec_model.top_p, max_tokens=spec_model.max_tokens
         )
         if spec_model.timeout_s is not None:
-            timeout_s = float(spec_model.timeout_s)
+            timeout = float(spec_model.timeout_s)
         api_key_env = _clean(spec_model.api_key_env)
-    url = first(2)
+    if timeout_s is not None:
+        timeout = float(timeout_s)
+    fleet: tuple[str, ...] = ()
+    spec_fleet: tuple[str, ...] = tuple(getattr(spec_model, "base_urls", None) or ()) if spec_applies else ()
+    if base_urls and len(base_urls) > 1:
+        fleet = tuple(base_urls)
+    elif not base_url and not _clean(env.get(ENV_BASE_URL)) and spec_fleet:
+        fleet = spec_fleet
+    url = fleet[0] if fleet else first(2)
     spec_url = _clean(getattr(spec_model, "base_url", None)) if spec_applies else None
-    user_url = any(layer[2] is not None and layer[0] in (None, chosen) for layer in layers[:2])
+    spec_url = spec_url or (spec_fleet[0] if spec_fleet and fleet == spec_fleet else None)
+    user_url = bool(base_urls) or any(layer[2] is not None and layer[0] in (None, chosen) for layer in layers[:2])
     if (
         api_key_env is not None
         and spec_url is not None
@@ -175,11 +197,17 @@ def resolve_provider_config(
             hint=f"if you trust this spec and that server, allow it with --allow-key-env {api_key_env}, "
             "or pass the server's URL yourself with --base-url",
         )
+    extra: dict[str, object] = {}
+    forced = structured_output or (getattr(spec_model, "structured_output", None) if spec_applies else None)
+    if forced:
+        extra["structured_output"] = forced
     return ProviderConfig(
         provider=chosen,
         model=first(1) or DEFAULT_MODELS[chosen],
         base_url=url,
+        base_urls=fleet if len(fleet) > 1 else (),
         api_key_env=api_key_env,
-        timeout_s=timeout_s,
+        timeout_s=timeout,
         sampling=sampling,
+        extra=extra,
     )

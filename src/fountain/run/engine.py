@@ -129,9 +129,14 @@ class Engine:
         self.scenario = ""
         self.iteration = 0
         self.worker: Worker | None = None
+        # What runs the tasks besides the local asyncio workers (--executor ray): anything with
+        # Worker's execute() and provider_error(), and close(); None: the local Worker itself.
+        self.executor: Any = None
 
     @property
     def retries(self) -> int:
+        if self.executor is not None:
+            return int(self.executor.retries)
         return self.worker.retries if self.worker is not None else 0
 
     def _make_worker(self) -> Worker:
@@ -148,6 +153,23 @@ class Engine:
             iteration=self.iteration,
             on_retry=self.progress.on_retry,
         )
+
+    def _check_executor(self) -> None:
+        """An unknown ``--executor``, or Ray not installed, is an error before the run starts."""
+        name = self.options.executor or "local"
+        if name == "local":
+            return
+        if name != "ray":
+            raise FountainError(f"unknown executor {name!r}", location="--executor", hint="local or ray")
+        from fountain.run.ray_executor import import_ray
+
+        import_ray()
+
+    def _start_executor(self, worker: Worker) -> Any:
+        """The executor ``--executor`` names (the local one is the asyncio workers of ``_run``)."""
+        from fountain.run.ray_executor import start_executor
+
+        return start_executor(self, worker)
 
     def _accepted_count(self) -> int:
         return len(self.samples)
@@ -236,7 +258,7 @@ class Engine:
                     if task.kind == DERIVATION and parent is None:
                         raise RuntimeError(f"derivation {task.id} has no parent {task.parent_id}")
                     assert self.worker is not None
-                    outcome = await self.worker.execute(task, parent)
+                    outcome = await (self.executor or self.worker).execute(task, parent)
                 except ProviderError as error:
                     if getattr(self.dispatcher, "stopped", None) is error or _is_fatal(error):
                         self.stop_error = error
@@ -343,6 +365,7 @@ class Engine:
         from fountain.run.progress import Progress
 
         started = time.monotonic()
+        self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was
         identity = public_identity(self.provider.identity())
         decision = check_resume(self.output_dir, self.source_spec, self.options.resume, provider=identity)
         self.warnings.extend(decision.notes)
@@ -372,6 +395,13 @@ class Engine:
         self.progress = Progress(enabled=self.options.progress, quiet=self.options.quiet, stats=stats)
         await self.prepare()
         self.worker = self._make_worker()
+        if (self.options.executor or "local") != "local":
+            try:
+                self.executor = self._start_executor(self.worker)
+            except BaseException:
+                if self.dispatcher.cache is not None:
+                    self.dispatcher.cache.close()
+                raise
 
         seeds = self.plan_seeds()
         for task in seeds:
@@ -418,6 +448,8 @@ class Engine:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if self.executor is not None:
+                self.executor.close()
             self.progress.close()
             for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
                 journal.close()
@@ -521,6 +553,9 @@ class Engine:
         self.manifest.counts.update(counts)
         self._drop_stale_dataset(dataset, fmt)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
+        servers = getattr(self.provider, "servers", None)  # a fleet: what each server did this session
+        if callable(servers):
+            self.manifest.extra["servers"] = servers()
         elapsed = time.monotonic() - started
         reason: str | None
         if self.crash is not None:
@@ -601,6 +636,9 @@ def make_provider(spec: Spec, options: RunOptions) -> Provider:
         model=options.model,
         base_url=options.base_url,
         allow_key_envs=options.allow_key_env,
+        base_urls=options.base_urls,
+        timeout_s=options.timeout,
+        structured_output=options.structured_output,
     )
     if options.replay is not None:
         config = replace(config, replay=str(options.replay))

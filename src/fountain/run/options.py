@@ -66,6 +66,13 @@ class RunOptions:
     k: int | None = None
     personas: int | None = None  # GenLLM: personas the model generates
     edge: tuple[str, ...] | None = None  # Feedback/PE: edge services that vote (fountain.edge)
+    # --- servers and executors (issue 15) ---
+    base_urls: tuple[str, ...] | None = None  # several --base-url: a fleet (base_url is the first)
+    timeout: float | None = None  # seconds per request (default: model.timeout_s, else 120)
+    structured_output: str | None = None  # auto | json_schema | json_object | none
+    executor: str | None = None  # local (asyncio, default) | ray
+    ray_address: str | None = None  # a Ray cluster (default: a local Ray)
+    ray_actors: int | None = None  # generation actors on the Ray executor (default 2)
 
     def record(self) -> dict[str, Any]:
         """The options as written into the manifest's run history (paths as text, no secrets)."""

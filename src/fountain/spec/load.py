@@ -401,7 +401,14 @@ def _build(
         )
     generation = GenerationSettings(**{**asdict(generation), "type": conv_type})
     number = dict(
-        temperature=_float, top_p=_float, timeout_s=_float, rpm=_float, tpm=_float, max_tokens=_int, concurrency=_int
+        temperature=_float,
+        top_p=_float,
+        timeout_s=_float,
+        rpm=_float,
+        tpm=_float,
+        max_tokens=_int,
+        concurrency=_int,
+        base_urls=lambda urls: tuple(str(u).strip() for u in urls),
     )
     model = _pick(_block(data, "model"), ModelSettings, **number)
     output = _pick(_block(data, "output"), OutputSettings)
