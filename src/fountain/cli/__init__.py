@@ -11,9 +11,11 @@ from fountain.cli import (  # noqa: F401  (each module registers its commands)
     evaluate_command,
     privacy_command,
     publish_command,
+    render_command,
     report_command,
     run_commands,
     spec_commands,
+    status_command,
     studio_command,
 )
 from fountain.cli.app import cli, main

@@ -1,14 +1,11 @@
-"""`fountain render`, `fountain run` (and --dry-run), `fountain status`."""
+"""`fountain run` (and --dry-run, --batch) and the options shared with `fountain render`."""
 
 from __future__ import annotations
-
-import os
 
 import click
 
 from fountain.cli.app import ALLOW_PATH, _console, cli
 from fountain.cli.batch_command import batch_options, refuse_direct_run_over_waiting_jobs, run_batch_command
-from fountain.errors import FountainError
 
 # --- Generation: render / run / status --------------------------------------------------------
 
@@ -64,75 +61,6 @@ _MODE = click.option(
     "auto (default): turns for the local model, json for API providers and "
     "legacy JSON prompts.",
 )
-
-
-@cli.command("render")
-@_TARGET
-@_TYPE
-@click.option("--direction", help="Direction to render (default: the first of the spec).")
-@_MODE
-@click.option(
-    "--provider", type=PROVIDER_CHOICES, help="Provider whose automatic mode to show (default: the spec's, else local)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the requests as JSON (messages, schema, sampling).")
-@ALLOW_PATH
-def render_command(
-    target_folder: str,
-    conversation_type: str | None,
-    direction: str | None,
-    mode: str | None,
-    provider: str | None,
-    as_json: bool,
-    allow_path: tuple[str, ...] = (),
-) -> None:
-    """Print the exact messages a run would send first, without calling a model.
-
-    Shows a seed request and a derivation request built from a placeholder conversation.
-    """
-    import json
-
-    from fountain.generation.preview import preview_requests
-    from fountain.generation.worker import resolve_mode
-    from fountain.providers import check_provider_name
-    from fountain.spec.load import load_spec
-
-    spec = load_spec(target_folder, type_override=conversation_type, allow_paths=allow_path)
-    if direction is not None and direction not in (*spec.seed_directions, *spec.derivational_directions):
-        raise FountainError(
-            f"the spec has no direction {direction!r}",
-            location="--direction",
-            hint="directions: " + ", ".join(dict.fromkeys((*spec.seed_directions, *spec.derivational_directions))),
-        )
-    provider_name = check_provider_name(provider or spec.model.provider or "local", location="--provider")
-    resolved = resolve_mode(spec, provider_name, mode)
-    requests = preview_requests(spec, mode=resolved, direction=direction)
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "title": title,
-                        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-                        "schema": request.schema,
-                        "sampling": request.sampling.to_dict(),
-                    }
-                    for title, request in requests
-                ],
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
-        return
-    click.echo(f"# mode: {resolved} ({spec.generation.type})")
-    for title, request in requests:
-        click.echo(f"\n==================== {title} ====================")
-        for message in request.messages:
-            click.echo(f"--- {message.role} ---")
-            click.echo(message.content.rstrip())
-        if request.schema is not None:
-            click.echo(
-                "--- (the answer is constrained to the conversation JSON schema: fountain render --json shows it) ---"
-            )
 
 
 def _with_sigterm_as_interrupt(call):
@@ -499,119 +427,3 @@ def _print_dry_run(spec, options) -> None:
         )
     else:
         console.print(f"output: would start a new run in {escape(str(folder))}")
-
-
-@cli.command("status")
-@click.argument("output_dir", type=click.Path(file_okay=False, path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@click.option(
-    "--spec",
-    "spec_folder",
-    type=click.Path(file_okay=False, path_type=str),
-    default=None,
-    help="Compare against this spec folder (default: the one the run used, or the output "
-    "folder's parent when that one has moved).",
-)
-def status_command(output_dir: str, as_json: bool, spec_folder: str | None) -> None:
-    """What the run in OUTPUT_DIR has done and has left: spec version, counts, usage and cost."""
-    import json
-
-    from fountain.batch.status import add_batch_status
-    from fountain.run.manifest import collect_status
-
-    status = add_batch_status(output_dir, lambda: collect_status(output_dir, spec_folder=spec_folder))
-    if as_json:
-        click.echo(json.dumps(status, indent=2, ensure_ascii=False))
-        return
-    _print_status(status)
-
-
-def _print_status(status: dict) -> None:
-    from rich.table import Table
-
-    from fountain.batch.status import print_batch_status
-    from fountain.cli.app import shown as escape  # markup and control characters escaped
-
-    console = _console()
-    if "status" not in status:  # batch jobs submitted, the run not written yet
-        console.print(f"[bold]{escape(status['output'])}[/]  [yellow]batch jobs submitted[/]")
-        print_batch_status(console, status.get("batch"))
-        return
-    state = status["status"]
-    colour = {"completed": "green", "running": "yellow", "stopped": "yellow", "failed": "red"}.get(state, "white")
-    label = "running (or interrupted)" if state == "running" else state
-    console.print(
-        f"[bold]{escape(status['output'])}[/]  [{colour}]{label}[/]"
-        + (f" — {escape(str(status['stop_reason']))}" if status.get("stop_reason") else "")
-    )
-
-    spec = status["spec"]
-    git = spec.get("git")
-    git_text = (
-        "not in git"
-        if not git
-        else f"commit {git['commit'][:12]}" + (" (uncommitted changes)" if git.get("dirty") else "")
-    )
-    changed = spec.get("changed_since")
-    if changed == []:
-        changed_text = "unchanged since"
-    elif isinstance(changed, list):
-        changed_text = f"[yellow]changed since: {escape(', '.join(changed))}[/]"
-    else:
-        changed_text = escape(changed) if changed else ""
-    console.print(
-        f"spec      {escape(spec.get('folder') or '?')}  fingerprint {spec['fingerprint'][:12]}, "
-        f"{git_text}" + (f"; {changed_text}" if changed_text else "")
-    )
-    compared = spec.get("compared_with")
-    if compared and os.path.realpath(compared) != os.path.realpath(spec.get("folder") or ""):
-        console.print(f"          (compared with {escape(compared)})")
-    provider = status.get("provider") or {}
-    who = " ".join(str(v) for v in (provider.get("provider"), provider.get("model")) if v)
-    if provider.get("base_url"):
-        who += f" at {provider['base_url']}"
-    console.print(f"provider  {escape(who or '?')}")
-
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("", "planned", "accepted", "rejected", "left"):
-        table.add_column(column, justify="left" if not column else "right")
-    seeds, derivations = status["seeds"], status["derivations"]
-    table.add_row(
-        "seeds", f"{seeds['requested']:,}", f"{seeds['accepted']:,}", f"{seeds['rejected']:,}", f"{seeds['left']:,}"
-    )
-    table.add_row(
-        "derivations",
-        f"{derivations['planned']:,}",
-        f"{derivations['accepted']:,}",
-        f"{derivations['rejected']:,}",
-        f"{derivations['left']:,}",
-    )
-    console.print(table)
-    if seeds["left"]:
-        console.print("[dim]derivations are planned as seeds are accepted: the seeds left add more[/]")
-    if status["rejected_by_reason"]:
-        console.print(
-            "rejected  " + ", ".join(f"{escape(reason)} {n:,}" for reason, n in status["rejected_by_reason"].items())
-        )
-    if status.get("dataset_records") is not None:
-        console.print(
-            f"dataset   {status['dataset_records']:,} records in {escape(status.get('dataset_file', 'dataset.jsonl'))}"
-        )
-    usage = status["usage"]
-    cost = f"${status['cost_usd']:.4f}" + ("" if status["cost_complete"] else " (some models unpriced)")
-    console.print(
-        f"usage     {usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} "
-        f"completion tokens; cost {cost}; {status['elapsed_s']:.0f} s over "
-        f"{status['sessions']} session(s)"
-    )
-    for problem in status.get("problems", ()):
-        console.print(f"[yellow]warning:[/] {escape(problem)}")
-    if status.get("usage_source") == "journals":
-        console.print("[dim]usage and cost counted from the journals (the session did not end cleanly)[/]")
-    for name in status["torn_lines"]:
-        console.print(
-            f"[yellow]note:[/] {escape(name)} ends with a torn line from an interrupted write; the next run drops it"
-        )
-    print_batch_status(console, status.get("batch"))
-    if state != "completed":
-        console.print("[dim]run the same `fountain run` command again to continue[/]")
