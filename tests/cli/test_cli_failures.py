@@ -19,7 +19,8 @@ from fountain.cli import cli, main
 from fountain.errors import ErrorRateError, OutputError, TransientProviderError
 from fountain.providers.dispatch import Dispatcher
 from fountain.providers.throttle import RetryPolicy
-from fountain.run.manifest import collect_status, output_lock
+from fountain.run.lock import output_lock
+from fountain.run.status import collect_status
 from fountain.testing import ScriptedProvider
 from run_helpers import make_spec, records
 
@@ -325,7 +326,7 @@ def test_a_run_that_writes_nothing_leaves_no_new_folder(tmp_path, capsys, monkey
 def test_a_lock_on_a_removed_lock_file_is_refused(tmp_path, monkeypatch):
     import os
 
-    from fountain.run import manifest
+    from fountain.run import lock as manifest  # the lock module opens the lock file
 
     out = tmp_path / "out"
     with output_lock(out):

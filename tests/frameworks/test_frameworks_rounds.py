@@ -168,7 +168,7 @@ def test_feedback_records_a_ledger_within_budget_and_evolves_the_population(tmp_
     assert privacy["accountant"] == "gaussian-dp" and privacy["delta"] == pytest.approx(1 / (12 * math.log(12)))
     # The run's overrides of setup.yaml are recorded, so `fountain status` sees an unchanged spec.
     assert manifest["framework"]["overrides"]["framework"] == "Feedback"
-    from fountain.run.manifest import collect_status
+    from fountain.run.status import collect_status
 
     assert collect_status(out)["spec"]["changed_since"] == []
 

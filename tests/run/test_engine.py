@@ -210,7 +210,7 @@ def test_changing_the_format_replaces_the_earlier_dataset_file(spec, tmp_path):
     second = run(spec, options(out, format="janus"), provider=provider)
     assert provider.requests == []  # all from the cache
     assert second.dataset_path.name == "outputs.json" and not (out / "dataset.jsonl").exists()
-    from fountain.run.manifest import collect_status
+    from fountain.run.status import collect_status
 
     status = collect_status(out)
     assert (status["dataset_file"], status["dataset_records"]) == ("outputs.json", second.dataset_records)

@@ -14,7 +14,8 @@ from fountain import __version__
 from fountain.errors import OutputError
 from fountain.providers.dispatch import RunStats
 from fountain.run.gitinfo import git_state
-from fountain.run.manifest import Manifest, changed_fields, check_resume
+from fountain.run.manifest import Manifest, changed_fields
+from fountain.run.resume import check_resume
 from fountain.types import Usage
 
 

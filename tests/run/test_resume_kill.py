@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from fountain.run.manifest import collect_status
+from fountain.run.status import collect_status
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "marriage_counsel"

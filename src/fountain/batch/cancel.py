@@ -52,7 +52,7 @@ def cancel_jobs(output_dir: str | Path, *, forget_unconfirmed: bool = False) -> 
 
     A cancelled job's finished answers are still collected by the next ``fountain run --batch``
     (they are paid for); the others are submitted again by that run."""
-    from fountain.run.manifest import output_lock
+    from fountain.run.lock import output_lock
 
     folder = Path(output_dir)
     if not (folder / LEDGER_FILE).is_file():

@@ -162,7 +162,7 @@ class BatchPhase:
         """Before anything is submitted: the folder's run (if any) may be resumed by this spec
         and provider, and no job of another spec version is waiting there."""
         from fountain.providers.cache import public_identity
-        from fountain.run.manifest import check_resume
+        from fountain.run.resume import check_resume
 
         check_resume(
             self.output_dir, self.source, self.options.resume, provider=public_identity(self.provider.identity())

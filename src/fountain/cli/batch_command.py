@@ -43,7 +43,7 @@ def run_batch_command(spec: Any, run_options: Any, plan: Any, options: dict[str,
     """The batch path of ``fountain run``: the run's result once done, else exit code 4."""
     from fountain.batch.run import run_batch
     from fountain.errors import FountainError
-    from fountain.run.manifest import output_lock
+    from fountain.run.lock import output_lock
     from fountain.run.options import effective_spec, output_folder
 
     if plan.framework != "Gen" or plan.rater:

@@ -302,7 +302,7 @@ def run_command(
             click.echo(str(result.dataset_path))
         return
     from fountain.run.gitignore import ensure_output_ignored
-    from fountain.run.manifest import output_lock
+    from fountain.run.lock import output_lock
     from fountain.run.options import effective_spec, output_folder
 
     out_dir = output_folder(effective_spec(spec, run_options), run_options)
@@ -353,8 +353,8 @@ def _print_dry_run(spec, options) -> None:
     from fountain.generation.worker import resolve_mode
     from fountain.providers import resolve_provider_config
     from fountain.providers.cost import PriceTable, estimate_run, estimate_tokens
-    from fountain.run.manifest import check_resume
     from fountain.run.options import effective_spec, output_folder
+    from fountain.run.resume import check_resume
 
     effective = effective_spec(spec, options)
     name = options.provider if options.replay is None else "fake"

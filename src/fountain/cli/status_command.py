@@ -25,7 +25,7 @@ def status_command(output_dir: str, as_json: bool, spec_folder: str | None) -> N
     import json
 
     from fountain.batch.status import add_batch_status
-    from fountain.run.manifest import collect_status
+    from fountain.run.status import collect_status
 
     status = add_batch_status(output_dir, lambda: collect_status(output_dir, spec_folder=spec_folder))
     if as_json:

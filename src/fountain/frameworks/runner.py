@@ -74,7 +74,7 @@ class Runner:
 
     def _check_output(self) -> None:
         from fountain.providers.cache import public_identity
-        from fountain.run.manifest import check_resume
+        from fountain.run.resume import check_resume
 
         decision = check_resume(
             self.ctx.output_dir,

@@ -2,7 +2,7 @@
 
 :func:`run` (sync) and :func:`run_async` generate a spec's dataset into an output folder:
 
-1. decide whether the folder is a new run or a resumable one (:func:`fountain.run.manifest.check_resume`)
+1. decide whether the folder is a new run or a resumable one (:func:`fountain.run.resume.check_resume`)
    and index the journals a previous run left (``seeds.jsonl``, ``derivations.jsonl``,
    ``rejects.jsonl``): finished tasks are skipped;
 2. run the seed tasks (:mod:`fountain.generation.plan`) with ``concurrency`` asyncio workers, each
@@ -353,7 +353,7 @@ class Engine:
 
     async def run(self) -> RunResult:
         """Generate into the output folder, holding its lock (one run per folder at a time)."""
-        from fountain.run.manifest import output_lock
+        from fountain.run.lock import output_lock
 
         with output_lock(self.output_dir):
             return await self._run()
@@ -361,8 +361,9 @@ class Engine:
     async def _run(self) -> RunResult:  # noqa: C901 - complexity debt, listed in docs/architecture.md
         from fountain.providers.cache import public_identity
         from fountain.providers.dispatch import RunStats
-        from fountain.run.manifest import Manifest, check_resume
+        from fountain.run.manifest import Manifest
         from fountain.run.progress import Progress
+        from fountain.run.resume import check_resume
 
         started = time.monotonic()
         self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was

@@ -190,7 +190,7 @@ def last_options(folder: Path, output: Path) -> dict[str, Any]:
 
 def snapshot(studio: Studio, index: Any) -> dict[str, Any]:
     """The run of folder ``index`` now: whether it runs, its log, and ``fountain status --json``."""
-    from fountain.run.manifest import collect_status
+    from fountain.run.status import collect_status
 
     folder = studio.folder(index)
     job = studio.runs.jobs.get(folder)
