@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with every extra and run the whole test suite.
+# Set up a virtual environment with every extra, run the gates and the whole test suite.
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +13,10 @@ PY=${PYTHON:-python3}
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the HTML rendering test will be skipped"
 fi
+# The gates (docs/architecture.md, "Gates"): lint, format, layers, types, module size.
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
+.venv/bin/lint-imports
+.venv/bin/mypy
+.venv/bin/python scripts/check_module_size.py
 exec .venv/bin/python -m pytest "$@"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+import spec_helpers
 from fountain.run.options import RunOptions
-from spec_helpers import DIAGRAM
+from spec_helpers import DIAGRAM  # noqa: F401 - re-exported to the framework tests
 
 SETUP = """\
 category: marriage counsel
@@ -58,14 +59,11 @@ class HashEmbedder:
 def make_spec(
     root: Path, *, seeds: int = 1, derivations: int = 1, setup: str | None = None, name: str = "spec"
 ) -> Path:
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
+    """The framework tests' spec folder: :data:`SETUP` with ``seeds`` and ``derivations`` filled in."""
     text = (
         setup if setup is not None else SETUP.replace("{seeds}", str(seeds)).replace("{derivations}", str(derivations))
     )
-    (folder / "setup.yaml").write_text(text, encoding="utf-8")
-    (folder / "diagram.mermaid").write_text(DIAGRAM, encoding="utf-8")
-    return folder
+    return spec_helpers.make_spec(root, text, name=name)
 
 
 def options(out: Path, **kw) -> RunOptions:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import spec_helpers
 from fountain.run.options import RunOptions
-from spec_helpers import DIAGRAM
 
 SETUP = """\
 category: marriage counsel
@@ -32,11 +32,8 @@ generation:
 
 
 def make_spec(root: Path, setup: str = SETUP, name: str = "spec") -> Path:
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "setup.yaml").write_text(setup, encoding="utf-8")
-    (folder / "diagram.mermaid").write_text(DIAGRAM, encoding="utf-8")
-    return folder
+    """The counselling spec folder (``setup`` defaults to :data:`SETUP`) under ``root``."""
+    return spec_helpers.make_spec(root, setup, name=name)
 
 
 def records(path: Path) -> list[dict]:

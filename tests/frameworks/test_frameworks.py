@@ -263,9 +263,9 @@ def test_gen_drops_planted_duplicates_and_reruns_are_idempotent(tmp_path):
 
 
 def test_gen_without_an_embedder_says_the_embedding_stage_was_skipped(tmp_path, monkeypatch):
-    import fountain.frameworks.runner as runner
+    import fountain.frameworks.embeddings as embeddings
 
-    monkeypatch.setattr(runner, "_embed_extra_missing", lambda name: "sentence_transformers")
+    monkeypatch.setattr(embeddings, "_embed_extra_missing", lambda name: "sentence_transformers")
     spec = load_spec(make_spec(tmp_path, seeds=2, derivations=0))
     out = tmp_path / "out"
     result = run_framework(spec, options(out, concurrency=1), provider=ScriptedProvider([A, A_EXACT, A_NEAR, B]))

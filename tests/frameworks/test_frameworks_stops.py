@@ -10,8 +10,7 @@ import sqlite3
 import pytest
 from test_frameworks import A_EXACT, A_NEAR, A, B
 
-import fountain.frameworks.rating as rating
-import fountain.frameworks.runner as runner
+import fountain.frameworks.embeddings as embeddings
 from fountain.frameworks import run_framework, run_framework_async
 from fountain.providers.fake import FakeProvider, ScriptedProvider
 from fountain.spec.load import load_spec
@@ -83,7 +82,7 @@ def test_a_stop_during_dedup_keeps_the_previous_dataset(tmp_path):
 
 
 def test_ctrl_c_is_honoured_between_embedding_batches_and_each_batch_is_persisted(tmp_path, monkeypatch):
-    monkeypatch.setattr(rating, "EMBED_BATCH", 2)
+    monkeypatch.setattr(embeddings, "EMBED_BATCH", 2)
     spec = load_spec(make_spec(tmp_path, seeds=4, derivations=0))  # 8 distinct fake conversations
     out = tmp_path / "out"
 
@@ -118,7 +117,7 @@ def test_the_embedder_loads_only_when_the_embedding_stage_has_two_candidates(tmp
         return HashEmbedder()
 
     monkeypatch.setattr(embed, "load_embedder", fake_load)
-    monkeypatch.setattr(runner, "_embed_extra_missing", lambda name: None)
+    monkeypatch.setattr(embeddings, "_embed_extra_missing", lambda name: None)
     spec = load_spec(make_spec(tmp_path, seeds=2, derivations=0))
     # Exact and MinHash leave one conversation: no embedder is loaded at all.
     out = tmp_path / "same"

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from fountain.errors import OutputError
-from fountain.run.journal import Journal, read_journal, write_jsonl_atomic
+from fountain.run.atomic import write_jsonl_atomic
+from fountain.run.journal import Journal, read_journal
 
 
 def test_append_and_read_back(tmp_path):

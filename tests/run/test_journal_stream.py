@@ -11,16 +11,15 @@ import time
 import pytest
 
 from fountain.errors import OutputError
+from fountain.run.atomic import AtomicFile, write_lines_atomic
 from fountain.run.export import export_dataset, export_lines
 from fountain.run.journal import (
-    AtomicFile,
     Journal,
     RecordReader,
     dumps_record,
     read_journal,
     read_record,
     scan_journal,
-    write_lines_atomic,
 )
 from fountain.types import Provenance, Sample, Turn, Usage
 

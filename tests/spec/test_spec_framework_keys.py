@@ -48,6 +48,8 @@ def test_the_run_error_names_setup_yaml_when_the_framework_came_from_it(tmp_path
         plan_framework(replace(spec, framework="Feedback"), options(tmp_path))
     assert "--framework" not in str(info.value) and "--framework" not in (info.value.location or "")
     assert "setup.yaml" in str(info.value) and "raters.rater: PE" in info.value.hint
+    # located at the spec's `framework` key (file:line:col), from the spec's own locator
+    assert (info.value.location or "").startswith(str(spec.path) + ":")
     with pytest.raises(FountainError) as info:  # given on the command line: the option is named
         plan_framework(spec, options(tmp_path, framework="Feedback"))
     assert info.value.location == "--framework"

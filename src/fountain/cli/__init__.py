@@ -6,6 +6,7 @@ Heavy modules (torch, llama.cpp, SDKs) are imported inside the commands that nee
 """
 
 from fountain.cli import (  # noqa: F401  (registration)
+    batch_command,
     evaluate_command,
     privacy_command,
     publish_command,

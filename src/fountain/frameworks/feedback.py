@@ -1,6 +1,6 @@
-"""Feedback iterations (Private Evolution), a part of :class:`~fountain.frameworks.runner._Runner`:
-an initial population, then per iteration a DP selection and variations of the selected
-conversations."""
+"""Feedback (Private Evolution): an initial population, then per iteration a DP selection of it
+(the private conversations vote, noise is added, the privacy account is charged first) and
+variations of the selected synthetic conversations, which form the next population."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from fountain.errors import FountainError
+from fountain.frameworks.base import Framework
 from fountain.frameworks.records import STATE_FILE
 from fountain.generation.plan import DERIVATION, Task, prefix_lengths, task_id
-from fountain.run.options import RunResult
 from fountain.types import Sample
 
 # Feedback with rank selection: the top ceil(S/2) conversations of a population of S each get
@@ -20,17 +20,17 @@ from fountain.types import Sample
 RANK_VARIATIONS = 2
 
 
-class _FeedbackIterations:
-    """The Feedback framework of :class:`~fountain.frameworks.runner._Runner` (a mixin: it uses the
-    runner's engine rounds, state and rating)."""
+class Feedback(Framework):
+    name = "Feedback"
+    rounds = True
 
     def _variation_tasks(self, iteration: int, selected: Sequence[str], samples: dict[str, Sample]) -> list[Task]:
         """Variations of the selected conversations: derivations along the spec's derivational
         directions, from a prefix shorter than the parent (so each variation rewrites its end)."""
-        spec = self.effective
+        spec = self.ctx.effective
         gen = spec.generation
         directions = list(spec.derivational_directions)
-        per_slot = RANK_VARIATIONS if self.plan.selection == "rank" else 1
+        per_slot = RANK_VARIATIONS if self.ctx.plan.selection == "rank" else 1
         seen: Counter = Counter()
         tasks = []
         for slot, parent_id in enumerate(selected):
@@ -60,10 +60,10 @@ class _FeedbackIterations:
         """The DP selection of one iteration (spends privacy first)."""
         from fountain.raters.pe import pe_select_detailed
 
-        per_slot = RANK_VARIATIONS if self.plan.selection == "rank" else 1
+        per_slot = RANK_VARIATIONS if self.ctx.plan.selection == "rank" else 1
         slots = max(1, math.ceil(size / per_slot))
         if vectors is None:
-            vectors = self._encode_synthetic(population)
+            vectors = self.rating.embeddings.encode(population)
         by_category: dict[str, list[int]] = {}
         for index, sample in enumerate(population):
             by_category.setdefault(sample.provenance.category, []).append(index)
@@ -71,16 +71,16 @@ class _FeedbackIterations:
         n_select = {
             category: max(1, round(slots * len(rows) / len(population))) for category, rows in by_category.items()
         }
-        self._spend(iteration)
+        self.privacy.spend(iteration)
         outcome = pe_select_detailed(
-            self._private_embeddings(),
+            self.rating.embeddings.private(),
             synthetic,
-            sigma=self.plan.privacy.sigma,
+            sigma=self.privacy.plan.sigma,
             n_select=n_select,
-            k=self.plan.k,
-            threshold_H=self.plan.threshold,
-            selection=self.plan.selection,
-            rng=self._rng(),
+            k=self.ctx.plan.k,
+            threshold_H=self.ctx.plan.threshold,
+            selection=self.ctx.plan.selection,
+            rng=self.rating.rng(),
         )
         selected = []
         for category, chosen in outcome.items():
@@ -89,40 +89,39 @@ class _FeedbackIterations:
         summary = {category: chosen.public_summary() for category, chosen in outcome.items()}
         return selected, summary
 
-    async def _feedback(self) -> RunResult:
-        plan = self.plan
-        selected_before = sum(1 for e in self.state["rounds"] if e.get("round", 0) >= 1 and "selected" in e)
-        self._open_ledger(plan.iterations - selected_before)
+    async def run(self) -> list[Sample]:
+        plan = self.ctx.plan
+        selected_before = sum(1 for e in self.ctx.state["rounds"] if e.get("round", 0) >= 1 and "selected" in e)
+        self.privacy.open(plan.iterations - selected_before)
         samples: dict[str, Sample] = {}
-        initial = self._round(0)
+        initial = self.ctx.round(0)
         if initial is None or not initial.get("complete"):
-            result = await self._run_engine(self._engine(iteration=0))
-            self.seeds_requested = result.counts.get("seeds_requested", 0)
-            population, rejects, info = await self._dedup(result.samples)
+            result = await self.ctx.run_round(iteration=0)
+            self.ctx.seeds_requested = result.counts.get("seeds_requested", 0)
+            population, rejects, info = await self.rating.dedup(result.samples)
             initial = {
                 "round": 0,
-                "seeds": self.seeds_requested,
+                "seeds": self.ctx.seeds_requested,
                 "generated": len(result.samples),
                 "population": [s.id for s in population],
                 "rejects": rejects,
                 "dedup": info,
                 "complete": True,
             }
-            self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != 0] + [initial]
-            self._save_state()
-        self.seeds_requested = int(initial.get("seeds") or 0)
+            self.ctx.record_round(initial)
+        self.ctx.seeds_requested = int(initial.get("seeds") or 0)
         size = len(initial["population"])
-        self.framework_rejects = list(initial["rejects"])
-        samples = self._journal_samples()
+        self.ctx.framework_rejects = list(initial["rejects"])
+        samples = self.ctx.journal_samples()
         population_ids = list(initial["population"])
-        self.partial = population_ids
+        self.ctx.partial = population_ids
         for t in range(1, plan.iterations + 1):
-            entry = self._round(t) or {"round": t}
+            entry = self.ctx.round(t) or {"round": t}
             if entry.get("complete"):
                 population_ids = entry["population"]
-                self.partial = population_ids
-                self.framework_rejects += entry["rejects"]
-                self.variations_planned += int(entry.get("variations") or 0)
+                self.ctx.partial = population_ids
+                self.ctx.framework_rejects += entry["rejects"]
+                self.ctx.variations_planned += int(entry.get("variations") or 0)
                 continue
             if "selected" not in entry:
                 population = [samples[i] for i in population_ids if i in samples]
@@ -130,19 +129,20 @@ class _FeedbackIterations:
                     raise FountainError(
                         f"Feedback iteration {t} has no conversation to select from: the "
                         f"population of iteration {t - 1} is empty",
-                        location=str(self.output_dir / STATE_FILE),
+                        location=str(self.ctx.output_dir / STATE_FILE),
                         hint="every conversation was rejected; check rejects.jsonl, then "
                         "try another model, more --seeds-per-direction, or wider turn bounds",
                     )
-                selected, summary = self._select(t, population, size, await self._encode_async(population))
+                selected, summary = self._select(
+                    t, population, size, await self.rating.embeddings.encode_async(population)
+                )
                 entry.update({"selected": selected, "selection": summary})
-                self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != t] + [entry]
-                self._save_state()
+                self.ctx.record_round(entry)
             tasks = self._variation_tasks(t, entry["selected"], samples)
-            result = await self._run_engine(self._engine(seeds=[], extra=tasks, iteration=t))
+            result = await self.ctx.run_round(seeds=[], extra=tasks, iteration=t)
             produced = {s.id: s for s in result.samples}
             made = [produced[task.id] for task in tasks if task.id in produced]
-            population, rejects, info = await self._dedup(made)
+            population, rejects, info = await self.rating.dedup(made)
             entry.update(
                 {
                     "variations": len(tasks),
@@ -153,14 +153,14 @@ class _FeedbackIterations:
                     "complete": True,
                 }
             )
-            self._save_state()
-            self.framework_rejects += rejects
-            self.variations_planned += len(tasks)
+            self.ctx.save_state()
+            self.ctx.framework_rejects += rejects
+            self.ctx.variations_planned += len(tasks)
             population_ids = entry["population"]
-            self.partial = population_ids
+            self.ctx.partial = population_ids
             samples.update(produced)
-        samples = self._journal_samples()
-        self.info.update(
+        samples = self.ctx.journal_samples()
+        self.ctx.info.update(
             {
                 "iterations": plan.iterations,
                 "population_size": size,
@@ -174,8 +174,8 @@ class _FeedbackIterations:
                         "selection": e.get("selection"),
                         "dedup": e.get("dedup"),
                     }
-                    for e in sorted(self.state["rounds"], key=lambda e: e["round"])
+                    for e in sorted(self.ctx.state["rounds"], key=lambda e: e["round"])
                 ],
             }
         )
-        return self._finish([samples[i] for i in population_ids if i in samples])
+        return [samples[i] for i in population_ids if i in samples]

@@ -158,7 +158,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
                 location="--framework",
                 hint="add --rater PE --real-data FILE --epsilon E",
             )
-        locator = (getattr(spec, "cache", None) or {}).get("locator")
+        locator = spec.locator
         raise FountainError(
             "framework: Feedback in setup.yaml (Private Evolution) needs the PE rater, and none is set",
             location=locator.at(("framework",)) if locator is not None else "framework",

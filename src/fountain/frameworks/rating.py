@@ -1,43 +1,46 @@
-"""Rating in a framework run, a part of :class:`~fountain.frameworks.runner._Runner`: dedup, the
-embeddings of synthetic (persisted) and private (in memory only) conversations, the RF and PE
-raters' inputs, and the privacy accounting of PE."""
+"""Rating in a framework run: dedup (exact, MinHash, then embeddings of the survivors), the Real
+Filter fitted on the private embeddings, and the source of DP noise."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fountain.errors import PrivacyBudgetError
+from fountain.frameworks.embeddings import Embeddings
 from fountain.frameworks.records import dedup_view, reject_record
 from fountain.types import Sample
 
-# Conversations embedded per call: each call's vectors are persisted (embeddings.sqlite) before the
-# next starts, and the event loop gets a turn in between, so Ctrl-C stops a long dedup promptly.
-EMBED_BATCH = 128
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.frameworks.context import RunContext
 
 
-class _Rating:
-    """Dedup, embeddings, raters and the privacy ledger of :class:`~fountain.frameworks.runner._Runner`
-    (a mixin: it uses the runner's plan, state and output folder)."""
+class Rating:
+    """Dedup and raters of one run. ``noise_rng`` is for tests only: DP noise from a known seed
+    carries no privacy guarantee."""
 
-    def _dedup_start(self, samples: Sequence[Sample], earlier: Sequence[Sample]) -> dict[str, Any]:
+    def __init__(self, ctx: RunContext, embeddings: Embeddings, noise_rng: Any = None):
+        self.ctx = ctx
+        self.embeddings = embeddings
+        self.noise_rng = noise_rng
+        self._rf: Any = None
+
+    def _start(self, samples: Sequence[Sample], earlier: Sequence[Sample]) -> dict[str, Any]:
         """The exact and MinHash stages of a dedup; the embedding stage follows in _dedup_end with
         vectors of the survivors only (no embedder is loaded when fewer than 2 survive)."""
         from fountain.embed.embedder import conversation_text
         from fountain.raters.dedup import DedupSettings, dedup
 
-        spec_settings = self.source.raters.dedup
+        spec_settings = self.ctx.source.raters.dedup
         skipped: dict[str, str] = {}
         minhash = spec_settings.minhash_threshold is not None
         if minhash and importlib.util.find_spec("datasketch") is None:
             minhash = False
             skipped["minhash"] = "datasketch is not installed: pip install 'fountain[embed]'"
-        embedding = spec_settings.embedding_threshold is not None and self.embed_missing is None
-        if spec_settings.embedding_threshold is not None and self.embed_missing is not None:
-            skipped["embedding"] = f"{self.embed_missing} is not installed: pip install 'fountain[embed]'"
+        embedding = spec_settings.embedding_threshold is not None and self.embeddings.missing is None
+        if spec_settings.embedding_threshold is not None and self.embeddings.missing is not None:
+            skipped["embedding"] = f"{self.embeddings.missing} is not installed: pip install 'fountain[embed]'"
         settings = DedupSettings(
             exact=spec_settings.exact,
             minhash=minhash,
@@ -64,9 +67,7 @@ class _Rating:
             "candidates": [views[i] for i in alive] if embedding and len(alive) >= 2 else [],
         }
 
-    def _dedup_end(
-        self, work: dict[str, Any], vectors: Any
-    ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
+    def _end(self, work: dict[str, Any], vectors: Any) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
         from fountain.raters.dedup import DuplicateFinding, embedding_duplicates
 
         findings = list(work["findings"])
@@ -101,8 +102,8 @@ class _Rating:
         survivors = [s for i, s in enumerate(work["samples"]) if i + offset not in dropped]
         for stage, why in work["skipped"].items():
             note = f"dedup: {stage} stage skipped ({why})"
-            if note not in self.warnings:
-                self.warnings.append(note)
+            if note not in self.ctx.warnings:
+                self.ctx.warnings.append(note)
         info = {
             "stages_run": stages_run,
             "stages_skipped": work["skipped"],
@@ -110,79 +111,36 @@ class _Rating:
         }
         return survivors, rejects, info
 
-    async def _dedup(
+    async def dedup(
         self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
     ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
         """Drop duplicates among ``samples`` and of ``earlier`` (kept before them)."""
-        if not self.source.raters.dedup.enabled:
+        if not self.ctx.source.raters.dedup.enabled:
             return list(samples), [], {"enabled": False}
-        work = self._dedup_start(samples, earlier)
-        vectors = await self._encode_async(work["candidates"]) if work["candidates"] else None
-        return self._dedup_end(work, vectors)
+        work = self._start(samples, earlier)
+        vectors = await self.embeddings.encode_async(work["candidates"]) if work["candidates"] else None
+        return self._end(work, vectors)
 
-    def _dedup_sync(
+    def dedup_sync(
         self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
     ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
-        """:meth:`_dedup` outside the event loop (salvaging a stopped round)."""
-        if not self.source.raters.dedup.enabled:
+        """:meth:`dedup` outside the event loop (salvaging a stopped round)."""
+        if not self.ctx.source.raters.dedup.enabled:
             return list(samples), [], {"enabled": False}
-        work = self._dedup_start(samples, earlier)
-        vectors = self._encode_synthetic(work["candidates"]) if work["candidates"] else None
-        return self._dedup_end(work, vectors)
+        work = self._start(samples, earlier)
+        vectors = self.embeddings.encode(work["candidates"]) if work["candidates"] else None
+        return self._end(work, vectors)
 
-    def _encode_batches(self, conversations: Sequence[Any]):
-        """Vectors of synthetic conversations (Samples or turn sequences), EMBED_BATCH at a time:
-        each batch is in embeddings.sqlite before the next one starts."""
-        from fountain.embed.embedder import encode_conversations
-
-        self._load_embedder()
-        items = list(conversations)
-        for start in range(0, len(items), EMBED_BATCH):
-            yield encode_conversations(self.synthetic_embedder, items[start : start + EMBED_BATCH])
-
-    @staticmethod
-    def _stack(parts: list[Any], dim: int):
-        import numpy as np
-
-        return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
-
-    async def _encode_async(self, conversations: Sequence[Any]):
-        """:meth:`_encode_synthetic` that yields to the event loop between batches, so a Ctrl-C
-        (asyncio cancels the main task) stops it after the current batch."""
-        parts = []
-        for part in self._encode_batches(conversations):
-            parts.append(part)
-            await asyncio.sleep(0)
-        return self._stack(parts, self.synthetic_embedder.dim)
-
-    def _encode_synthetic(self, samples: Sequence[Any]):
-        parts = list(self._encode_batches(samples))
-        return self._stack(parts, self.synthetic_embedder.dim)
-
-    def _private_embeddings(self) -> dict[str, Any]:
-        """Private conversations embedded in memory (no cache), grouped by category."""
-        if self._private is None:
-            from fountain.embed.embedder import encode_conversations
-            from fountain.raters.realdata import group_by_category
-
-            groups = group_by_category(self.plan.real or [])
-            self._load_embedder()
-            self._private = {
-                category: encode_conversations(self.embedder, [c.turns for c in items])
-                for category, items in groups.items()
-            }
-        return self._private
-
-    def _real_filter(self):
+    def real_filter(self) -> Any:
         if self._rf is None:
             from fountain.raters.rf import RealFilter, RFSettings
 
-            settings = RFSettings(k=self.plan.k, percentile=self.source.raters.rf_percentile)
-            self._rf = RealFilter.fit(self._private_embeddings(), settings)
-            self.info["rf"] = self._rf.calibration()
+            settings = RFSettings(k=self.ctx.plan.k, percentile=self.ctx.source.raters.rf_percentile)
+            self._rf = RealFilter.fit(self.embeddings.private(), settings)
+            self.ctx.info["rf"] = self._rf.calibration()
         return self._rf
 
-    def _rng(self):
+    def rng(self) -> Any:
         if self.noise_rng is None:
             import numpy as np
 
@@ -190,71 +148,3 @@ class _Rating:
             # (--seed makes the model reproducible, never the noise).
             self.noise_rng = np.random.default_rng()
         return self.noise_rng
-
-    # --- privacy accounting ----------------------------------------------------------------------
-
-    def _open_ledger(self, releases_left: int) -> None:
-        """Rebuild the ledger from the state and refuse a plan that would end over budget."""
-        from fountain.raters.privacy import PrivacyLedger
-
-        privacy = self.plan.privacy
-        ledger = PrivacyLedger(delta=privacy.delta, epsilon_budget=privacy.epsilon_budget)
-        for entry in self.state.get("ledger", []):
-            ledger.record(float(entry["sigma"]))
-        preview = PrivacyLedger(delta=privacy.delta)
-        for entry in ledger.entries:
-            preview.record(entry.sigma)
-        for _ in range(max(0, releases_left)):
-            preview.record(privacy.sigma)
-        if preview.epsilon > privacy.epsilon_budget * (1 + 1e-9):
-            raise PrivacyBudgetError(
-                f"the plan would spend epsilon = {preview.epsilon:.4g} in all ({len(ledger.entries)} "
-                f"iteration(s) already spent, {releases_left} to go with sigma = {privacy.sigma:.4g}), "
-                f"more than the budget epsilon = {privacy.epsilon_budget:.4g}",
-                hint="an iteration was interrupted after its noise was drawn and must not be drawn again "
-                "within this budget; start a new run with --output, or raise --epsilon"
-                if ledger.entries
-                else "use a larger --sigma, fewer --iterations or a larger --epsilon",
-            )
-        self.ledger = ledger
-        self._write_privacy()
-
-    def _spend(self, iteration: int) -> None:
-        """Charge one release to the ledger and persist it BEFORE the noisy histogram is drawn:
-        a crash in between costs budget instead of drawing fresh noise for free."""
-        entry = self.ledger.record(self.plan.privacy.sigma)
-        self.state.setdefault("ledger", []).append({"iteration": iteration, "sigma": entry.sigma})
-        self._save_state()
-        self._write_privacy()
-
-    def privacy_section(self) -> dict[str, Any] | None:
-        if self.ledger is None:
-            return None
-        data = self.ledger.to_dict()
-        entries = data.pop("iterations")
-        iterations = [e.get("iteration") for e in self.state.get("ledger", [])]
-        for entry, number in zip(entries, iterations):
-            entry["iteration"] = number  # the Feedback iteration / Filter round that spent it
-        threshold = self.plan.threshold
-        if threshold is None:
-            from fountain.raters.pe import default_threshold
-
-            threshold = default_threshold(self.plan.privacy.sigma)
-        return {
-            "rater": "PE",
-            **data,
-            **self.plan.privacy.to_dict(),
-            "k": self.plan.k,
-            "threshold_H": threshold,
-            "selection": self.plan.selection,
-            "ledger": entries,
-        }
-
-    def _write_privacy(self) -> None:
-        from fountain.run.manifest import Manifest
-
-        manifest = Manifest.read(self.output_dir)
-        if manifest is None:
-            return  # the first engine round writes the manifest; privacy follows right after
-        manifest.privacy = self.privacy_section() or manifest.privacy
-        manifest.write(self.output_dir)

@@ -12,7 +12,7 @@ from typing import Any
 from fountain.errors import OutputError
 from fountain.generation.enrich import Enrichment
 from fountain.generation.plan import SEED
-from fountain.run.journal import write_text_atomic
+from fountain.run.atomic import write_text_atomic
 from fountain.types import Sample
 
 STATE_FILE = "framework.json"
@@ -87,7 +87,7 @@ def load_state(output_dir: str | Path) -> dict[str, Any] | None:
 
 def _embed_extra_missing(name: str | None) -> str | None:
     """The first package of the embed extra that is not installed (None when all are)."""
-    from fountain.embed.embedder import BUNDLED_ALIASES, BUNDLED_PACKAGE
+    from fountain.embed import BUNDLED_ALIASES, BUNDLED_PACKAGE
 
     needed = ["torch", "sentence_transformers"]
     if name in BUNDLED_ALIASES:

@@ -8,11 +8,12 @@ from dataclasses import fields, replace
 from typing import Any
 
 from fountain.errors import FountainError, OutputError
+from fountain.generation.enrich import Enrichment
 from fountain.generation.plan import Task, seed_tasks
 from fountain.run.engine import Engine, RunOptions
 
 
-class _RoundEngine(Engine):
+class RoundEngine(Engine):
     """The engine running one round: given seed tasks (None: the spec's), extra tasks (PE
     variations), the iteration number for provenance, and optionally the GenLLM enrichment."""
 
@@ -35,7 +36,7 @@ class _RoundEngine(Engine):
         self.iteration = iteration
         self.enrich_personas = enrich_personas
         self.reuse_enrichment = reuse_enrichment
-        self.enrichment = None
+        self.enrichment: Enrichment | None = None
         self.personas = tuple(spec.personas)
 
     def plan_seeds(self) -> list[Task]:
@@ -80,7 +81,7 @@ class _RoundEngine(Engine):
             found, warnings = await enrich_scene(
                 self.spec,
                 self.dispatcher,
-                n_personas=self.enrich_personas,
+                n_personas=self.enrich_personas or 0,
                 seed=self.seed,
                 max_retries=self.max_retries,
             )

@@ -94,7 +94,7 @@ def near_copies(
 ) -> dict[int, int]:
     """Train indices whose shingle Jaccard with some test record is at least ``threshold``."""
     try:
-        from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
+        from datasketch import MinHash, MinHashLSH
     except ImportError:
         from fountain.errors import MissingDependencyError
 

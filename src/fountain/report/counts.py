@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from fountain.report.load import Dataset
+from fountain.run.outputs import REJECTS_FILE
 
 
 def _int(value: Any) -> int:
@@ -33,7 +34,7 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
         accepted_from = "manifest" if accepted is not None else None
     if dataset.rejects is not None:
         rejected = Counter(str(r.get("reason") or "unknown") for r in dataset.rejects)
-        rejected_from = "rejects.jsonl"
+        rejected_from = REJECTS_FILE
     elif isinstance(counts.get("rejected"), dict):
         rejected = Counter({str(k): _int(v) for k, v in counts["rejected"].items()})
         rejected_from = "manifest"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fountain.errors import FountainError
+from fountain.run.outputs import DATASET_FILES, DERIVATIONS_FILE, MANIFEST_FILE, REJECTS_FILE, SEEDS_FILE
 from fountain.types import Turn
 
 
@@ -34,7 +35,7 @@ class ReportError(FountainError):
 USER_ROLES = {"user", "human"}
 ASSISTANT_ROLES = {"assistant", "gpt", "model", "chatgpt", "bot"}
 SYSTEM_ROLES = {"system"}
-DATASET_NAMES = ("dataset.jsonl", "outputs.json", "dataset.json")
+DATASET_NAMES = (DATASET_FILES["messages"], DATASET_FILES["janus"], "dataset.json")
 _SPACE = re.compile(r"\s+")
 
 
@@ -126,11 +127,11 @@ def load_dataset(path: str | Path) -> Dataset:
 
 def _load_folder(folder: Path) -> Dataset:
     notes: list[str] = []
-    manifest = _read_manifest(folder / "manifest.json", notes)
+    manifest = _read_manifest(folder / MANIFEST_FILE, notes)
 
     journal_items: list[Item] = []
     journal_counts: dict[str, int] | None = None
-    for name, kind in (("seeds.jsonl", "seed"), ("derivations.jsonl", "derivation")):
+    for name, kind in ((SEEDS_FILE, "seed"), (DERIVATIONS_FILE, "derivation")):
         file = folder / name
         if not file.is_file():
             continue
@@ -144,8 +145,8 @@ def _load_folder(folder: Path) -> Dataset:
         notes.append("no seeds.jsonl / derivations.jsonl: accepted counts come from the manifest only")
 
     rejects = None
-    if (folder / "rejects.jsonl").is_file():
-        rejects = _read_jsonl(folder / "rejects.jsonl", notes)
+    if (folder / REJECTS_FILE).is_file():
+        rejects = _read_jsonl(folder / REJECTS_FILE, notes)
     else:
         notes.append("no rejects.jsonl: rejections by reason come from the manifest only")
     if manifest is None:
@@ -169,10 +170,10 @@ def _load_folder(folder: Path) -> Dataset:
             "no dataset.jsonl / outputs.json (the run has not exported yet): the report "
             "covers the accepted samples of seeds.jsonl and derivations.jsonl"
         )
-        items, fmt, source = list(journal_items), "journals", folder / "seeds.jsonl"
+        items, fmt, source = list(journal_items), "journals", folder / SEEDS_FILE
     elif journal_counts is not None or rejects or manifest is not None:
         # A run that kept nothing: its counts and rejections are what the user needs to see.
-        items, fmt, source = [], "journals", folder / "seeds.jsonl"
+        items, fmt, source = [], "journals", folder / SEEDS_FILE
     else:
         raise ReportError(
             "no conversations found in this folder",

@@ -45,8 +45,8 @@ from fountain.generation.worker import (
     spec_fingerprint,
 )
 from fountain.providers.base import Provider
+from fountain.run.atomic import AtomicFile
 from fountain.run.journal import (
-    AtomicFile,
     Journal,
     RecordReader,
     dumps_record,

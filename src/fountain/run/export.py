@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from fountain.errors import OutputError
-from fountain.run.journal import dumps_record, write_jsonl_atomic, write_lines_atomic
+from fountain.run.atomic import write_jsonl_atomic, write_lines_atomic
+from fountain.run.journal import dumps_record
 from fountain.run.outputs import DATASET_FILES
 from fountain.types import Sample
 

@@ -55,7 +55,7 @@ def datasets_features(fmt: str = "messages", *, weighted: bool = False) -> Any:
     from fountain.errors import MissingDependencyError
 
     try:
-        from datasets import Features  # type: ignore[import-untyped]
+        from datasets import Features
     except ImportError:
         raise MissingDependencyError(
             "reading a dataset with declared features needs the 'datasets' package",

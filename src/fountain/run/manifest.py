@@ -23,14 +23,16 @@ from typing import Any
 
 from fountain import __version__
 from fountain.errors import OutputError
-from fountain.run.journal import write_text_atomic
+from fountain.run.atomic import write_text_atomic
+from fountain.run.outputs import DERIVATIONS_FILE, LOCK_FILE, MANIFEST_FILE, REJECTS_FILE, SEEDS_FILE
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = MANIFEST_FILE
+LOCK_NAME = LOCK_FILE
+
 FORMAT_VERSION = 1
 RESUME_MODES = ("if-compatible", "always", "never")
 # Files whose presence means a run already wrote into a folder (besides the manifest).
 RUN_FILE_SUFFIXES = (".jsonl",)
-LOCK_NAME = ".lock"
 
 
 # --- one run per output folder --------------------------------------------------------------------
@@ -441,6 +443,8 @@ def previous_run_files(output_dir: Path) -> list[str]:
         return []
     names = []
     for entry in sorted(output_dir.iterdir()):
+        if entry.name == "batches.jsonl":  # fountain.batch's job ledger: written before the run starts
+            continue
         if entry.name == MANIFEST_NAME or (entry.is_file() and entry.suffix in RUN_FILE_SUFFIXES):
             names.append(entry.name)
     return names
@@ -551,8 +555,8 @@ def _describe(identity: dict[str, Any]) -> str:
 
 # --- status of an output folder -------------------------------------------------------------------
 
-JOURNALS = {"seed": "seeds.jsonl", "derivation": "derivations.jsonl"}
-REJECTS = "rejects.jsonl"
+JOURNALS = {"seed": SEEDS_FILE, "derivation": DERIVATIONS_FILE}
+REJECTS = REJECTS_FILE
 
 
 def _scan_jsonl(

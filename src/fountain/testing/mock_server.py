@@ -89,6 +89,7 @@ class MockState:
         self.options = MockOptions()
         self.requests: list[RecordedRequest] = []
         self.received = 0
+        self.first_received_at: float | None = None  # wall clock of the first request (start-up benchmarks)
         self.completed: Counter[str] = Counter()  # request hash -> successful answers sent
         self.statuses: Counter[int] = Counter()
         self._scripted: deque[str] = deque()
@@ -114,11 +115,15 @@ class MockState:
         """Forget recorded requests and counters and restore the default options."""
         self.requests.clear()
         self.received = 0
+        self.first_received_at = None
         self.completed.clear()
         self.statuses.clear()
         self._scripted.clear()
         self.options = MockOptions()
         self._rng = random.Random(0)
+        batch = getattr(self, "batch", None)  # the batch APIs' jobs (fountain.testing.batch_mock)
+        if batch is not None:
+            batch.__init__()
 
     def next_fault(self) -> str | None:
         if self._scripted:
@@ -153,6 +158,7 @@ class MockState:
     def stats(self) -> dict[str, Any]:
         return {
             "received": self.received,
+            "first_received_at": self.first_received_at,
             "completed": sum(self.completed.values()),
             "distinct_completed": len(self.completed),
             "duplicates": len(self.duplicates()),
@@ -553,6 +559,9 @@ class MockServer:
         self.app.router.add_post("/v1/messages", self._handler(_ANTHROPIC))
         for version in ("v1beta", "v1", "v1alpha"):
             self.app.router.add_post(f"/{version}/models/{{model}}:generateContent", self._handler(_GEMINI))
+        from fountain.testing.batch_mock import BatchRoutes
+
+        self.batch = BatchRoutes(self)  # the three batch APIs (state in self.state.batch)
         self.app.router.add_get("/__mock__/stats", self._stats)
         self.app.router.add_post("/__mock__/configure", self._configure)
         self.app.router.add_post("/__mock__/reset", self._reset)
@@ -591,6 +600,8 @@ class MockServer:
         arrived = loop.time()
         raw = await request.read()
         state.received += 1
+        if state.first_received_at is None:
+            state.first_received_at = time.time()
         request_hash = hashlib.blake2b(request.path.encode() + b"\0" + raw, digest_size=16).hexdigest()
         try:
             body = fastjson.loads(raw) if raw else {}

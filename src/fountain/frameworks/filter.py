@@ -1,26 +1,25 @@
-"""Filter rounds, a part of :class:`~fountain.frameworks.runner._Runner`: generate -> dedup ->
-rate (RF, PE or dedup only), accumulating the kept conversations until the target or the last
-round."""
+"""Filter: rounds of generate -> dedup -> rate (RF, PE or dedup only), accumulating the kept
+conversations until the target or the last round."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+from fountain.frameworks.base import Framework
 from fountain.frameworks.records import reject_record
 from fountain.generation.plan import SEED, Task, task_id
-from fountain.run.options import RunResult
 from fountain.types import Sample
 
 
-class _FilterRounds:
-    """The Filter framework of :class:`~fountain.frameworks.runner._Runner` (a mixin: it uses the
-    runner's engine rounds, state and rating)."""
+class Filter(Framework):
+    name = "Filter"
+    rounds = True
 
     def _seed_plan(self, round_number: int) -> list[Task]:
         """Seed tasks of Filter round ``round_number`` (1-based): fresh sample indices per round,
         so their ids (and cache keys) differ from every other round's."""
-        spec = self.effective
+        spec = self.ctx.effective
         personas = tuple(spec.personas)
         per_direction = spec.generation.seeds_per_direction * max(1, len(personas))
         start = (round_number - 1) * per_direction
@@ -42,11 +41,11 @@ class _FilterRounds:
                 )
         return tasks
 
-    async def _filter(self) -> RunResult:
-        plan = self.plan
+    async def run(self) -> list[Sample]:
+        plan = self.ctx.plan
         if plan.rater == "PE":
-            done = sum(1 for entry in self.state["rounds"] if entry.get("complete"))
-            self._open_ledger(plan.iterations - done)
+            done = sum(1 for entry in self.ctx.state["rounds"] if entry.get("complete"))
+            self.privacy.open(plan.iterations - done)
         accepted: list[str] = []
         samples: dict[str, Sample] | None = None
         rounds_run = 0
@@ -54,14 +53,14 @@ class _FilterRounds:
             if plan.target and len(accepted) >= plan.target:
                 break
             rounds_run = number
-            recorded = self._round(number)
+            recorded = self.ctx.round(number)
             if recorded is not None and recorded.get("complete"):
                 accepted += recorded["accepted"]
-                self.framework_rejects += recorded["rejects"]
-                self.partial = list(accepted)
+                self.ctx.framework_rejects += recorded["rejects"]
+                self.ctx.partial = list(accepted)
                 continue
             seeds = self._seed_plan(number)
-            result = await self._run_engine(self._engine(seeds=seeds, iteration=number))
+            result = await self.ctx.run_round(seeds=seeds, iteration=number)
             samples = {s.id: s for s in result.samples}
             seed_ids = {t.id for t in seeds}
             batch = [
@@ -70,10 +69,10 @@ class _FilterRounds:
                 if s.id in seed_ids or (s.provenance.kind != SEED and s.provenance.parent_id in seed_ids)
             ]
             earlier = [samples[i] for i in accepted if i in samples]
-            kept, rejects, dedup_info = await self._dedup(batch, earlier)
-            vectors = await self._encode_async(kept) if plan.rater and kept else None
+            kept, rejects, dedup_info = await self.rating.dedup(batch, earlier)
+            vectors = await self.rating.embeddings.encode_async(kept) if plan.rater and kept else None
             kept, rated, rating = self._rate_batch(kept, number, vectors)
-            entry = {
+            entry: dict[str, Any] = {
                 "round": number,
                 "seeds": len(seeds),
                 "generated": len(batch),
@@ -83,43 +82,42 @@ class _FilterRounds:
                 "rating": rating,
                 "complete": True,
             }
-            self.state["rounds"] = [e for e in self.state["rounds"] if e.get("round") != number] + [entry]
-            self._save_state()
+            self.ctx.record_round(entry)
             accepted += entry["accepted"]
-            self.framework_rejects += entry["rejects"]
-            self.partial = list(accepted)
+            self.ctx.framework_rejects += entry["rejects"]
+            self.ctx.partial = list(accepted)
         per_round = len(self._seed_plan(1))
-        self.seeds_requested = per_round * rounds_run
-        samples = self._journal_samples()
-        self.info.update(
+        self.ctx.seeds_requested = per_round * rounds_run
+        samples = self.ctx.journal_samples()
+        self.ctx.info.update(
             {
                 "rounds": {"max": plan.iterations, "run": rounds_run},
                 "target": plan.target,
                 "per_round": [
                     {k: e.get(k) for k in ("round", "seeds", "generated", "dedup", "rating")}
                     | {"accepted": len(e.get("accepted", []))}
-                    for e in sorted(self.state["rounds"], key=lambda e: e["round"])
+                    for e in sorted(self.ctx.state["rounds"], key=lambda e: e["round"])
                 ],
             }
         )
         if plan.target and len(accepted) < plan.target:
-            self.warnings.append(
+            self.ctx.warnings.append(
                 f"Filter: {len(accepted)} conversation(s) kept after {rounds_run} round(s), "
                 f"short of the target {plan.target}; raise --iterations to go on"
             )
-        return self._finish([samples[i] for i in accepted if i in samples])
+        return [samples[i] for i in accepted if i in samples]
 
     def _rate_batch(
         self, batch: list[Sample], number: int, vectors: Any = None
     ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:
-        rater = self.plan.rater
+        rater = self.ctx.plan.rater
         if rater is None or not batch:
             return batch, [], {"rater": rater, "rated": len(batch)}
         if vectors is None:
-            vectors = self._encode_synthetic(batch)
+            vectors = self.rating.embeddings.encode(batch)
         categories = [s.provenance.category for s in batch]
         if rater == "RF":
-            decisions = self._real_filter().rate(vectors, categories)
+            decisions = self.rating.real_filter().rate(vectors, categories)
             kept = [s for s, d in zip(batch, decisions) if d.keep]
             rejects = [
                 reject_record(
@@ -138,10 +136,10 @@ class _FilterRounds:
 
         from fountain.raters.pe import default_threshold, dp_histogram
 
-        sigma = self.plan.privacy.sigma
-        threshold = self.plan.threshold if self.plan.threshold is not None else default_threshold(sigma)
-        self._spend(number)
-        private = self._private_embeddings()
+        sigma = self.privacy.plan.sigma
+        threshold = self.ctx.plan.threshold if self.ctx.plan.threshold is not None else default_threshold(sigma)
+        self.privacy.spend(number)
+        private = self.rating.embeddings.private()
         keep = np.zeros(len(batch), dtype=bool)
         noisy = np.zeros(len(batch))
         by_category: dict[str, list[int]] = {}
@@ -152,7 +150,7 @@ class _FilterRounds:
             if votes is None:
                 votes = np.zeros((0, vectors.shape[1]), dtype=np.float32)
             histogram = dp_histogram(
-                votes, vectors[rows], k=self.plan.k, sigma=sigma, threshold_H=threshold, rng=self._rng()
+                votes, vectors[rows], k=self.ctx.plan.k, sigma=sigma, threshold_H=threshold, rng=self.rating.rng()
             )
             keep[rows] = histogram.clipped > 0
             noisy[rows] = histogram.noisy_counts  # DP output: may be written
