@@ -46,3 +46,38 @@ def run(main: Awaitable[T]) -> T:
         return asyncio.run(main)  # type: ignore[arg-type]
     with runner_class(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a daemon thread, awaited without blocking the event loop.
+
+    For CPU-bound steps between requests (the embedder's load and batches in dedup): the loop
+    stays free to take Ctrl-C, and a cancelled caller returns at once. The thread is a daemon, so
+    an interrupted run does not wait for the step to finish before the process exits (unlike
+    ``asyncio.to_thread``, whose pool threads are joined at exit).
+    """
+    import threading
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller was cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as caught:  # noqa: BLE001 - handed to the awaiting coroutine
+            result, error = None, caught
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits for this any more
+            pass
+
+    threading.Thread(target=work, name="fountain-step", daemon=True).start()
+    return await future

@@ -163,5 +163,12 @@ class BudgetExceededError(FountainError):
     """The run stopped before exceeding the cost budget (``--budget``)."""
 
 
+class ProviderRejectsError(FountainError):
+    """A run finished, but some tasks ended as ``provider_error`` rejects (the requests failed
+    for good). Exit code 3: the dataset is written but incomplete; rerunning retries those tasks."""
+
+    exit_code = 3
+
+
 class ErrorRateError(FountainError):
     """Too many requests failed over a recent window (``--max-error-rate``): the run stopped."""

@@ -14,6 +14,8 @@ lone surrogate, a number beyond a double) to ``json.loads``, so it accepts exact
 ``json.loads`` accepts. One difference is kept on purpose: an integer beyond 64 bits becomes a
 float. Answers are conversations of strings, where such a number is a schema error either way;
 journals, manifests and caches that must keep every integer exact are read with ``json.loads``.
+JSON nested deeper than the interpreter's recursion limit raises ``ValueError`` (not
+``RecursionError``), like any other text that cannot be parsed.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def loads(data: bytes | str) -> Any:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # json.loads decides: it takes a few things orjson does not, or words the error
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:  # nesting deeper than the interpreter's stack: a value, not a crash
+        raise ValueError("JSON nests too deeply to parse") from None
 
 
 def dumps(value: Any) -> str:

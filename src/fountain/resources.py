@@ -10,7 +10,7 @@ from typing import Any
 
 def read_text(folder: str, name: str) -> str:
     """Text of ``fountain/<folder>/<name>`` as installed."""
-    return resources.files("fountain").joinpath(folder, name).read_text(encoding="utf-8")
+    return resources.files("fountain").joinpath(folder).joinpath(name).read_text(encoding="utf-8")
 
 
 @cache

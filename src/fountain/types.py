@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
+
+MAX_TOKENS = 100_000_000  # no single request uses more; a larger reported count is clamped
+
+
+def token_count(value: Any) -> int:
+    """A token count read from untrusted data (a server's answer, a cache row, a journal) as a
+    sane int: non-numbers, NaN and negatives are 0; anything above :data:`MAX_TOKENS` is clamped."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return 0
+        number = int(value) if abs(value) < 1e18 else MAX_TOKENS
+    elif isinstance(value, str) and len(value) <= 20 and value.strip().isdigit():
+        number = int(value)
+    else:
+        return 0
+    return min(max(number, 0), MAX_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -33,8 +54,9 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Usage:
-        data = data or {}
-        return cls(int(data.get("prompt_tokens", 0) or 0), int(data.get("completion_tokens", 0) or 0))
+        if not isinstance(data, dict):
+            return cls()
+        return cls(token_count(data.get("prompt_tokens")), token_count(data.get("completion_tokens")))
 
 
 @dataclass(frozen=True)

@@ -38,3 +38,44 @@ def test_exceptions_and_results_come_through(monkeypatch):
     with pytest.raises(ValueError, match="boom"):
         aio.run(fails())
     assert aio.run(asyncio.sleep(0, result=42)) == 42
+
+
+def test_a_step_in_a_daemon_thread_returns_its_result_and_raises_its_error():
+    import asyncio
+
+    import pytest
+
+    from fountain.aio import in_daemon_thread
+
+    async def main():
+        assert await in_daemon_thread(sum, [1, 2, 3]) == 6
+        with pytest.raises(ZeroDivisionError):
+            await in_daemon_thread(lambda: 1 / 0)
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_caller_does_not_wait_for_a_long_step():
+    import asyncio
+    import threading
+    import time
+
+    from fountain.aio import in_daemon_thread
+
+    release = threading.Event()
+
+    async def main():
+        task = asyncio.ensure_future(in_daemon_thread(release.wait, 30))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return time.monotonic() - started
+
+    try:
+        assert asyncio.run(main()) < 0.5  # Ctrl-C during dedup: the run stops at once
+    finally:
+        release.set()

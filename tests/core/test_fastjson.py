@@ -89,12 +89,11 @@ def test_a_completion_never_holds_a_lone_surrogate():
 
 def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tmp_path):
     """A model answer holding "\\ud83d" (half an emoji) is stored, exported and replayed as is."""
-    from test_engine import make_spec
-
     from fountain.providers.base import Completion
     from fountain.run.engine import RunOptions, run
     from fountain.spec.load import load_spec
     from fountain.types import Usage
+    from run_helpers import make_spec
 
     raw = (
         '{"conversations": [{"user": "How do we split rent \\ud83d fairly?", '

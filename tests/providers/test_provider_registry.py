@@ -36,7 +36,7 @@ def _spec_model(**fields):
 
 
 def test_every_documented_name_is_registered():
-    assert set(PROVIDERS) == {"local", "openai", "anthropic", "gemini", "fake"}
+    assert set(PROVIDERS) == {"local", "openai", "anthropic", "gemini", "fake", "vllm"}
     assert PROVIDERS["local"] == "fountain.providers.local:LocalProvider"
     assert PROVIDERS["fake"] == "fountain.providers.fake:FakeProvider"
 

@@ -206,7 +206,7 @@ def test_unreadable_file(tmp_path, capsys, monkeypatch):
 
     folder = make_spec(tmp_path)
 
-    def deny(path):
+    def deny(path, **_):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(source_module, "_read_bytes", deny)  # chmod does not stop root

@@ -5,14 +5,16 @@ Heavy modules (torch, llama.cpp, SDKs) are imported inside the commands that nee
 ``fountain --help`` and ``fountain validate`` stay fast.
 """
 
-from fountain.cli import (  # noqa: F401  (registration)
+from fountain.cli import (  # noqa: F401  (each module registers its commands)
     batch_command,
+    edge_command,
     evaluate_command,
     privacy_command,
     publish_command,
     report_command,
     run_commands,
     spec_commands,
+    studio_command,
 )
 from fountain.cli.app import cli, main
 from fountain.cli.run_commands import FRAMEWORK_CHOICES, PROVIDER_CHOICES, RATER_CHOICES

@@ -14,6 +14,7 @@ import click
 
 from fountain import __version__
 from fountain.errors import FountainError
+from fountain.safety import safe_text
 
 
 def _console(stderr: bool = False, *, whole_lines: bool = False):
@@ -27,13 +28,32 @@ def _console(stderr: bool = False, *, whole_lines: bool = False):
     return console
 
 
+ALLOW_PATH = click.option(
+    "--allow-path",
+    "allow_path",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="A folder outside the spec folder whose files the spec may read (personas_file, "
+    "er_diagram_path, raters.real_data); repeatable. Without it a spec reads only its own folder.",
+)
+
+
+def shown(text: str) -> str:
+    """``text`` (which may come from a server, a spec or a manifest) ready for a rich console:
+    secrets redacted, control characters escaped, markup escaped."""
+    from rich.markup import escape
+
+    return escape(safe_text(str(text)))
+
+
 def print_error(error: FountainError) -> None:
     """One clear message (location, message, hint) on stderr, no traceback."""
     from rich.markup import escape
 
     console = _console(stderr=True)
 
-    console.print(f"[bold red]error:[/] {escape(str(error))}")
+    # The message may hold text from a server or a spec: secrets redacted, control characters escaped.
+    console.print(f"[bold red]error:[/] {escape(safe_text(str(error)))}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -34,8 +34,10 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
     "--iterations",
     "-T",
     type=click.IntRange(min=1),
-    required=True,
     help="Number of PE iterations (each releases one noisy histogram).",
+)
+@click.option(
+    "--edge", metavar="URL", help="Show the privacy ledger of an edge service (token in $FOUNTAIN_EDGE_TOKEN)."
 )
 @click.option(
     "--n", "n", type=click.IntRange(min=2), help="Number of private records; sets the default delta = 1/(N ln N)."
@@ -43,9 +45,16 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--delta", type=float, help="delta of (epsilon, delta)-DP (default 1/(N ln N)).")
 @click.option("--json", "as_json", is_flag=True, help="Print sigma, epsilon, delta and mu as JSON.")
 def privacy_command(
-    sigma: float | None, epsilon: float | None, iterations: int, n: int | None, delta: float | None, as_json: bool
+    sigma: float | None,
+    epsilon: float | None,
+    iterations: int | None,
+    edge: str | None,
+    n: int | None,
+    delta: float | None,
+    as_json: bool,
 ) -> None:
-    """Plan a Private Evolution budget: epsilon from sigma, or sigma from epsilon.
+    """Plan a Private Evolution budget: epsilon from sigma, or sigma from epsilon; or show the
+    ledger of an edge service (--edge URL).
 
     T iterations with Gaussian noise sigma compose to mu-GDP with mu = sqrt(T)/sigma, converted
     to (epsilon, delta)-DP exactly. Example: fountain privacy --epsilon 4 --iterations 5 --n 2000
@@ -55,6 +64,15 @@ def privacy_command(
 
     from fountain.raters import privacy
 
+    if edge is not None:
+        from fountain.cli.edge_command import show_edge_ledger
+
+        if sigma is not None or epsilon is not None or iterations is not None or n is not None or delta is not None:
+            raise click.UsageError("--edge shows an edge's ledger: give it alone (with --json at most)")
+        show_edge_ledger(edge, as_json)
+        return
+    if iterations is None:
+        raise click.UsageError("give --iterations (or --edge URL to show an edge's ledger)")
     if (sigma is None) == (epsilon is None):
         raise click.UsageError("give exactly one of --sigma (prints epsilon) or --epsilon (prints sigma)")
     if delta is None:
@@ -70,6 +88,7 @@ def privacy_command(
     if sigma is not None:
         epsilon = privacy.epsilon_for(sigma, iterations, delta)
     else:
+        assert epsilon is not None  # exactly one of sigma and epsilon is given
         sigma = privacy.sigma_for(epsilon, iterations, delta)
     mu = privacy.gdp_mu(sigma, iterations)
     if as_json:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from fountain.cli.app import _console, cli
+from fountain.cli.app import ALLOW_PATH, _console, cli
 from fountain.cli.batch_command import batch_options, refuse_direct_run_over_waiting_jobs, run_batch_command
 from fountain.errors import FountainError
 
@@ -28,17 +28,19 @@ _TYPE = click.option(
 )
 # Choices are matched case-insensitively (click hands back the canonical spelling). The lists
 # mirror fountain.providers.PROVIDERS and fountain.frameworks (not imported here: --help stays fast).
-PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake"], case_sensitive=False)
+PROVIDER_CHOICES = click.Choice(["local", "openai", "anthropic", "gemini", "fake", "vllm"], case_sensitive=False)
 FRAMEWORK_CHOICES = click.Choice(["Gen", "GenLLM", "Filter", "Feedback"], case_sensitive=False)
 RATER_CHOICES = click.Choice(["PE", "RF"], case_sensitive=False)
 
 
-def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """The rule of setup.yaml's model.base_url: an http(s) URL with a host."""
+def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None):
+    """The rule of setup.yaml's model.base_url: an http(s) URL with a host (each, when repeated)."""
     from urllib.parse import urlsplit
 
     if value is None:
         return None
+    if isinstance(value, tuple):
+        return tuple(_check_base_url(ctx, param, v) for v in value) or None
     url = value.strip()
     try:
         parts = urlsplit(url)
@@ -73,6 +75,7 @@ _MODE = click.option(
     "--provider", type=PROVIDER_CHOICES, help="Provider whose automatic mode to show (default: the spec's, else local)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the requests as JSON (messages, schema, sampling).")
+@ALLOW_PATH
 def render_command(
     target_folder: str,
     conversation_type: str | None,
@@ -80,6 +83,7 @@ def render_command(
     mode: str | None,
     provider: str | None,
     as_json: bool,
+    allow_path: tuple[str, ...] = (),
 ) -> None:
     """Print the exact messages a run would send first, without calling a model.
 
@@ -92,7 +96,7 @@ def render_command(
     from fountain.providers import check_provider_name
     from fountain.spec.load import load_spec
 
-    spec = load_spec(target_folder, type_override=conversation_type)
+    spec = load_spec(target_folder, type_override=conversation_type, allow_paths=allow_path)
     if direction is not None and direction not in (*spec.seed_directions, *spec.derivational_directions):
         raise FountainError(
             f"the spec has no direction {direction!r}",
@@ -158,13 +162,37 @@ def _with_sigterm_as_interrupt(call):
     type=click.Path(file_okay=False, path_type=str),
     help="Output folder (default: <target-folder>/output).",
 )
-@click.option("--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini or fake.")
+@click.option(
+    "--provider", type=PROVIDER_CHOICES, help="local (default), openai, anthropic, gemini, fake or vllm (GPU hosts)."
+)
 @click.option("--model", help="Model name (local: a GGUF file path).")
 @click.option(
     "--base-url",
     callback=_check_base_url,
-    help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1.",
+    multiple=True,
+    help="Endpoint of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://localhost:8000/v1; "
+    "give it several times to spread requests over a fleet of servers.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for one answer (default: model.timeout_s, else 120; self-hosted servers "
+    "that queue get more as their answers show).",
+)
+@click.option(
+    "--structured-output",
+    type=click.Choice(["auto", "json_schema", "json_object", "none"]),
+    help="OpenAI-compatible servers: the response_format to send (default auto: json_schema, "
+    "stepping down to what the server accepts).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="local (default): asyncio in this process; ray: generation actors on a Ray cluster "
+    "(pip install 'fountain[ray]'; docs/distributed.md).",
+)
+@click.option("--ray-address", help="Ray cluster to join with --executor ray (default: start a local Ray).")
+@click.option("--ray-actors", type=click.IntRange(min=1), help="Generation actors with --executor ray (default 2).")
 @click.option(
     "--replay",
     type=click.Path(dir_okay=False, path_type=str),
@@ -257,6 +285,13 @@ def _with_sigterm_as_interrupt(call):
     "outputs.json). Never copied to an output, log or cache.",
 )
 @click.option("--epsilon", type=float, help="PE: privacy budget epsilon of the whole run (inf: no privacy).")
+@click.option(
+    "--edge",
+    multiple=True,
+    metavar="URL",
+    help="Feedback/PE: a data owner's `fountain edge serve` votes instead of --real-data (repeatable; "
+    "token in $FOUNTAIN_EDGE_TOKEN; docs/edge.md).",
+)
 @click.option("--delta", type=float, help="PE: delta (default 1/(N ln N) for N real conversations).")
 @click.option(
     "--sigma",
@@ -285,8 +320,22 @@ def _with_sigterm_as_interrupt(call):
 @click.option("--personas", type=click.IntRange(min=1), help="GenLLM: personas the model writes (default 5).")
 @click.option("--dry-run", is_flag=True, help="Print the calls and cost the run implies; call no model.")
 @batch_options
+@ALLOW_PATH
+@click.option(
+    "--allow-key-env",
+    "allow_key_env",
+    multiple=True,
+    metavar="NAME",
+    help="Let the spec send the key in environment variable NAME to the base_url written in "
+    "setup.yaml (refused by default unless NAME is the provider's own key variable); repeatable.",
+)
 def run_command(
-    target_folder: str, conversation_type: str | None, quiet: bool, dry_run: bool = False, **options
+    target_folder: str,
+    conversation_type: str | None,
+    quiet: bool,
+    dry_run: bool = False,
+    allow_path: tuple[str, ...] = (),
+    **options,
 ) -> None:
     """Generate the dataset of a spec folder: seeds, derivations, validation, dedup, export.
 
@@ -298,10 +347,13 @@ def run_command(
     from fountain.run.options import RunOptions
     from fountain.spec.load import load_spec
 
+    urls = options.pop("base_url", None) or ()
+    options["base_url"] = urls[0] if urls else None
+    options["base_urls"] = tuple(urls) if len(urls) > 1 else None
     # Every option whose name is a RunOptions field passes through as it is.
     fields = set(RunOptions.__dataclass_fields__)
     run_options = RunOptions(quiet=quiet, **{k: v for k, v in options.items() if k in fields and v is not None})
-    spec = load_spec(target_folder, type_override=conversation_type)
+    spec = load_spec(target_folder, type_override=conversation_type, allow_paths=allow_path)
     # Framework, rater, real data and privacy budget are checked before any token is spent.
     plan = plan_framework(spec, run_options)
     if dry_run:
@@ -321,11 +373,16 @@ def run_command(
             _console(stderr=True).print(summary_table(result))
             click.echo(str(result.dataset_path))
         return
+    from fountain.run.gitignore import ensure_output_ignored
     from fountain.run.manifest import output_lock
     from fountain.run.options import effective_spec, output_folder
 
+    out_dir = output_folder(effective_spec(spec, run_options), run_options)
+    written = ensure_output_ignored(spec.folder, out_dir)
+    if written is not None and not quiet:
+        _console(stderr=True).print(f"wrote {written}: the output folder (with its response cache) stays out of git")
     # One run per output folder: a second one is refused at once instead of paying twice.
-    with output_lock(output_folder(effective_spec(spec, run_options), run_options)) as folder:
+    with output_lock(out_dir) as folder:
         refuse_direct_run_over_waiting_jobs(folder)
         result = _with_sigterm_as_interrupt(lambda: run_framework(spec, run_options))
     if not quiet:
@@ -333,6 +390,15 @@ def run_command(
 
         _console(stderr=True).print(summary_table(result))
         click.echo(str(result.dataset_path))
+    failed = (result.counts.get("rejected") or {}).get("provider_error", 0)
+    if failed:
+        from fountain.errors import ProviderRejectsError
+
+        raise ProviderRejectsError(
+            f"{failed} task(s) ended as provider_error rejects: the dataset is written but incomplete",
+            location=str(result.output_dir),
+            hint="rejects.jsonl names each failure; run the same command again to retry them (exit code 3)",
+        )
 
 
 def _check_run_files(options) -> None:
@@ -364,7 +430,14 @@ def _print_dry_run(spec, options) -> None:
 
     effective = effective_spec(spec, options)
     name = options.provider if options.replay is None else "fake"
-    config = resolve_provider_config(effective.model, provider=name, model=options.model, base_url=options.base_url)
+    config = resolve_provider_config(
+        effective.model,
+        provider=name,
+        model=options.model,
+        base_url=options.base_url,
+        allow_key_envs=options.allow_key_env,
+        base_urls=options.base_urls,
+    )
     mode = resolve_mode(effective, config.provider, options.mode)
     prompts = []
     for _, request in preview_requests(effective, mode=mode, seed=options.seed):
@@ -415,7 +488,9 @@ def _print_dry_run(spec, options) -> None:
             + (f"  (budget ${options.budget_usd:,.2f})" if options.budget_usd is not None else "")
         )
     folder = output_folder(effective, options)
-    identity = {"provider": config.provider, "model": config.model, "base_url": config.base_url}
+    # a fleet's identity names no server (fountain.providers.fleet): the run resumes as servers change
+    base_url = "fleet" if config.base_urls else config.base_url
+    identity = {"provider": config.provider, "model": config.model, "base_url": base_url}
     decision = check_resume(folder, spec, options.resume, provider=identity)
     if decision.resuming:
         console.print(
@@ -452,10 +527,10 @@ def status_command(output_dir: str, as_json: bool, spec_folder: str | None) -> N
 
 
 def _print_status(status: dict) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from fountain.batch.status import print_batch_status
+    from fountain.cli.app import shown as escape  # markup and control characters escaped
 
     console = _console()
     if "status" not in status:  # batch jobs submitted, the run not written yet

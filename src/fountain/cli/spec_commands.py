@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fountain.cli.app import _console, cli
+from fountain.cli.app import ALLOW_PATH, _console, cli
 
 # --- Foundation: validate / diagram / init --------------------------------------------------
 
@@ -25,12 +25,15 @@ from fountain.cli.app import _console, cli
     help="Conversation type; wins over the spec's `type` key (legacy specs: detected from the prompts).",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit code 1).")
-def validate_command(target_folder: str, conversation_type: str | None, strict: bool) -> None:
+@ALLOW_PATH
+def validate_command(
+    target_folder: str, conversation_type: str | None, strict: bool, allow_path: tuple[str, ...] = ()
+) -> None:
     """Check a spec folder (setup.yaml, diagram, prompts, roles) without calling a model."""
     from fountain.errors import SpecError
     from fountain.spec.load import load_spec
 
-    spec = load_spec(target_folder, type_override=conversation_type)
+    spec = load_spec(target_folder, type_override=conversation_type, allow_paths=allow_path)
     if strict and spec.warnings:
         # No "✓ valid" summary first: with --strict a warning makes the spec invalid.
         _print_warnings(spec.warnings)

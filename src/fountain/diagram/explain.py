@@ -117,6 +117,7 @@ def _explain(error, source: Source, clean: str) -> DiagramError:  # noqa: C901 -
     elif isinstance(error, UnexpectedCharacters):
         expected = set(error.allowed or ())
         line, column = error.line, error.column
+        assert error.pos_in_stream is not None  # always set on UnexpectedCharacters
         found_text = clean[error.pos_in_stream :].split("\n", 1)[0]
         char = clean[error.pos_in_stream] if error.pos_in_stream < len(clean) else ""
         found = f"the character `{char}`"
@@ -207,10 +208,14 @@ def _explain(error, source: Source, clean: str) -> DiagramError:  # noqa: C901 -
         context = "before-label"
     if context == "after-entity" and found_text:
         before = line_text[segment : column - 1]
-        name_start = segment + len(before) - len(re.search(r"\S*\Z", before).group(0))
+        name_tail = re.search(r"\S*\Z", before)
+        assert name_tail is not None  # \S*\Z matches every string
+        name_start = segment + len(before) - len(name_tail.group(0))
         if name_start < column - 1 and found_text[0] not in '|}{:["':
             # A character a bare name cannot hold, in the middle of a name (`Blo~rf`).
-            name = line_text[name_start : column - 1] + re.match(r"\S*", line_text[column - 1 :]).group(0)
+            name_rest = re.match(r"\S*", line_text[column - 1 :])
+            assert name_rest is not None  # \S* matches every string
+            name = line_text[name_start : column - 1] + name_rest.group(0)
             return source.error(
                 f"`{found_text[0]}` cannot appear in an unquoted entity name",
                 line,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fountain.diagram.model import CARDINALITY_WORDS, Diagram
 from fountain.diagram.parser import parse
 from fountain.errors import DiagramError
+from fountain.safety import FileProblem, read_limited
 
 # ---- files and presentation --------------------------------------------------------------------
 
@@ -18,7 +20,11 @@ def load_diagram(path: str | Path) -> Diagram:
     ``er_diagram_path``), else ``diagram.mermaid`` beside it. Every problem is a DiagramError.
     """
     path = Path(path)
-    if not path.is_dir():
+    try:
+        is_folder = path.is_dir()
+    except OSError:  # a name too long, say: reading it as a file reports the problem
+        is_folder = False
+    if not is_folder:
         return parse(_read_text(path), path=str(path))
     setup = path / "setup.yaml"
     inline, inline_line, named = _diagram_keys(setup) if setup.is_file() else (None, 1, None)
@@ -63,19 +69,29 @@ def _diagram_keys(setup: Path) -> tuple[str | None, int, str | None]:
     return inline, line, named
 
 
+def _exists(path: Path) -> bool:
+    """Whether anything (a symlink loop included) is at ``path``; a name too long counts as there
+    (reading it reports the real problem)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _read_text(path: Path) -> str:
-    if not path.exists():
+    if not _exists(path):
         raise DiagramError(
             "no such file or folder",
             path=str(path),
             hint="give a .mermaid file or a spec folder that holds diagram.mermaid",
         )
-    if path.is_dir():
-        raise DiagramError("this is a folder, not a diagram file", path=str(path))
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DiagramError(f"cannot read the diagram: {error.strerror or error}", path=str(path)) from None
+        data = read_limited(path, "diagram file", str(path))  # regular files only, size-limited
+    except FileProblem as refused:
+        raise DiagramError(refused.problem.message, path=str(path), hint=refused.problem.hint) from None
     if b"\x00" in data[:8192]:
         raise DiagramError(
             "this is a binary file, not a mermaid diagram",

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -112,6 +113,7 @@ def load_embedder(name_or_path: str | None = None, *, device: str | None = None)
     any sentence-transformers model on disk; any other name must already be in the local Hugging
     Face cache. ``device`` defaults to CUDA when available, else CPU.
     """
+    weights: Path | None
     if name_or_path in BUNDLED_ALIASES:
         folder = bundled_model_dir()
         weights = folder / "model.safetensors"
@@ -125,6 +127,7 @@ def load_embedder(name_or_path: str | None = None, *, device: str | None = None)
         source, name, local = str(folder), DEFAULT_EMBEDDER, True
         fingerprint = f"{DEFAULT_EMBEDDER}@sha256:{digest}"
     else:
+        assert name_or_path is not None  # None is a bundled alias
         path = Path(name_or_path).expanduser()
         local = path.exists()
         if not local and _looks_like_path(str(name_or_path)):
@@ -171,6 +174,7 @@ def _looks_like_path(name: str) -> bool:
 def _load_quietly(st: Any, source: str, device: str) -> Any:
     # local_files_only keeps huggingface_hub off the network; transformers' "Loading weights"
     # progress bar would otherwise interleave with fountain's own progress display.
+    hf_logging: ModuleType | None
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:
@@ -346,7 +350,7 @@ class CachedEmbedder:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         if persist:
-            self.path = Path(path)  # type: ignore[arg-type]
+            self.path: Path | None = Path(path)  # type: ignore[arg-type]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -179,6 +179,7 @@ def _numpy_knn(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarra
             if best_s is not None:
                 top_s, top_i = _top_k(np.concatenate([best_s, top_s], 1), np.concatenate([best_i, top_i], 1), k, 0)
             best_s, best_i = top_s, top_i
+        assert best_s is not None and best_i is not None  # the base has rows: knn returns early otherwise
         best_s, best_i = _tidy(best_s, best_i)
         out_sims[qs : qs + query_block] = best_s
         out_idx[qs : qs + query_block] = best_i

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,12 +84,18 @@ class Embeddings:
         return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
     async def encode_async(self, conversations: Sequence[Any]) -> Any:
-        """:meth:`encode` that yields to the event loop between batches, so a Ctrl-C (asyncio
-        cancels the main task) stops it after the current batch."""
+        """:meth:`encode` with the embedder's load and each batch in a daemon thread, so a Ctrl-C
+        (asyncio cancels the main task) stops the run at once, not after the load or the batch in
+        progress."""
+        from fountain.aio import in_daemon_thread
+        from fountain.embed.embedder import encode_conversations
+
+        await in_daemon_thread(self.load)
+        items = list(conversations)
         parts = []
-        for part in self._batches(conversations):
-            parts.append(part)
-            await asyncio.sleep(0)
+        for start in range(0, len(items), EMBED_BATCH):
+            batch = items[start : start + EMBED_BATCH]
+            parts.append(await in_daemon_thread(encode_conversations, self.synthetic, batch))
         return self._stack(parts, self.synthetic.dim)
 
     def encode(self, conversations: Sequence[Any]) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fountain.errors import FountainError
 from fountain.frameworks.base import Framework
+from fountain.frameworks.edge_votes import edge_select, uses_edges
 from fountain.frameworks.records import STATE_FILE
 from fountain.generation.plan import DERIVATION, Task, prefix_lengths, task_id
 from fountain.types import Sample
@@ -62,15 +63,19 @@ class Feedback(Framework):
 
         per_slot = RANK_VARIATIONS if self.ctx.plan.selection == "rank" else 1
         slots = max(1, math.ceil(size / per_slot))
-        if vectors is None:
+        if vectors is None and not uses_edges(self.ctx.plan):
             vectors = self.rating.embeddings.encode(population)
         by_category: dict[str, list[int]] = {}
         for index, sample in enumerate(population):
             by_category.setdefault(sample.provenance.category, []).append(index)
-        synthetic = {category: vectors[rows] for category, rows in by_category.items()}
+        synthetic = {category: vectors[rows] for category, rows in by_category.items()} if vectors is not None else {}
         n_select = {
             category: max(1, round(slots * len(rows) / len(population))) for category, rows in by_category.items()
         }
+        if uses_edges(self.ctx.plan):  # the data owners' edges vote (fountain.frameworks.edge_votes)
+            groups = {category: [population[r] for r in rows] for category, rows in by_category.items()}
+            outcome = edge_select(self.privacy, self.rating.rng(), iteration, groups, n_select)
+            return self._selected_ids(outcome, by_category, population)
         self.privacy.spend(iteration)
         outcome = pe_select_detailed(
             self.rating.embeddings.private(),
@@ -82,6 +87,12 @@ class Feedback(Framework):
             selection=self.ctx.plan.selection,
             rng=self.rating.rng(),
         )
+        return self._selected_ids(outcome, by_category, population)
+
+    @staticmethod
+    def _selected_ids(
+        outcome: dict[str, Any], by_category: dict[str, list[int]], population: list[Sample]
+    ) -> tuple[list[str], dict[str, Any]]:
         selected = []
         for category, chosen in outcome.items():
             rows = by_category[category]
@@ -133,9 +144,8 @@ class Feedback(Framework):
                         hint="every conversation was rejected; check rejects.jsonl, then "
                         "try another model, more --seeds-per-direction, or wider turn bounds",
                     )
-                selected, summary = self._select(
-                    t, population, size, await self.rating.embeddings.encode_async(population)
-                )
+                vectors = None if uses_edges(self.ctx.plan) else await self.rating.embeddings.encode_async(population)
+                selected, summary = self._select(t, population, size, vectors)
                 entry.update({"selected": selected, "selection": summary})
                 self.ctx.record_round(entry)
             tasks = self._variation_tasks(t, entry["selected"], samples)

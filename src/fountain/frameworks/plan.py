@@ -72,6 +72,7 @@ class FrameworkPlan:
     privacy: PrivacyPlan | None = None
     notes: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)  # settings that differ from setup.yaml
+    edges: tuple[str, ...] = ()  # PE votes cast by these edge services (fountain.edge), not here
 
     def describe(self) -> str:
         """One line for ``--dry-run`` and logs (numbers only)."""
@@ -82,7 +83,9 @@ class FrameworkPlan:
             text += f": up to {self.iterations} round(s)" + (f", target {self.target}" if self.target else "")
         if self.framework == "Feedback":
             text += f": {self.iterations} PE iteration(s) after the initial population"
-        if self.rater:
+        if self.rater and self.edges:
+            text += f"; rater {self.rater} (k = {self.k}) voted by {len(self.edges)} edge service(s)"
+        elif self.rater:
             text += f"; rater {self.rater} (k = {self.k}) on {len(self.real or ())} real conversation(s)"
         if self.privacy is not None:
             p = self.privacy
@@ -236,10 +239,19 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     if k < 1:
         raise FountainError(f"k must be at least 1, got {k}", location="--k")
 
+    edges: tuple[str, ...] = ()
+    if options.edge:
+        from fountain.edge.client import check_edge_plan
+
+        edges = check_edge_plan(options.edge, framework, rater, options, notes)
+        epsilon = spec.privacy.epsilon  # each owner's edge holds its own budget
+
     # Real data: the CLI's path is relative to the working folder, the spec's to the spec folder.
     real_path: Path | None = None
     real_text = None
-    if options.real_data is not None:
+    if edges:
+        pass
+    elif options.real_data is not None:
         if not rater:
             raise FountainError(
                 "real data is only read by a rater",
@@ -253,7 +265,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         real_path = Path(spec.raters.real_data).expanduser()
         if not real_path.is_absolute():
             real_path = Path(spec.folder) / real_path
-    if rater and real_path is None:
+    if rater and real_path is None and not edges:
         raise RealDataError(
             f"the {rater} rater needs real conversations to compare with",
             location="--real-data",
@@ -262,9 +274,10 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         )
     real = None
     privacy_plan = None
-    if rater:
+    if rater and not edges:
         from fountain.raters.realdata import load_real_data
 
+        assert real_path is not None  # checked above
         real = load_real_data(real_path, default_category=spec.category)
         in_category = sum(1 for r in real if r.category == spec.category)
         if rater == "RF" and in_category < 2:
@@ -283,7 +296,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
             )
         if rater == "RF":
             notes.append("RF is NOT differentially private: its decisions depend on every real conversation")
-    if rater == "PE":
+    if rater == "PE" and not edges:
         if epsilon is None:
             raise PrivacyBudgetError(
                 "the PE rater needs a privacy budget",
@@ -327,8 +340,8 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         "raters.rater": rater,
         "raters.k": k,
         "raters.embedder": embedder,
-        "raters.real_data": real_text if rater else spec.raters.real_data,
-        "privacy.epsilon": epsilon if rater == "PE" else spec.privacy.epsilon,
+        "raters.real_data": real_text if rater and not edges else spec.raters.real_data,
+        "privacy.epsilon": epsilon if rater == "PE" and not edges else spec.privacy.epsilon,
         "privacy.delta": options.delta if options.delta is not None else spec.privacy.delta,
         "privacy.iterations": iterations if framework in ("Filter", "Feedback") else spec.privacy.iterations,
     }
@@ -350,6 +363,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         privacy_plan,
         notes,
         overrides,
+        edges,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import PrivacyBudgetError
+from fountain.frameworks.edge_votes import edge_privacy_section, open_edge_ledger, uses_edges
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.frameworks.context import RunContext
@@ -29,9 +30,13 @@ class PrivacyAccount:
 
     def open(self, releases_left: int) -> None:
         """Rebuild the ledger from the state and refuse a plan that would end over budget."""
+        if uses_edges(self.ctx.plan):  # the edges keep the ledgers (fountain.frameworks.edge_votes)
+            open_edge_ledger(self, releases_left)
+            return
         from fountain.raters.privacy import PrivacyLedger
 
         privacy = self.ctx.plan.privacy
+        assert privacy is not None  # a privacy account is made only for a PE plan
         ledger = PrivacyLedger(delta=privacy.delta, epsilon_budget=privacy.epsilon_budget)
         for entry in self.ctx.state.get("ledger", []):
             ledger.record(float(entry["sigma"]))
@@ -63,6 +68,8 @@ class PrivacyAccount:
         self._write()
 
     def section(self) -> dict[str, Any] | None:
+        if uses_edges(self.ctx.plan):
+            return edge_privacy_section(self)
         if self.ledger is None:
             return None
         data = self.ledger.to_dict()

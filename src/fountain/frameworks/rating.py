@@ -117,7 +117,10 @@ class Rating:
         """Drop duplicates among ``samples`` and of ``earlier`` (kept before them)."""
         if not self.ctx.source.raters.dedup.enabled:
             return list(samples), [], {"enabled": False}
-        work = self._start(samples, earlier)
+        from fountain.aio import in_daemon_thread
+
+        # Off the loop thread (exact and MinHash stages): a Ctrl-C is taken at once.
+        work = await in_daemon_thread(self._start, samples, earlier)
         vectors = await self.embeddings.encode_async(work["candidates"]) if work["candidates"] else None
         return self._end(work, vectors)
 

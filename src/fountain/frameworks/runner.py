@@ -14,6 +14,7 @@ from fountain import aio
 from fountain.errors import FountainError, OutputError, PrivacyBudgetError
 from fountain.frameworks.base import Framework
 from fountain.frameworks.context import RunContext
+from fountain.frameworks.edge_votes import uses_edges
 from fountain.frameworks.embeddings import Embeddings
 from fountain.frameworks.feedback import Feedback
 from fountain.frameworks.filter import Filter
@@ -54,9 +55,9 @@ class Runner:
         try:
             self._check_output()
             settings = ctx.source.raters.dedup
-            self.embeddings.prepare(
-                bool(ctx.plan.rater), bool(settings.enabled and settings.embedding_threshold is not None)
-            )
+            # With --edge the edges embed the private data: only dedup may need the embedder here.
+            rates_here = bool(ctx.plan.rater) and not uses_edges(ctx.plan)
+            self.embeddings.prepare(rates_here, bool(settings.enabled and settings.embedding_threshold is not None))
             dataset = await self.framework.run()
             return self._finish(dataset)
         except BaseException as error:
@@ -189,9 +190,12 @@ class Runner:
     def _finish(self, dataset: list[Sample]) -> RunResult:
         """The end of a completed run: rejects, the export, the manifest completed."""
         from fountain.run.manifest import Manifest
+        from fountain.run.review import dropped_ids
 
         rejects = self._write_rejects()
         path = self._export(dataset)
+        dropped = dropped_ids(self.ctx.output_dir)  # the hand review's drops are not exported
+        written = sum(1 for s in dataset if s.id not in dropped) if dropped else len(dataset)
         everything = self.ctx.journal_samples()
         seeds = [s for s in everything.values() if s.provenance.kind == SEED]
         gen = self.ctx.effective.generation
@@ -210,7 +214,7 @@ class Runner:
             "derivations_planned": derivations_planned,
             "accepted": {"seed": len(seeds), "derivation": len(everything) - len(seeds)},
             "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
-            "dataset_records": len(dataset),
+            "dataset_records": written,
         }
         manifest = Manifest.read(self.ctx.output_dir)
         manifest_path = None
@@ -218,7 +222,7 @@ class Runner:
             if self.ctx.results:
                 manifest.counts.update(counts)
             else:
-                counts = {**manifest.counts, "dataset_records": len(dataset)}
+                counts = {**manifest.counts, "dataset_records": written}
             manifest.extra["framework"] = self.ctx.info
             privacy = self.privacy.section()
             if privacy is not None:
@@ -242,8 +246,8 @@ class Runner:
         return RunResult(
             output_dir=self.ctx.output_dir,
             dataset_path=path,
-            dataset_records=len(dataset),
-            samples=list(dataset),
+            dataset_records=written,
+            samples=[s for s in dataset if s.id not in dropped],
             counts=counts,
             retries=sum(r.retries for r in self.ctx.results),
             stats=_combine_stats(self.ctx.stats),

@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.errors import FountainError
 from fountain.providers.base import Message, Request, Sampling
 from fountain.types import Usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 DEFAULT_PERSONAS = 5
 MAX_PERSONAS = 100
@@ -113,7 +116,7 @@ def _role(name: str) -> str:
     return text.lower() if text.isupper() else text
 
 
-def enrichment_messages(spec: Any, n_personas: int) -> tuple[Message, ...]:
+def enrichment_messages(spec: Spec, n_personas: int) -> tuple[Message, ...]:
     """The request: the diagram, its notes and the roles in; a scenario and personas out."""
     user, assistant = _role(spec.user_role), _role(spec.assistant_role)
     notes = list(getattr(spec.diagram, "notes", ()) or ())
@@ -153,7 +156,9 @@ def check_enrichment(data: Any, n_personas: int) -> tuple[str, list[str], list[s
         try:
             data = json.loads(data)
         except ValueError as error:
-            return "", [], [f"the answer is not JSON ({error.msg})"]
+            # JSONDecodeError has .msg; other ValueErrors (e.g. an integer over the digit limit) have not
+            reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            return "", [], [f"the answer is not JSON ({reason})"]
     if not isinstance(data, dict):
         return "", [], ["the answer is not a JSON object"]
     scenario = data.get("scenario")
@@ -205,7 +210,7 @@ def combine_personas(spec_personas: Sequence[str], generated: Sequence[str]) -> 
 
 
 async def enrich_scene(
-    spec: Any,
+    spec: Spec,
     dispatcher: Any,
     *,
     n_personas: int = DEFAULT_PERSONAS,

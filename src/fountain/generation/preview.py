@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fountain.generation.plan import DERIVATION, SEED
 from fountain.generation.validate import Rules, request_schema
 from fountain.generation.worker import canonical_direction, json_messages, spec_sampling
 from fountain.providers.base import Request
 from fountain.types import Turn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 PLACEHOLDER = (
     Turn("(the user's first message)", "(the assistant's first answer)"),
@@ -17,7 +20,7 @@ PLACEHOLDER = (
 
 
 def preview_requests(
-    spec: Any, *, mode: str, direction: str | None = None, seed: int | None = None
+    spec: Spec, *, mode: str, direction: str | None = None, seed: int | None = None
 ) -> list[tuple[str, Request]]:
     """The requests a run would send first, without calling a model: a seed request and a
     derivation request built from a placeholder conversation (turn-by-turn mode: the user's

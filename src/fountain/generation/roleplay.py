@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.providers.base import Message
 from fountain.types import Turn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 HISTORY_TURNS = 3
 SCENE_MAX_CHARS = 1200
@@ -80,7 +83,7 @@ def scene_prose(diagram: Any, me: str | None = None, *, others_attributes: bool 
     return " ".join(s for s in sentences if s)
 
 
-def scene_text(spec: Any, me: str | None = None, *, others_attributes: bool = True) -> str:
+def scene_text(spec: Spec, me: str | None = None, *, others_attributes: bool = True) -> str:
     """A short plain-text description of the scene, from the diagram (arguments: see scene_prose)."""
     text = ""
     diagram = getattr(spec, "diagram", None)
@@ -111,7 +114,7 @@ class Roleplay:
     instruct: bool = False
 
     @classmethod
-    def from_spec(cls, spec: Any) -> Roleplay:
+    def from_spec(cls, spec: Spec) -> Roleplay:
         return cls(
             role_name(spec.user_role),
             role_name(spec.assistant_role),

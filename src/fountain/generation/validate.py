@@ -22,11 +22,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.generation.extract import ExtractionError, extract_json
 from fountain.resources import load_schema
 from fountain.types import Turn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 CONVERSATION = "conversation"
 INSTRUCT = "instruct"
@@ -83,7 +86,7 @@ class Rules:
 
     @classmethod
     def from_spec(
-        cls, spec: Any, *, type: str | None = None, min_turns: int | None = None, max_turns: int | None = None
+        cls, spec: Spec, *, type: str | None = None, min_turns: int | None = None, max_turns: int | None = None
     ) -> Rules:
         gen = spec.generation
         kind = type or gen.type
@@ -134,8 +137,9 @@ def _schema(kind: str, lo: int, hi: int, keep_pattern: bool) -> dict[str, Any]:
     base = load_schema("conversation.schema.json")
     defs = base["$defs"]
     if kind == INSTRUCT:
-        return _inline(defs["instruct"], defs, keep_pattern=keep_pattern)
-    schema = _inline(copy.deepcopy(base), defs, keep_pattern=keep_pattern)
+        instruct: dict[str, Any] = _inline(defs["instruct"], defs, keep_pattern=keep_pattern)
+        return instruct
+    schema: dict[str, Any] = _inline(copy.deepcopy(base), defs, keep_pattern=keep_pattern)
     schema["properties"]["conversations"]["minItems"] = lo
     schema["properties"]["conversations"]["maxItems"] = hi
     return schema
@@ -151,7 +155,7 @@ def request_schema(rules: Rules) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=64)
-def _validator(kind: str, lo: int, hi: int):
+def _validator(kind: str, lo: int, hi: int) -> Any:  # a jsonschema Draft202012Validator (no type hints)
     from jsonschema import Draft202012Validator
 
     schema = _schema(kind, lo, hi, True)
@@ -235,7 +239,7 @@ def normalize_shape(data: Any, kind: str) -> Any:  # noqa: C901 - complexity deb
     return data
 
 
-def _path(error) -> str:
+def _path(error: Any) -> str:  # a jsonschema ValidationError
     parts = [str(p) for p in error.absolute_path]
     return "/".join(parts) if parts else "(top level)"
 

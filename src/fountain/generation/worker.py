@@ -18,7 +18,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fountain.errors import FountainError, ProviderError
 from fountain.generation.plan import DERIVATION, SEED, Task
@@ -33,7 +33,12 @@ from fountain.generation.validate import (
     words,
 )
 from fountain.providers.base import Completion, Message, Request, Sampling
+from fountain.safety import safe_text
 from fountain.types import Provenance, Sample, Turn, Usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.directions import Direction
+    from fountain.spec.model import Spec
 
 MODES = ("auto", "json", "turns")
 RAW_MAX_CHARS = 20_000  # raw answers kept in rejects.jsonl are cut here
@@ -47,7 +52,7 @@ class Model(Protocol):
     def complete(self, request: Request) -> Awaitable[Completion]: ...
 
 
-def resolve_mode(spec: Any, provider_name: str, requested: str | None = None) -> str:
+def resolve_mode(spec: Spec, provider_name: str, requested: str | None = None) -> str:
     """``json`` or ``turns``: the requested mode, else the spec's; ``auto`` picks ``turns`` for the
     local model and ``json`` for API providers, and always ``json`` for legacy (Janus) prompts whose
     output format asks for JSON (they are used as written)."""
@@ -70,14 +75,14 @@ def messages_hash(messages: Sequence[Message]) -> str:
     return short_hash([[m.role, m.content] for m in messages])
 
 
-def spec_fingerprint(spec: Any) -> str:
+def spec_fingerprint(spec: Spec) -> str:
     try:
         return str(spec.fingerprint())
     except NotImplementedError:
         return ""
 
 
-def canonical_direction(name: str):
+def canonical_direction(name: str) -> Direction:
     from fountain.spec.directions import resolve_direction
 
     return resolve_direction(name)
@@ -87,7 +92,7 @@ def canonical_direction(name: str):
 
 
 def json_messages(
-    spec: Any,
+    spec: Spec,
     task_kind: str,
     direction: str,
     *,
@@ -111,7 +116,7 @@ def json_messages(
     return ((Message("system", system),) if system else ()) + (Message("user", prompt),)
 
 
-def spec_sampling(spec: Any, max_tokens_cap: int | None = None) -> Sampling:
+def spec_sampling(spec: Spec, max_tokens_cap: int | None = None) -> Sampling:
     model = spec.model
     max_tokens = model.max_tokens
     if max_tokens_cap is not None:
@@ -150,7 +155,7 @@ class Worker:
 
     def __init__(
         self,
-        spec: Any,
+        spec: Spec,
         model: Model,
         *,
         provider_name: str,
@@ -197,7 +202,7 @@ class Worker:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _direction(self, name: str):
+    def _direction(self, name: str) -> Direction:
         direction = self._directions.get(name)
         if direction is None:
             direction = self._directions[name] = canonical_direction(name)
@@ -349,7 +354,7 @@ class Worker:
         state: _Attempts,
         *,
         history: Sequence[Turn],
-        messages,
+        messages: Callable[..., tuple[Message, ...]],  # called with no arguments
         user_text: str | None = None,
     ) -> str | Rejected:
         """One utterance of ``role``, asked again up to max_retries times until it passes."""
@@ -456,5 +461,10 @@ class Worker:
         """The reject of a task whose request failed for good (after the dispatcher's retries);
         such a task is tried again on resume."""
         return self._reject(
-            task, None, _Attempts(), "", reason=PROVIDER_ERROR, detail=f"{type(error).__name__}: {error.message}"
+            task,
+            None,
+            _Attempts(),
+            "",
+            reason=PROVIDER_ERROR,
+            detail=safe_text(f"{type(error).__name__}: {error.message}"),  # a server may echo the key
         )

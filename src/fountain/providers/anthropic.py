@@ -21,6 +21,7 @@ from fountain.errors import (
     QuotaExceededError,
     RateLimitError,
 )
+from fountain.providers.answers import MalformedAnswerError, content_text, depth_exceeds, parse_data, usage_of
 from fountain.providers.base import Completion, ProviderConfig, Request
 from fountain.providers.http import (
     merged_sampling,
@@ -28,7 +29,7 @@ from fountain.providers.http import (
     retry_after_from_headers,
     transient,
 )
-from fountain.types import Usage
+from fountain.safety import safe_text
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -134,22 +135,20 @@ class AnthropicProvider:
                     data = data.get("value")
                 tool_used = True
             elif kind == "text":
-                texts.append(block.text)
+                texts.append(content_text(getattr(block, "text", None), "anthropic"))
         if tool_used:
             text = json.dumps(data, ensure_ascii=False)
         else:
             text = "".join(texts)
             if request.schema is not None:
-                try:
-                    data = json.loads(text)
-                except ValueError:
-                    data = None
-        usage = getattr(message, "usage", None)
+                data = parse_data(text)
+        if tool_used and depth_exceeds(data):
+            raise MalformedAnswerError("anthropic", "too_deep", "tool input nests too deeply")
         return Completion(
             text=text,
             data=data,
             finish_reason=getattr(message, "stop_reason", None),
-            usage=Usage(int(getattr(usage, "input_tokens", 0) or 0), int(getattr(usage, "output_tokens", 0) or 0)),
+            usage=usage_of(getattr(message, "usage", None), "input_tokens", "output_tokens"),
             model=str(getattr(message, "model", None) or self.model),
         )
 
@@ -164,7 +163,8 @@ class AnthropicProvider:
             return transient("anthropic", f"unexpected answer from {self.base_url}", error)
         status = error.status_code
         api_message = getattr(error, "api_message", None) or _body_message(error.body)
-        said = f": {api_message}" if api_message else ""
+        # A server may echo the key or send escape sequences: redacted and escaped here already.
+        said = f": {safe_text(str(api_message))}" if api_message else ""
         if status in (401, 403):
             return AuthenticationError(
                 f"the key in {self._key_env} was refused ({status}){said}",

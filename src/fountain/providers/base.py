@@ -103,6 +103,7 @@ class ProviderConfig:
     provider: str = "local"
     model: str | None = None
     base_url: str | None = None
+    base_urls: tuple[str, ...] = ()  # openai: a fleet of servers (base_url is then the first)
     api_key_env: str | None = None  # name of the environment variable, never the key itself
     timeout_s: float = 120.0
     sampling: Sampling = field(default_factory=Sampling)

@@ -18,6 +18,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -64,7 +65,7 @@ class _TextMemo:
     computed once per object. Keyed by ``id`` and checked with ``is``: a run's schema and identity
     dicts are built once and never mutated."""
 
-    def __init__(self, make: Any, size: int = 64):
+    def __init__(self, make: Callable[[Any], str], size: int = 64):
         self._make = make
         self._size = size
         self._memo: dict[int, tuple[Any, str]] = {}
@@ -259,7 +260,7 @@ class ResponseCache:
             ).fetchone()
         if row is None:
             return None
-        record = json.loads(row[0])
+        record: dict[str, Any] = json.loads(row[0])
         record["schema"] = json.loads(row[1]) if row[1] is not None else None
         return record
 
@@ -396,7 +397,8 @@ class ResponseCache:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] + len(self._pending)
+            stored: int = self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            return stored + len(self._pending)
 
     def stats(self) -> CacheStats:
         size = 0

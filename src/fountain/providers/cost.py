@@ -14,10 +14,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.errors import FountainError
 from fountain.types import Usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 log = logging.getLogger("fountain.providers.cost")
 
@@ -212,7 +215,7 @@ def _prefix_count(turns: int, max_prefix: int | None) -> int:
 
 
 def estimate_run(
-    spec: Any,
+    spec: Spec,
     prices: PriceTable,
     provider: str,
     model: str | None,

@@ -59,7 +59,7 @@ class RunStats:
     cache_hits: int = 0
     retries: int = 0
     rate_limited: int = 0
-    errors: Counter = field(default_factory=Counter)  # error class name -> count (every attempt)
+    errors: Counter[str] = field(default_factory=Counter)  # error class name -> count (every attempt)
     failed: int = 0  # requests that ended in an error after their retries
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
@@ -177,6 +177,9 @@ class Dispatcher:
         self._sleep = sleep
         self._identity = cache_identity(provider)
         self._reserved_usd = 0.0  # estimated cost of requests in flight
+        # What the budget counted above the reported cost: a request is charged the larger of its
+        # estimate and its reported usage, so an answer that under-reports cannot free budget.
+        self._charged_above_cost_usd = 0.0
         self._largest_completion = 0
         self.stopped: FountainError | None = None
         self._price = self.prices.lookup(provider.name, getattr(provider, "model", None))
@@ -221,7 +224,7 @@ class Dispatcher:
         if self.budget_usd is None or self._price is None:
             return 0.0
         estimate = self._price.cost(Usage(prompt_tokens, completion_tokens))
-        spent = self.stats.cost_usd
+        spent = self.stats.cost_usd + self._charged_above_cost_usd
         if spent + self._reserved_usd + estimate > self.budget_usd:
             self.stopped = BudgetExceededError(
                 f"stopped before exceeding the budget of ${self.budget_usd:.2f}: "
@@ -302,8 +305,11 @@ class Dispatcher:
                     # The slot is given back only once the answer is in the cache, so when every
                     # slot is waiting on the provider, every answer received so far is on disk.
                     try:
-                        self._account(completion)
+                        cost = self._account(completion)
+                        if reserved > cost:
+                            self._charged_above_cost_usd += reserved - cost
                         if key is not None:
+                            assert self.cache is not None  # a key is made only with a cache
                             await self.cache.aput(key, request, completion, identity=self._identity)
                     finally:
                         used = completion.usage.total_tokens if tokens else None
@@ -347,7 +353,8 @@ class Dispatcher:
                 )
                 raise self.stopped
 
-    def _account(self, completion: Completion) -> None:
+    def _account(self, completion: Completion) -> float:
+        """Count ``completion`` in the stats; returns its cost (0.0 when unpriced)."""
         stats = self.stats
         stats.completed += 1
         usage = completion.usage
@@ -368,5 +375,7 @@ class Dispatcher:
             if not self._warned_unpriced:  # the table warns (once per model)
                 self._warned_unpriced = True
                 self.prices.cost(self.provider.name, getattr(self.provider, "model", None), usage)
-        else:
-            stats.cost_usd += price.cost(usage)
+            return 0.0
+        cost = max(price.cost(usage), 0.0)  # token counts are sanitised (answers.py); never negative
+        stats.cost_usd += cost
+        return cost

@@ -22,7 +22,7 @@ import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fountain.errors import FountainError, ProviderError
 from fountain.providers.base import Completion, ProviderConfig, Request
@@ -297,9 +297,9 @@ def _turns_of(entry: Any) -> list[dict[str, str]] | str | None:
     if not isinstance(entry, dict):
         return None
     if isinstance(entry.get("text"), str) and len(entry) <= 2:
-        return entry["text"]
+        return cast(str, entry["text"])
     if isinstance(entry.get("raw"), str) and "messages" not in entry:
-        return entry["raw"]
+        return cast(str, entry["raw"])
     if isinstance(entry.get("messages"), list):
         users = [m.get("content", "") for m in entry["messages"] if isinstance(m, dict) and m.get("role") == "user"]
         assistants = [
@@ -420,6 +420,7 @@ class FakeProvider:
     def _replay_utterance(self, request: Request) -> str:
         # Turn by turn: the recorded utterances of the requested side, in order.
         role = "user" if request.purpose.endswith(":user") else "assistant"
+        assert self._replay is not None  # _answer asks for an utterance only when replaying
         said = [
             t[role]
             for entry in self._replay

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.errors import (
     AuthenticationError,
@@ -22,6 +22,7 @@ from fountain.errors import (
     QuotaExceededError,
     RateLimitError,
 )
+from fountain.providers.answers import content_text, parse_data, token_count
 from fountain.providers.base import Completion, ProviderConfig, Request
 from fountain.providers.http import (
     combined_seed,
@@ -31,7 +32,11 @@ from fountain.providers.http import (
     retry_after_from_headers,
     transient,
 )
+from fountain.safety import safe_text
 from fountain.types import Usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from google.genai.types import ContentDict
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 DEFAULT_KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -162,14 +167,17 @@ class GeminiProvider:
 
     async def complete(self, request: Request) -> Completion:
         """One attempt; SDK and transport errors become fountain errors."""
-        contents = [
+        contents: list[ContentDict] = [
             {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
             for m in request.messages
             if m.role != "system"
         ]
         try:
             response = await self._client.aio.models.generate_content(
-                model=self.model, contents=contents, config=self._config(request)
+                model=self.model,
+                contents=contents,
+                # a plain dict, as the SDK accepts; its GenerateContentConfigDict cannot take computed keys
+                config=self._config(request),  # type: ignore[arg-type]
             )
         except self._errors.APIError as error:
             raise self._error(error) from None
@@ -191,7 +199,11 @@ class GeminiProvider:
             candidate = candidates[0]
             parts = getattr(getattr(candidate, "content", None), "parts", None) or []
             # thought parts (thinking models) are not the answer
-            text = "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
+            text = "".join(
+                content_text(p.text, "gemini")
+                for p in parts
+                if getattr(p, "text", None) and not getattr(p, "thought", False)
+            )
             finish = _enum_name(getattr(candidate, "finish_reason", None))
         else:
             feedback = getattr(response, "prompt_feedback", None)
@@ -199,15 +211,12 @@ class GeminiProvider:
             finish = f"blocked:{reason}" if reason else "no_candidates"
         data = None
         if request.schema is not None and text:
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
+            data = parse_data(text)
         meta = getattr(response, "usage_metadata", None)
-        prompt_tokens = int(getattr(meta, "prompt_token_count", 0) or 0)
+        prompt_tokens = token_count(getattr(meta, "prompt_token_count", 0))
         # thinking tokens are billed as output
-        completion_tokens = int(getattr(meta, "candidates_token_count", 0) or 0) + int(
-            getattr(meta, "thoughts_token_count", 0) or 0
+        completion_tokens = token_count(getattr(meta, "candidates_token_count", 0)) + token_count(
+            getattr(meta, "thoughts_token_count", 0)
         )
         return Completion(
             text=text,
@@ -219,7 +228,7 @@ class GeminiProvider:
 
     def _error(self, error: Any) -> ProviderError:
         code = int(getattr(error, "code", 0) or 0)
-        message = getattr(error, "message", None) or ""
+        message = safe_text(str(getattr(error, "message", None) or ""))  # may echo a key or hold escapes
         status_name = getattr(error, "status", None) or ""
         said = f": {message}" if message else ""
         keys = " or ".join(self._key_envs)

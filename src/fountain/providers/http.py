@@ -6,6 +6,7 @@ Kept free of heavy imports (the HTTP clients live in :mod:`fountain.providers.tr
 from __future__ import annotations
 
 import email.utils
+import math
 import os
 import re
 import time
@@ -30,9 +31,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -50,9 +53,12 @@ def retry_after_from_headers(headers: Mapping[str, str] | None) -> float | None:
     millis = headers.get("retry-after-ms")
     if millis:
         try:
-            return max(float(millis) / 1000.0, 0.0)
+            seconds = float(millis) / 1000.0
         except ValueError:
             pass
+        else:
+            if math.isfinite(seconds):
+                return max(seconds, 0.0)
     return parse_retry_after(headers.get("retry-after"))
 
 

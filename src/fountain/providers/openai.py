@@ -7,15 +7,22 @@ machine the SDK's client tops out near 240 requests/s where a plain aiohttp loop
 dict, one JSON encode and two JSON parses (orjson: :mod:`fountain.fastjson`).
 
 Structured output: ``response_format`` of type ``json_schema`` (strict) when the request has a
-schema. A server that rejects it with a 400 about the response format is asked again at once with
-the next weaker form (non-strict schema, then ``json_object``, then none), and that choice is kept
-for the rest of the run.
+schema. A server that refuses it is asked again at once with the next weaker form (non-strict
+schema, ``json_object`` with the schema, as llama-cpp-python takes it, plain ``json_object``, then
+none), and that choice is kept for the rest of the run. A refusal is a 400/422 whose message is
+about the format, or any other error status whose message names ``response_format`` (llama-cpp-
+python's server answers ``json_schema`` with a 500 carrying a pydantic error). ``structured_output``
+(``--structured-output``) pins the form: ``json_schema``, ``json_object`` or ``none``.
+
+Self-hosted servers are paced (:mod:`fountain.providers.pacing`): the timeout follows the slowest
+answer, and a timeout lowers the requests in flight instead of resending into the server's queue.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +36,7 @@ from fountain.errors import (
     RateLimitError,
 )
 from fountain.fastjson import dumps_bytes, loads
+from fountain.providers.answers import MalformedAnswerError, content_text, parse_body, parse_data, usage_of
 from fountain.providers.base import Completion, ProviderConfig, Request
 from fountain.providers.http import (
     combined_seed,
@@ -37,21 +45,44 @@ from fountain.providers.http import (
     retry_after_from_headers,
     transient,
 )
+from fountain.providers.pacing import CEILING_FACTOR, ServerBusyError, ServerPacing
 from fountain.providers.transport import (
     BadURL,
     TransportError,
     TransportTimeout,
     make_transport,
 )
-from fountain.types import Usage
+from fountain.safety import safe_text
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 # Structured-output levels, strongest first; a server that refuses one gets the next.
-LEVELS = ("json_schema_strict", "json_schema", "json_object", "none")
+LEVELS = ("json_schema_strict", "json_schema", "json_object_schema", "json_object", "none")
+# What --structured-output may pin: the levels the ladder may use (first, last).
+FORCED = {
+    **{name: (i, i) for i, name in enumerate(LEVELS)},
+    "auto": (0, 4),
+    "json_schema": (0, 1),
+    "json_object": (2, 3),
+}
 _FORMAT_COMPLAINT = re.compile(r"response_format|json_schema|json schema|schema|strict|json_object", re.IGNORECASE)
+# Any other status is a refusal only when its message names the field itself.
+_FORMAT_NAMED = re.compile(r"response_format|json_schema|json_object", re.IGNORECASE)
+
+
+def refuses_format(status: int, message: str | None) -> bool:
+    """Whether an error answer is the server refusing the request's ``response_format``."""
+    if status == 200 or not message:
+        return False
+    if status in (400, 422):
+        return _FORMAT_COMPLAINT.search(message) is not None
+    if status in (401, 403, 404, 408, 429):
+        return False
+    return _FORMAT_NAMED.search(message) is not None
+
+
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -115,16 +146,23 @@ class OpenAIProvider:
         self.sampling = config.sampling  # defaults for requests that leave a parameter unset
         self._max_tokens_field = "max_completion_tokens" if self._official else "max_tokens"
         # The transport's default headers are the only place the key lives.
+        # The OpenAI API does not queue; a self-hosted server may (see fountain.providers.pacing).
+        self.pacing = ServerPacing(self._timeout_s, adaptive=not self._official)
         self._transport = make_transport(
             self._url,
-            timeout_s=self._timeout_s,
+            timeout_s=self._timeout_s * (CEILING_FACTOR if not self._official else 1.0),
             headers=headers,
             max_connections=int(config.extra.get("max_connections", 1024)),
         )
-        forced = config.extra.get("structured_output")
-        if forced is not None and forced not in LEVELS and forced != "auto":
-            raise BadRequestError(f"unknown structured_output {forced!r}", hint=f"one of auto, {', '.join(LEVELS)}")
-        self._level = 0 if forced in (None, "auto") else LEVELS.index(forced)
+        forced = config.extra.get("structured_output") or "auto"
+        if forced not in FORCED:
+            raise BadRequestError(
+                f"unknown structured_output {forced!r}",
+                location="--structured-output",
+                hint="one of auto, json_schema, json_object, none",
+            )
+        self._level, self._lowest = FORCED[forced]
+        self.forced = forced != "auto"
         self._formats: dict[int, tuple[dict[str, Any], list[dict[str, Any] | None]]] = {}
 
     def __repr__(self) -> str:
@@ -149,6 +187,8 @@ class OpenAIProvider:
         formats: list[dict[str, Any] | None] = [
             {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
             {"type": "json_schema", "json_schema": {"name": name, "schema": schema}},
+            # llama-cpp-python constrains its grammar with this schema; others ignore the key.
+            {"type": "json_object", "schema": schema},
             {"type": "json_object"},
             None,
         ]
@@ -185,12 +225,9 @@ class OpenAIProvider:
             if status == 200:
                 return self._parse(raw, request, level)
             message, code = _error_message(raw)
-            if (
-                status == 400
-                and request.schema is not None
-                and level < len(LEVELS) - 1
-                and _FORMAT_COMPLAINT.search(message or "")
-            ):
+            if request.schema is not None and refuses_format(status, message):
+                if level >= self._lowest:
+                    raise self._format_error(status, message, level)
                 level += 1
                 # Remember the weaker form; concurrent requests may already have gone further.
                 self._level = max(self._level, level)
@@ -198,54 +235,76 @@ class OpenAIProvider:
                 continue
             raise self._error(status, headers, message, code)
 
+    def _format_error(self, status: int, message: str | None, level: int) -> ProviderError:
+        said = f": {message[:300]}" if message else ""
+        if self.forced:
+            hint = "this server does not take the form --structured-output names; try another, or leave it out"
+        else:
+            hint = "the server refused every form of structured output; try --mode turns"
+        return BadRequestError(
+            f"{self.base_url} refused response_format {LEVELS[level]} ({status}){said}", status=status, hint=hint
+        )
+
     async def _post(self, body: bytes) -> tuple[int, Any, bytes]:
-        try:
-            return await self._transport.post(self._url, body)
-        except TransportTimeout as error:
-            raise transient("openai", f"no answer from {self.base_url} within {self._timeout_s:g}s", error) from None
-        except BadURL:
-            # Not temporary: retrying a URL the client cannot use only delays the error.
-            raise ProviderError(
-                f"openai: {self._url} is not a usable http(s) URL",
-                hint="give the server's URL with its scheme, e.g. --base-url http://localhost:8000/v1",
-            ) from None
-        except TransportError as error:
-            raise transient("openai", f"connection to {self.base_url} failed", error) from None
+        pacing = self.pacing
+        async with pacing.slot() as timeout_s:
+            started = time.monotonic()
+            try:
+                answer = await asyncio.wait_for(self._transport.post(self._url, body), timeout_s)
+            except (TransportTimeout, asyncio.TimeoutError) as error:
+                slow_not_dead = pacing.can_wait_longer
+                pacing.timed_out(started)
+                extra = f"; slowing down: {pacing.describe()}" if pacing.adaptive else ""
+                if slow_not_dead:
+                    # A server that answers, slowly, is flow control (as a 429), not a failure: it
+                    # does not count towards the error-rate stop; the retry waits here.
+                    raise ServerBusyError(
+                        f"openai: no answer from {self.base_url} within {timeout_s:g}s (busy){extra}",
+                        hint="the server queues requests; fountain sends fewer and waits longer",
+                    ) from None
+                raise transient(
+                    "openai",
+                    f"no answer from {self.base_url} within {timeout_s:g}s{extra}",
+                    error if isinstance(error, TransportTimeout) else None,
+                ) from None
+            except BadURL:
+                # Not temporary: retrying a URL the client cannot use only delays the error.
+                raise ProviderError(
+                    f"openai: {self._url} is not a usable http(s) URL",
+                    hint="give the server's URL with its scheme, e.g. --base-url http://localhost:8000/v1",
+                ) from None
+            except TransportError as error:
+                raise transient("openai", f"connection to {self.base_url} failed", error) from None
+            pacing.answered(started)
+            return answer
 
     def _parse(self, raw: bytes, request: Request, level: int) -> Completion:
-        try:
-            answer = loads(raw)
-        except ValueError:
-            raise transient(
-                "openai", f"malformed JSON in a 200 answer from {self.base_url}: {raw[:120]!r}", status=200
-            ) from None
+        # Every check of the answer's shape and values lives in answers.py (the one boundary).
+        answer = parse_body(raw, "openai")
         try:
             choice = answer["choices"][0]
             message = choice.get("message") or {}
             content = message.get("content")
             finish_reason = choice.get("finish_reason")
+            refusal = message.get("refusal")
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise transient(
-                "openai", f"unexpected answer shape from {self.base_url}: {raw[:120]!r}", status=200
+            raise MalformedAnswerError(
+                "openai", "bad_shape", f"unexpected answer shape from {self.base_url}: {raw[:120]!r}"
             ) from None
-        if isinstance(content, list):  # some servers return content parts
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        if content is None and message.get("refusal"):
-            content, finish_reason = str(message["refusal"]), "refusal"
-        text = content or ""
+        text = content_text(content, "openai")
+        if content is None and refusal:
+            text, finish_reason = content_text(refusal, "openai"), "refusal"
         data = None
-        if request.schema is not None or LEVELS[level] == "json_object":
-            try:
-                data = loads(text)
-            except ValueError:
-                data = None  # validation extracts JSON from prose and reports what failed
-        usage = answer.get("usage") if isinstance(answer, dict) else None
+        if request.schema is not None or LEVELS[level].startswith("json_object"):
+            data = parse_data(text)  # None: validation extracts JSON from prose and reports what failed
+        usage = answer.get("usage")
+        model = answer.get("model")
         return Completion(
             text=text,
             data=data,
-            finish_reason=finish_reason,
-            usage=Usage.from_dict(usage if isinstance(usage, dict) else None),
-            model=str(answer.get("model") or self.model),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            usage=usage_of(usage),
+            model=model[:200] if isinstance(model, str) and model else self.model,
         )
 
     def _error(self, status: int, headers: Any, message: str | None, code: str | None) -> ProviderError:
@@ -296,9 +355,15 @@ class OpenAIProvider:
 
 
 def _error_message(raw: bytes) -> tuple[str | None, str | None]:
-    """(message, code) from an error body in OpenAI's, vLLM's or Ollama's shape."""
+    """(message, code) from an error body in OpenAI's, vLLM's or Ollama's shape; the message with
+    secrets redacted and control characters escaped (a server may echo the key, or send escapes)."""
+    message, code = _raw_error_message(raw)
+    return (safe_text(message) if message else message), code
+
+
+def _raw_error_message(raw: bytes) -> tuple[str | None, str | None]:
     try:
-        body = json.loads(raw)
+        body = loads(raw)  # fastjson: deep nesting is a ValueError, not a RecursionError
     except ValueError:
         text = raw.decode("utf-8", "replace").strip()
         return (text[:300] or None), None

@@ -1,7 +1,8 @@
 """Flow control for provider calls: retry delays, an AIMD concurrency limit and rate buckets.
 
 - :class:`RetryPolicy`: full-jitter exponential backoff; a provider's ``Retry-After`` is obeyed
-  exactly when given.
+  when given, up to ``max_retry_after`` seconds (default 120, ``FOUNTAIN_MAX_RETRY_AFTER``): a
+  server cannot stall a run with ``Retry-After: 100000``, ``inf`` or ``nan``.
 - :class:`AdaptiveLimiter`: a dynamic concurrency limit, cut multiplicatively on a 429 and
   recovered additively on success (AIMD, as TCP does), plus token buckets for requests per
   minute and tokens per minute (tokens estimated before the call, corrected by the usage the
@@ -14,11 +15,26 @@ The clock and the sleep function are injectable so tests run on a fake clock.
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import TracebackType
+
+DEFAULT_MAX_RETRY_AFTER = 120.0
+MAX_RETRY_AFTER_ENV = "FOUNTAIN_MAX_RETRY_AFTER"
+
+
+def max_retry_after_from_env() -> float:
+    """The cap on a server's ``Retry-After``: ``FOUNTAIN_MAX_RETRY_AFTER`` seconds, else 120."""
+    try:
+        value = float(os.environ.get(MAX_RETRY_AFTER_ENV, ""))
+    except ValueError:
+        return DEFAULT_MAX_RETRY_AFTER
+    return value if math.isfinite(value) and value >= 0 else DEFAULT_MAX_RETRY_AFTER
 
 
 @dataclass
@@ -35,6 +51,7 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
     jitter: bool = True
+    max_retry_after: float = field(default_factory=max_retry_after_from_env)
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -45,8 +62,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number ``attempt``; ``retry_after`` wins when given."""
-        if retry_after is not None and retry_after >= 0:
-            return float(retry_after)
+        if retry_after is not None and retry_after >= 0:  # False for NaN
+            return min(float(retry_after), self.max_retry_after)
         cap = min(self.max_delay, self.base_delay * (2.0 ** max(attempt - 1, 0)))
         return self.rng.uniform(0.0, cap) if self.jitter else cap
 
@@ -287,6 +304,8 @@ class _Slot:
         self.permit = await self._limiter.acquire(self._tokens)
         return self.permit
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self.permit is not None
         self._limiter.release(self.permit, success=exc_type is None)

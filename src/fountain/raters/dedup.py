@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,10 +67,16 @@ class DuplicateFinding:
         return f"duplicate:{self.method}"
 
 
-class DedupFindings(list):
+class DedupFindings(list[DuplicateFinding]):
     """The findings (a list of DuplicateFinding) plus which stages ran and which were skipped."""
 
-    def __init__(self, findings=(), *, stages_run=(), stages_skipped=()):
+    def __init__(
+        self,
+        findings: Iterable[DuplicateFinding] = (),
+        *,
+        stages_run: Iterable[str] = (),
+        stages_skipped: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+    ):
         super().__init__(findings)
         self.stages_run: list[str] = list(stages_run)
         self.stages_skipped: dict[str, str] = dict(stages_skipped)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -135,7 +135,7 @@ class CategorySelection:
     histogram: Histogram
     fallback: str | None = None
 
-    def public_summary(self) -> dict:
+    def public_summary(self) -> dict[str, Any]:
         """What may be logged or written: derived from the DP histogram only."""
         return {
             "selected": int(len(self.indices)),

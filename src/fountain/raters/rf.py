@@ -153,6 +153,7 @@ class RealFilter:
             small = len(owns[category]) < self.settings.min_calibration
             self.off_topic_thresholds[category] = float(np.percentile(pooled_own if small else owns[category], p))
             if margins:
+                assert pooled_margin is not None  # set whenever margins is non-empty
                 self.margin_thresholds[category] = float(
                     np.percentile(pooled_margin if small else margins[category], p)
                 )

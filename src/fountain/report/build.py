@@ -305,11 +305,11 @@ def diversity_section(
     """distinct-1/2/3, self-BLEU, exact and MinHash duplicate rates, embedding spread; by group."""
     message_texts: list[str] = []
     owner: list[int] = []
-    for index, item in enumerate(items):
+    for item_index, item in enumerate(items):
         for role, content in item.messages:
             if role != "system":
                 message_texts.append(content)
-                owner.append(index)
+                owner.append(item_index)
     index = metrics.TokenIndex(message_texts)
     owner_array = np.asarray(owner)
     conversation_text = [item.text for item in items]
@@ -326,7 +326,7 @@ def diversity_section(
     def measure(members: list[int]) -> dict[str, Any]:
         chosen = np.flatnonzero(np.isin(owner_array, members)) if len(members) != len(items) else None
         texts = [conversation_text[i] for i in members]
-        result = {"conversations": len(members)}
+        result: dict[str, Any] = {"conversations": len(members)}
         for n in (1, 2, 3):
             result[f"distinct_{n}"] = index.distinct(n, chosen)
         result["self_bleu"] = metrics.self_bleu(texts, sample=sample, seed=seed)
@@ -355,7 +355,7 @@ def diversity_section(
 def _spec_candidates(dataset: Dataset) -> list[Path]:
     found = []
     manifest = dataset.manifest or {}
-    spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+    spec = manifest["spec"] if isinstance(manifest.get("spec"), dict) else {}
     folder = spec.get("folder") or manifest.get("spec_folder")
     if folder:
         found.append(Path(folder))

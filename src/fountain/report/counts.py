@@ -19,7 +19,7 @@ def _int(value: Any) -> int:
 def counts_section(dataset: Dataset) -> dict[str, Any]:
     """Requested vs produced, accepted and rejected by reason, retries, tokens and cost."""
     manifest = dataset.manifest or {}
-    counts = manifest.get("counts") if isinstance(manifest.get("counts"), dict) else {}
+    counts = manifest["counts"] if isinstance(manifest.get("counts"), dict) else {}
     requested = counts.get("requested")
     if requested is None and ("seeds_requested" in counts or "derivations_planned" in counts):
         requested = _int(counts.get("seeds_requested")) + _int(counts.get("derivations_planned"))
@@ -27,6 +27,7 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
     produced = len(dataset.items)
     goal = target or requested
     accepted = counts.get("accepted") if isinstance(counts.get("accepted"), dict) else None
+    accepted_from: str | None
     if dataset.journal_counts is not None:
         accepted = dict(dataset.journal_counts)
         accepted_from = "journals"
@@ -42,8 +43,8 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
         rejected, rejected_from = Counter(), None
 
     provider_retries = None
-    runs = manifest.get("runs") if isinstance(manifest.get("runs"), list) else []
-    stats = [run.get("stats") for run in runs if isinstance(run, dict) and isinstance(run.get("stats"), dict)]
+    runs = manifest["runs"] if isinstance(manifest.get("runs"), list) else []
+    stats = [run["stats"] for run in runs if isinstance(run, dict) and isinstance(run.get("stats"), dict)]
     if stats:
         provider_retries = sum(_int(s.get("retries")) for s in stats)
     # An accepted sample's ``attempt`` is the 0-based attempt that passed validation: the attempts
@@ -53,11 +54,11 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
         max(_int(r.get("attempts")) - 1, 0) for r in dataset.rejects or []
     )
 
-    usage = manifest.get("usage") if isinstance(manifest.get("usage"), dict) else None
+    usage = manifest["usage"] if isinstance(manifest.get("usage"), dict) else None
     usage_from = "manifest" if usage else None
     if not usage:
         rows = journal or dataset.items
-        found = [i.metadata.get("usage") for i in rows if isinstance(i.metadata.get("usage"), dict)]
+        found = [i.metadata["usage"] for i in rows if isinstance(i.metadata.get("usage"), dict)]
         if found:
             usage = {
                 "prompt_tokens": sum(_int(u.get("prompt_tokens")) for u in found),
@@ -72,7 +73,7 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
 
     models = Counter(str(i.metadata.get("model")) for i in dataset.items if i.metadata.get("model"))
-    provider = manifest.get("provider") if isinstance(manifest.get("provider"), dict) else {}
+    provider = manifest["provider"] if isinstance(manifest.get("provider"), dict) else {}
     return {
         "requested": requested,
         "target": target,

@@ -256,8 +256,10 @@ def read_records_file(path: Path) -> tuple[list[Item], str, list[str]]:
                 if number == len(lines):
                     notes.append(f"{path.name}: skipped a torn last line")
                     continue
+                # JSONDecodeError has .msg; other ValueErrors (e.g. an integer over the digit limit) have not
+                reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
                 raise ReportError(
-                    f"line {number} is not valid JSON ({error.msg})",
+                    f"line {number} is not valid JSON ({reason})",
                     location=f"{path}:{number}",
                     hint="JSONL needs one complete JSON object per line",
                 ) from None
@@ -279,7 +281,7 @@ def _items_from(records: Iterable[Any], path: Path, notes: list[str]) -> tuple[l
         formats[fmt] = formats.get(fmt, 0) + 1
     if skipped:
         notes.append(f"{path.name}: skipped {skipped} record(s) that are not conversations")
-    fmt = max(formats, key=formats.get) if formats else "messages"
+    fmt = max(formats, key=formats.__getitem__) if formats else "messages"
     return items, fmt
 
 

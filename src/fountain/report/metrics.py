@@ -95,7 +95,7 @@ class TokenIndex:
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
         self.lengths = lengths
 
-    def ngram_codes(self, n: int, texts: Sequence[int] | None = None) -> np.ndarray:
+    def ngram_codes(self, n: int, texts: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """One int64 code per n-gram of the chosen texts (n-grams never cross texts)."""
         if texts is None:
             starts, stops = self.offsets[:-1], self.offsets[1:]
@@ -118,7 +118,7 @@ class TokenIndex:
         rows = np.stack([self.ids[first + k] for k in range(n)], axis=1)
         return np.unique(rows, axis=0, return_inverse=True)[1].astype(np.int64).ravel()
 
-    def distinct(self, n: int, texts: Sequence[int] | None = None) -> float | None:
+    def distinct(self, n: int, texts: Sequence[int] | np.ndarray | None = None) -> float | None:
         codes = self.ngram_codes(n, texts)
         if codes.size == 0:
             return None

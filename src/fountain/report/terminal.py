@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from fountain.report.build import Report, format_number, format_pct
+from fountain.safety import escape_controls
+
+
+def escape(text: Any) -> str:
+    """Rich markup escaped, and control characters shown as escapes: a report shows text that came
+    from a model, a server or a spec (stop reasons, reject details, names), never raw ESC codes."""
+    return _markup_escape(escape_controls(str(text)))
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -175,7 +182,7 @@ def _grounding(g: dict[str, Any] | None, console: Console) -> None:
         table.add_row("[bold]overall[/]", f"[bold]{pct(cov['overall']['coverage'])}[/]")
         console.print(table)
     rc = g["role_consistency"]
-    roles = {"user": g.get("user_role"), "assistant": g.get("assistant_role")}
+    roles: dict[str, Any] = {"user": g.get("user_role"), "assistant": g.get("assistant_role")}
     table = _table(
         "Role consistency (heuristic; see docs/report.md)",
         "role",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fountain import fastjson
 from fountain.errors import OutputError
@@ -61,7 +61,7 @@ class AtomicFile:
         except OSError as error:
             self._fail(error)
 
-    def _fail(self, error: OSError):
+    def _fail(self, error: OSError) -> NoReturn:
         self.abort()
         raise OutputError(
             f"cannot write {self.path.name}: {error.strerror or error}",

@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain import aio
 from fountain.errors import FountainError, OutputError, ProviderError
@@ -74,6 +74,10 @@ from fountain.run.outputs import (
 from fountain.run.samples import ResultSamples, SampleIndex
 from fountain.types import Sample, Usage
 
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.providers.dispatch import Dispatcher, RunStats
+    from fountain.spec.model import Spec
+
 __all__ = [
     "Engine",
     "RunOptions",
@@ -91,7 +95,7 @@ class Engine:
     """One run of one spec into one output folder. Use :func:`run` / :func:`run_async`."""
 
     def __init__(
-        self, spec: Any, options: RunOptions, provider: Provider, *, source_spec: Any = None, final: bool = True
+        self, spec: Spec, options: RunOptions, provider: Provider, *, source_spec: Any = None, final: bool = True
     ):
         """``final=False``: a round of a framework run, which exports the dataset and completes
         the manifest itself after rating; the engine then rewrites the journals only, and a
@@ -113,7 +117,7 @@ class Engine:
 
             self.roleplay = Roleplay.from_spec(spec)
         self.samples = SampleIndex()  # id -> Sample, read back from the journals on demand
-        self.rejects: dict[str, tuple[str, int, int]] = {}  # id -> (reason, offset, length) in rejects.jsonl
+        self.rejects: dict[str, tuple[str | None, int, int]] = {}  # id -> (reason, offset, length) in rejects.jsonl
         self.order: dict[str, tuple[Any, ...]] = {}
         self.planned_derivations = 0
         self.warnings: list[str] = []
@@ -125,9 +129,14 @@ class Engine:
         self.scenario = ""
         self.iteration = 0
         self.worker: Worker | None = None
+        # What runs the tasks besides the local asyncio workers (--executor ray): anything with
+        # Worker's execute() and provider_error(), and close(); None: the local Worker itself.
+        self.executor: Any = None
 
     @property
     def retries(self) -> int:
+        if self.executor is not None:
+            return int(self.executor.retries)
         return self.worker.retries if self.worker is not None else 0
 
     def _make_worker(self) -> Worker:
@@ -144,6 +153,23 @@ class Engine:
             iteration=self.iteration,
             on_retry=self.progress.on_retry,
         )
+
+    def _check_executor(self) -> None:
+        """An unknown ``--executor``, or Ray not installed, is an error before the run starts."""
+        name = self.options.executor or "local"
+        if name == "local":
+            return
+        if name != "ray":
+            raise FountainError(f"unknown executor {name!r}", location="--executor", hint="local or ray")
+        from fountain.run.ray_executor import import_ray
+
+        import_ray()
+
+    def _start_executor(self, worker: Worker) -> Any:
+        """The executor ``--executor`` names (the local one is the asyncio workers of ``_run``)."""
+        from fountain.run.ray_executor import start_executor
+
+        return start_executor(self, worker)
 
     def _accepted_count(self) -> int:
         return len(self.samples)
@@ -192,7 +218,7 @@ class Engine:
 
     def _target_reached(self) -> bool:
         target = self.gen.target
-        return bool(target) and self._accepted_count() >= target
+        return target is not None and target != 0 and self._accepted_count() >= target
 
     def _record(self, outcome: Outcome) -> list[Task]:
         """Journal an outcome; returns the tasks it makes possible (a seed's derivations)."""
@@ -232,13 +258,14 @@ class Engine:
                     if task.kind == DERIVATION and parent is None:
                         raise RuntimeError(f"derivation {task.id} has no parent {task.parent_id}")
                     assert self.worker is not None
-                    outcome = await self.worker.execute(task, parent)
+                    outcome = await (self.executor or self.worker).execute(task, parent)
                 except ProviderError as error:
                     if getattr(self.dispatcher, "stopped", None) is error or _is_fatal(error):
                         self.stop_error = error
                         continue
                     # One request failed for good (after the dispatcher's retries): reject this
                     # task with the reason, keep going; a resume tries it again.
+                    assert self.worker is not None
                     outcome = self.worker.provider_error(task, error)
                 except FountainError as error:
                     self.stop_error = error
@@ -285,7 +312,7 @@ class Engine:
         if scan.warning:
             self.warnings.append(scan.warning)
 
-    def _make_dispatcher(self, stats: Any):
+    def _make_dispatcher(self, stats: RunStats) -> Dispatcher:
         from fountain.providers.dispatch import Dispatcher
 
         options = self.options
@@ -338,6 +365,7 @@ class Engine:
         from fountain.run.progress import Progress
 
         started = time.monotonic()
+        self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was
         identity = public_identity(self.provider.identity())
         decision = check_resume(self.output_dir, self.source_spec, self.options.resume, provider=identity)
         self.warnings.extend(decision.notes)
@@ -367,6 +395,13 @@ class Engine:
         self.progress = Progress(enabled=self.options.progress, quiet=self.options.quiet, stats=stats)
         await self.prepare()
         self.worker = self._make_worker()
+        if (self.options.executor or "local") != "local":
+            try:
+                self.executor = self._start_executor(self.worker)
+            except BaseException:
+                if self.dispatcher.cache is not None:
+                    self.dispatcher.cache.close()
+                raise
 
         seeds = self.plan_seeds()
         for task in seeds:
@@ -413,6 +448,8 @@ class Engine:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if self.executor is not None:
+                self.executor.close()
             self.progress.close()
             for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
                 journal.close()
@@ -438,7 +475,7 @@ class Engine:
             raise error
         return result
 
-    def _sort_key(self, sample_id: str) -> tuple:
+    def _sort_key(self, sample_id: str) -> tuple[Any, ...]:
         return (*self.order.get(sample_id, (3,)), sample_id)
 
     def _nothing_accepted_error(self) -> FountainError | None:
@@ -504,8 +541,8 @@ class Engine:
 
         rejected: dict[str, int] = {}
         for sample_id in rejects:
-            reason = str(self.rejects[sample_id][0])
-            rejected[reason] = rejected.get(reason, 0) + 1
+            reject_reason = str(self.rejects[sample_id][0])
+            rejected[reject_reason] = rejected.get(reject_reason, 0) + 1
         counts = {
             "seeds_requested": self.seeds_requested,
             "derivations_planned": self.planned_derivations,
@@ -516,7 +553,11 @@ class Engine:
         self.manifest.counts.update(counts)
         self._drop_stale_dataset(dataset, fmt)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
+        servers = getattr(self.provider, "servers", None)  # a fleet: what each server did this session
+        if callable(servers):
+            self.manifest.extra["servers"] = servers()
         elapsed = time.monotonic() - started
+        reason: str | None
         if self.crash is not None:
             status, reason = "failed", f"{type(self.crash).__name__}: {self.crash}"
         elif interrupted:
@@ -560,7 +601,7 @@ class Engine:
             )
 
     @staticmethod
-    def _journal_lines(parts: Sequence[tuple[Path, array]]) -> Iterator[bytes]:
+    def _journal_lines(parts: Sequence[tuple[Path, array[int]]]) -> Iterator[bytes]:
         for path, offsets in parts:
             if len(offsets) > 1:
                 with open(path, "rb") as handle:
@@ -576,7 +617,7 @@ def _is_fatal(error: ProviderError) -> bool:
 # --- entry points ------------------------------------------------------------------------------
 
 
-def make_provider(spec: Any, options: RunOptions) -> Provider:
+def make_provider(spec: Spec, options: RunOptions) -> Provider:
     """The provider a run uses: CLI options > environment > the spec's model block > local."""
     from fountain.providers import create_provider, resolve_provider_config
 
@@ -589,13 +630,22 @@ def make_provider(spec: Any, options: RunOptions) -> Provider:
                 hint="drop --provider, or use --provider fake",
             )
         name = "fake"
-    config = resolve_provider_config(spec.model, provider=name, model=options.model, base_url=options.base_url)
+    config = resolve_provider_config(
+        spec.model,
+        provider=name,
+        model=options.model,
+        base_url=options.base_url,
+        allow_key_envs=options.allow_key_env,
+        base_urls=options.base_urls,
+        timeout_s=options.timeout,
+        structured_output=options.structured_output,
+    )
     if options.replay is not None:
         config = replace(config, replay=str(options.replay))
     return create_provider(config)
 
 
-async def run_async(spec: Any, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
+async def run_async(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
     """Generate ``spec``'s dataset (see the module docstring). ``provider`` overrides the one the
     spec and options name (tests pass a fake); a provider made here is closed at the end."""
     options = options or RunOptions()
@@ -610,6 +660,6 @@ async def run_async(spec: Any, options: RunOptions | None = None, *, provider: P
             await provider.aclose()
 
 
-def run(spec: Any, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
+def run(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
     """Synchronous :func:`run_async`."""
     return aio.run(run_async(spec, options, provider=provider))

@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fountain.errors import OutputError
 from fountain.run.atomic import write_jsonl_atomic, write_lines_atomic
 from fountain.run.journal import dumps_record
 from fountain.run.outputs import DATASET_FILES
+from fountain.run.review import dropped_ids
 from fountain.types import Sample
+
+_T = TypeVar("_T")
 
 FORMATS = ("messages", "sharegpt", "janus")
 PREFIX_LOSS = ("keep", "mask")  # keep: every assistant turn trains; mask: a derivation's prefix gets weight 0
@@ -119,11 +122,15 @@ def export_dataset(
     ``system_message`` is added as the first message of every conversation that has none.
     ``prefix_loss="mask"`` gives assistant messages a ``weight`` (0 on a derivation's prefix).
     ``samples`` is consumed once, as a stream: memory does not grow with the dataset.
+    Records the folder's hand review (``review.jsonl``, :mod:`fountain.run.review`) drops are left out.
     """
     if fmt not in FORMATS:
         raise OutputError(f"unknown output format {fmt!r}", location="--format", hint=f"one of {', '.join(FORMATS)}")
     _check_prefix_loss(prefix_loss)
     path = _folder(folder) / DATASET_FILES[fmt]
+    dropped = dropped_ids(path.parent)
+    if dropped:
+        samples = (s for s in samples if s.id not in dropped)
     if fmt == "messages":
         return write_jsonl_atomic(path, (messages_record(s, system_message, prefix_loss) for s in samples))
     if fmt == "sharegpt":
@@ -146,10 +153,14 @@ def export_lines(
     In the default ``messages`` format such a line already is the dataset record, so it is copied
     without parsing (parsed only to add ``system_message`` where the conversation has none); the
     other formats convert each line. Streams: memory does not grow with the dataset.
+    Lines of records the folder's hand review drops are left out.
     """
     count = 0
+    dropped = dropped_ids(folder)
+    if dropped:
+        lines = (line for line in lines if _line_id(line) not in dropped)
 
-    def counted(items):
+    def counted(items: Iterable[_T]) -> Iterator[_T]:
         nonlocal count
         for item in items:
             count += 1
@@ -163,6 +174,12 @@ def export_lines(
     samples = (Sample.from_record(json.loads(line)) for line in lines)
     path = export_dataset(counted(samples), folder, fmt, system_message=system_message, prefix_loss=prefix_loss)
     return path, count
+
+
+def _line_id(line: bytes) -> str | None:
+    """The sample id of a canonical journal line (its ``metadata.id``)."""
+    metadata = json.loads(line).get("metadata") or {}
+    return metadata.get("id")
 
 
 _OPEN = b'{"messages":['
@@ -208,7 +225,7 @@ def _janus_chunks(samples: Iterable[Sample]) -> Iterator[str]:
     yield "[]\n" if first else "\n]\n"
 
 
-def record_validator():
+def record_validator() -> Any:  # a jsonschema Draft202012Validator (no type hints)
     """A jsonschema validator for ``schemas/sft_record.schema.json`` (the ``messages`` record)."""
     from jsonschema import Draft202012Validator
 

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple, NoReturn
 
 from fountain import fastjson
 from fountain.errors import OutputError
@@ -131,7 +131,7 @@ class Journal:
             syncer.mark()
         return end - len(data), len(data)
 
-    def _fail(self, error: OSError):
+    def _fail(self, error: OSError) -> NoReturn:
         raise OutputError(
             f"cannot append to {self.path.name}: {error.strerror or error}",
             location=str(self.path),
@@ -257,7 +257,7 @@ class RecordReader:
         self.close()
 
 
-def _changed(path: Path, offset: int, why: str):
+def _changed(path: Path, offset: int, why: str) -> NoReturn:
     raise OutputError(
         f"{path.name} changed under a running fountain: no record at byte {offset} ({why})",
         location=str(path),
@@ -321,7 +321,7 @@ class JournalScan:
         self._used = True
         path = self.path
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - a handle that outlives this block, closed by its owner
+            handle: IO[bytes] = open(path, "rb")  # noqa: SIM115 - a handle that outlives this block, closed by its owner
         except FileNotFoundError:
             return
         except OSError as error:

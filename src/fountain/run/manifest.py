@@ -19,15 +19,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain import __version__
 from fountain.errors import OutputError
 from fountain.run.atomic import write_text_atomic
 from fountain.run.outputs import DERIVATIONS_FILE, LOCK_FILE, MANIFEST_FILE, REJECTS_FILE, SEEDS_FILE
+from fountain.safety import safe_text
 
 MANIFEST_NAME = MANIFEST_FILE
 LOCK_NAME = LOCK_FILE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 FORMAT_VERSION = 1
 RESUME_MODES = ("if-compatible", "always", "never")
@@ -310,7 +314,7 @@ class Manifest:
 
     @classmethod
     def for_spec(
-        cls, spec: Any, *, provider: dict[str, Any] | None = None, output_dir: str | Path | None = None
+        cls, spec: Spec, *, provider: dict[str, Any] | None = None, output_dir: str | Path | None = None
     ) -> Manifest:
         """A new manifest for ``spec`` (fingerprint, fields, folder and its git state)."""
         from fountain.run.gitinfo import git_state
@@ -360,6 +364,7 @@ class Manifest:
         self, status: str, *, reason: str | None = None, stats: Any = None, session_elapsed_s: float | None = None
     ) -> None:
         """Close the latest run-history entry (``completed``, ``stopped`` or ``failed``)."""
+        reason = safe_text(reason) if reason else reason  # an error may echo a key or hold escapes
         self.status = status
         self.stop_reason = reason
         if stats is not None:
@@ -382,6 +387,7 @@ class Manifest:
         name = output.get("dataset") if isinstance(output, dict) else None
         if not isinstance(name, str) or not name or Path(name).name != name:
             return None
+        assert isinstance(output, dict)  # name is a str only when output is a dict
         fmt = output.get("format")
         return name, fmt if isinstance(fmt, str) else None
 
@@ -407,7 +413,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def spec_fields(spec: Any) -> dict[str, Any]:
+def spec_fields(spec: Spec) -> dict[str, Any]:
     """``spec.fingerprint_fields()`` when the spec has it (field name -> hash or value)."""
     method = getattr(spec, "fingerprint_fields", None)
     return dict(method()) if callable(method) else {}
@@ -451,7 +457,7 @@ def previous_run_files(output_dir: Path) -> list[str]:
 
 
 def check_resume(
-    output_dir: str | Path, spec: Any, mode: str = "if-compatible", *, provider: dict[str, Any] | None = None
+    output_dir: str | Path, spec: Spec, mode: str = "if-compatible", *, provider: dict[str, Any] | None = None
 ) -> ResumeDecision:
     """Decide whether a run of ``spec`` may start in / resume ``output_dir``, or refuse.
 

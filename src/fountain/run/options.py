@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fountain.errors import FountainError
 from fountain.types import Sample
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 DEFAULT_CONCURRENCY = {"local": 1, "fake": 8}
 DEFAULT_API_CONCURRENCY = 16
@@ -49,6 +52,8 @@ class RunOptions:
     budget_usd: float | None = None
     prices: str | Path | None = None
     max_error_rate: float = 0.5
+    # --- consent for what a spec may not do on its own (docs/security.md) ---
+    allow_key_env: tuple[str, ...] = ()  # key variables a spec's own base_url may receive
     # --- frameworks and raters (fountain.frameworks; None: the spec's value, else the default) ---
     framework: str | None = None  # Gen | GenLLM | Filter | Feedback
     rater: str | None = None  # PE | RF
@@ -60,6 +65,14 @@ class RunOptions:
     embedder: str | None = None
     k: int | None = None
     personas: int | None = None  # GenLLM: personas the model generates
+    edge: tuple[str, ...] | None = None  # Feedback/PE: edge services that vote (fountain.edge)
+    # --- servers and executors (issue 15) ---
+    base_urls: tuple[str, ...] | None = None  # several --base-url: a fleet (base_url is the first)
+    timeout: float | None = None  # seconds per request (default: model.timeout_s, else 120)
+    structured_output: str | None = None  # auto | json_schema | json_object | none
+    executor: str | None = None  # local (asyncio, default) | ray
+    ray_address: str | None = None  # a Ray cluster (default: a local Ray)
+    ray_actors: int | None = None  # generation actors on the Ray executor (default 2)
 
     def record(self) -> dict[str, Any]:
         """The options as written into the manifest's run history (paths as text, no secrets)."""
@@ -90,7 +103,7 @@ class RunResult:
     mode: str = "json"
 
 
-def effective_spec(spec: Any, options: RunOptions) -> Any:
+def effective_spec(spec: Spec, options: RunOptions) -> Spec:
     """``spec`` with the run's overrides of the generation settings applied."""
     gen = spec.generation
     changes: dict[str, Any] = {}
@@ -122,7 +135,7 @@ def effective_spec(spec: Any, options: RunOptions) -> Any:
     return replace(spec, generation=replace(gen, **changes)) if changes else spec
 
 
-def output_folder(spec: Any, options: RunOptions) -> Path:
+def output_folder(spec: Spec, options: RunOptions) -> Path:
     """Where a run writes: ``--output``, else the spec's ``output.folder`` inside the spec folder."""
     if options.output is not None:
         return Path(options.output)

@@ -11,7 +11,14 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
+    from rich.table import Table
+
+    from fountain.run.engine import RunResult
 
 UPDATE_INTERVAL_S = 0.1
 
@@ -28,13 +35,13 @@ class Progress:
         self.enabled = bool(enabled) and not quiet
         self.stats = stats  # a dispatch.RunStats (tokens/s, requests) when there is one
         self.total = 0
-        self.accepted: Counter = Counter()  # kind -> count
-        self.rejected: Counter = Counter()  # reason -> count
+        self.accepted: Counter[str] = Counter()  # kind -> count
+        self.rejected: Counter[str] = Counter()  # reason -> count
         self.retries = 0
         self.completion_tokens = 0
         self.started = time.monotonic()
-        self._progress = None
-        self._bar = None
+        self._progress: RichProgress | None = None
+        self._bar: TaskID | None = None
         self._advanced = 0  # completed tasks not yet passed to the bar
         self._updated = 0.0
 
@@ -127,10 +134,11 @@ class Progress:
             return
         self._updated = now
         advance, self._advanced = self._advanced, 0
+        assert self._bar is not None  # added with the progress bar in start()
         self._progress.update(self._bar, advance=advance, total=max(self.total, 1), **self._fields())
 
 
-def summary_table(result: Any):
+def summary_table(result: RunResult) -> Table:
     """A rich Table summarising a :class:`fountain.run.engine.RunResult`."""
     from rich.table import Table
 
@@ -158,8 +166,13 @@ def summary_table(result: Any):
     table.add_row("elapsed", f"{result.elapsed_s:.1f}s")
     if result.dataset_path is not None:
         table.add_row("dataset", f"{result.dataset_path} ({result.dataset_records} records)")
+    # Warnings and stop reasons may quote a server or a spec: no markup, escapes or secrets.
+    from rich.markup import escape
+
+    from fountain.safety import safe_text
+
     if result.warnings:
-        table.add_row("warnings", "\n".join(result.warnings))
+        table.add_row("warnings", escape(safe_text("\n".join(result.warnings))))
     if result.stopped is not None:
-        table.add_row("stopped", result.stopped.message)
+        table.add_row("stopped", escape(safe_text(result.stopped.message)))
     return table

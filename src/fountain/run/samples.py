@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Sequence as SequenceABC
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from fountain.errors import OutputError
 from fountain.run.journal import RecordReader, dumps_record
@@ -31,7 +31,7 @@ class _Entry(NamedTuple):
     canonical: bool  # the line is exactly dumps_record(sample.to_record()) + newline
 
 
-class SampleIndex(Mapping):
+class SampleIndex(Mapping[str, Sample]):
     """The accepted samples of an output folder by id, read back from their journals on demand.
 
     Holds one small :class:`_Entry` per sample instead of the sample, plus the most recently added
@@ -105,13 +105,13 @@ class SampleIndex(Mapping):
         return len(self._entries)
 
 
-class ResultSamples(SequenceABC):
+class ResultSamples(SequenceABC[Sample]):
     """:attr:`RunResult.samples` of an engine run: the dataset's samples in order, read from the
     journals the run rewrote (seeds, then derivations) when asked for, so a large run's result
     does not hold every conversation in memory. Once another run rewrites those journals, reading
     raises :class:`~fountain.errors.OutputError` (read the journals again instead)."""
 
-    def __init__(self, parts: Sequence[tuple[Path, array]]):
+    def __init__(self, parts: Sequence[tuple[Path, array[int]]]):
         # Per file: its path, the offsets of its lines with the file's size appended, and the
         # file's identity (a rewrite replaces the file: another inode, size or time).
         self._parts = [(path, offsets, self._identity(path)) for path, offsets in parts]
@@ -137,7 +137,13 @@ class ResultSamples(SequenceABC):
     def __len__(self) -> int:
         return self._len
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Sample]: ...
+
+    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self._len))]
         index = operator.index(index)

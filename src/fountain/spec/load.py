@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from difflib import get_close_matches
 from pathlib import Path
@@ -37,9 +37,12 @@ from fountain.spec.model import (
     RaterSettings,
     Spec,
 )
+from fountain.spec.paths import confined_path
 from fountain.spec.sourcefile import FileProblem, Locator, compose_yaml, read_text_file
 
 if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed import DataclassInstance
+
     from fountain.diagram import Diagram
 
 # ==================================================================================================
@@ -84,7 +87,7 @@ def _block(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _pick(block: dict[str, Any], cls: type, **converters: Callable[[Any], Any]) -> Any:
+def _pick(block: dict[str, Any], cls: type[DataclassInstance], **converters: Callable[[Any], Any]) -> Any:
     # Keys absent from the YAML keep the dataclass defaults; present keys (even null) override.
     kwargs = {}
     for name in cls.__dataclass_fields__:
@@ -113,6 +116,25 @@ class _Context:
     data: dict[str, Any]
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    allowed: tuple[Path, ...] = ()  # folders outside the spec folder the user allows (--allow-path)
+
+    def confined(self, name: str, key: tuple[str, ...]) -> Path | None:
+        """The file a spec key names, if it lies inside the spec folder or an allowed folder;
+        else None with the problem reported."""
+        try:
+            return confined_path(self.folder, name, ".".join(key), self.locator.at(key), self.allowed)
+        except FileProblem as problem:
+            self.errors.append(problem.problem)
+            return None
+
+
+def _text_keys(value: Any) -> Any:
+    """``value`` with every mapping key that is not a string dropped, at every level."""
+    if isinstance(value, dict):
+        return {k: _text_keys(v) for k, v in value.items() if isinstance(k, str)}
+    if isinstance(value, list):
+        return [_text_keys(v) for v in value]
+    return value
 
 
 def _text(data: dict[str, Any], key: str) -> str | None:
@@ -139,9 +161,11 @@ def _resolve_diagram(ctx: _Context) -> tuple[str, Path | None, str, int] | None:
     if inline is not None or (by_path is not None and not isinstance(by_path, str)):
         return None  # a schema problem, already reported
     if isinstance(by_path, str) and by_path.strip():
-        target = Path(by_path).expanduser()
-        target = target if target.is_absolute() else folder / target
-        if not target.exists():
+        confined = ctx.confined(by_path, ("er_diagram_path",))
+        if confined is None:
+            return None
+        target = confined
+        if not target.exists() and not target.is_symlink():
             nearby = (
                 [p.name for p in folder.iterdir() if p.suffix in (".mermaid", ".mmd", ".md")] if folder.is_dir() else []
             )
@@ -160,7 +184,7 @@ def _resolve_diagram(ctx: _Context) -> tuple[str, Path | None, str, int] | None:
             return None
         return text, target, str(target), 1
     target = folder / DIAGRAM_FILE
-    if not target.exists():
+    if not target.exists() and not target.is_symlink():  # a symlink loop is reported by the read
         ctx.errors.append(
             Problem(
                 "no diagram: setup.yaml has no er_diagram or er_diagram_path, and there is no "
@@ -208,8 +232,10 @@ def _load_personas(ctx: _Context) -> tuple[tuple[str, ...], Path | None]:
         return tuple(p.strip() for p in inline if isinstance(p, str) and p.strip()), None
     if not isinstance(file_name, str) or not file_name.strip():
         return (), None
-    target = Path(file_name).expanduser()
-    target = target if target.is_absolute() else ctx.folder / target
+    confined = ctx.confined(file_name, ("personas_file",))
+    if confined is None:
+        return (), None
+    target = confined
     where = loc.at(("personas_file",))
     try:
         text = read_text_file(target, "personas file", where)
@@ -375,7 +401,14 @@ def _build(
         )
     generation = GenerationSettings(**{**asdict(generation), "type": conv_type})
     number = dict(
-        temperature=_float, top_p=_float, timeout_s=_float, rpm=_float, tpm=_float, max_tokens=_int, concurrency=_int
+        temperature=_float,
+        top_p=_float,
+        timeout_s=_float,
+        rpm=_float,
+        tpm=_float,
+        max_tokens=_int,
+        concurrency=_int,
+        base_urls=lambda urls: tuple(str(u).strip() for u in urls),
     )
     model = _pick(_block(data, "model"), ModelSettings, **number)
     output = _pick(_block(data, "output"), OutputSettings)
@@ -425,10 +458,11 @@ def _build(
     )
 
 
-def load_spec(folder: str | Path, *, type_override: str | None = None) -> Spec:
+def load_spec(folder: str | Path, *, type_override: str | None = None, allow_paths: Sequence[str | Path] = ()) -> Spec:
     """Read and validate ``<folder>/setup.yaml`` and its diagram; raise SpecError/DiagramError.
 
-    ``type_override`` (the CLI's ``--type``) wins over the ``type`` key. Cross-checks run too:
+    ``type_override`` (the CLI's ``--type``) wins over the ``type`` key. Files the spec names must
+    lie inside the spec folder or one of ``allow_paths`` (the CLI's ``--allow-path``). Cross-checks run too:
     errors are raised together with every other problem; warnings land in ``Spec.warnings``.
     """
     folder = Path(folder)
@@ -459,11 +493,13 @@ def load_spec(folder: str | Path, *, type_override: str | None = None) -> Spec:
             location=locator.at(()),
             hint="write `key: value` lines at the top level, e.g. `category: marriage counsel`",
         )
-    ctx = _Context(folder, path, locator, data, errors=structural)
+    ctx = _Context(folder, path, locator, data, errors=structural, allowed=tuple(Path(p) for p in allow_paths))
 
     # Literal secrets first: they are removed before anything else reads (or echoes) them.
     checks.strip_secrets(data, (), locator, ctx.errors)
-    data = ctx.data = {k: v for k, v in data.items() if isinstance(k, str)}
+    # Non-string keys (`1:`, `null:`) and lone surrogates are reported by compose_yaml; dropped
+    # here so that no later check meets a key that is not text.
+    data = ctx.data = _text_keys(data)
     ctx.errors.extend(checks.schema_problems(data, locator))
 
     style = _prompt_styles(ctx)
@@ -478,6 +514,9 @@ def load_spec(folder: str | Path, *, type_override: str | None = None) -> Spec:
         ctx.warnings,
     )
     personas, personas_path = _load_personas(ctx)
+    real_data = _block(data, "raters").get("real_data")
+    if isinstance(real_data, str) and real_data.strip():
+        ctx.confined(real_data, ("raters", "real_data"))
     source = _resolve_diagram(ctx)
 
     diagram = diagram_text = None
@@ -508,7 +547,7 @@ def load_spec(folder: str | Path, *, type_override: str | None = None) -> Spec:
     return replace(spec, warnings=tuple(warnings))
 
 
-def _location_sort_key(problem: Problem, first_file: str | None) -> tuple:
+def _location_sort_key(problem: Problem, first_file: str | None) -> tuple[int, str, int, int]:
     # setup.yaml's problems first, in file order; then other files (diagram, personas) in order.
     match = re.match(r"^(.*):(\d+):(\d+)$", problem.location or "")
     if not match:
@@ -571,6 +610,7 @@ def check_spec(spec: Spec) -> list[Problem]:
     from fountain.types import Turn
 
     example = [Turn("(user)", "(assistant)")]
+    render: Callable[[], object]
     for render in (
         lambda: prompts.render_seed_prompt(spec, spec.seed_directions[0]),
         lambda: prompts.render_derivation_prompt(spec, spec.derivational_directions[0], example),

@@ -59,6 +59,8 @@ class ModelSettings:
     concurrency: int | None = None
     rpm: float | None = None
     tpm: float | None = None
+    base_urls: tuple[str, ...] | None = None  # a fleet of OpenAI-compatible servers
+    structured_output: str | None = None  # auto | json_schema | json_object | none
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class Spec:
 
 
 # Model settings that change how fast or where from, not what is generated.
-_NOT_IN_FINGERPRINT = {"api_key_env", "timeout_s", "concurrency", "rpm", "tpm"}
+_NOT_IN_FINGERPRINT = {"api_key_env", "timeout_s", "concurrency", "rpm", "tpm", "base_urls", "structured_output"}
 
 
 def _canonical(value: Any) -> str:

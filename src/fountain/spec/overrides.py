@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fountain.spec.model import Spec
 
 
-def apply_overrides(spec: Any, overrides: dict[str, Any]) -> Any:
+def apply_overrides(spec: Spec, overrides: dict[str, Any]) -> Spec:
     """``spec`` with a run's framework settings (dotted keys: ``framework``, ``raters.rater``,
     ``privacy.epsilon``...), as recorded in the manifest under ``framework.overrides``."""
     changes: dict[str, Any] = {}

@@ -28,7 +28,10 @@ from fountain.spec.model import CONVERSATION, INSTRUCT
 from fountain.types import Turn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fountain.spec.load import Spec
+    from jinja2 import Template
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from fountain.spec.model import Spec
 
 LEGACY = "legacy"
 JINJA = "jinja"
@@ -137,13 +140,15 @@ def _plain_json(value: Any, indent: int | None = None) -> str:
 
 
 @lru_cache(maxsize=1)
-def environment():
+def environment() -> SandboxedEnvironment:
     """The shared sandboxed Jinja2 environment (StrictUndefined, no autoescape)."""
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+
+    from fountain.spec.sandbox import BoundedEnvironment
 
     # trim_blocks/lstrip_blocks: a line holding only {% if %} or {% endif %} leaves no blank line.
-    env = SandboxedEnvironment(
+    # BoundedEnvironment: Jinja's sandbox plus limits on output, loops and time (spec/sandbox.py).
+    env = BoundedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
     )
     env.filters["tojson"] = _plain_json
@@ -151,7 +156,7 @@ def environment():
 
 
 @lru_cache(maxsize=256)
-def _compile(source: str):
+def _compile(source: str) -> Template:
     # Compiled once per distinct prompt text: the engine renders the same prompt thousands of times.
     return environment().from_string(source)
 
@@ -288,7 +293,9 @@ def _render_jinja(spec: Spec, key: str, source: str, variables: dict[str, Any]) 
     from jinja2.exceptions import SecurityError
 
     try:
-        return _compile(source).render(variables)
+        from fountain.spec.sandbox import render_bounded
+
+        return render_bounded(_compile(source), variables)
     except UndefinedError as error:
         raise TemplateError(
             f"{key}: {error.message}",
@@ -307,7 +314,17 @@ def _render_jinja(spec: Spec, key: str, source: str, variables: dict[str, Any]) 
             location=_location(spec, key),
             hint="check the Jinja syntax of the prompt",
         ) from None
-    except (TypeError, ValueError, AttributeError, IndexError, KeyError, ZeroDivisionError) as error:
+    except (
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        ZeroDivisionError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as error:
         raise TemplateError(
             f"{key}: the template failed while rendering: {error}",
             location=_location(spec, key),

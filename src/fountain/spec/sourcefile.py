@@ -1,7 +1,7 @@
 """Text files and YAML documents read with their positions, for error messages that point home.
 
 :func:`read_text_file` reads a UTF-8 file or explains exactly what is wrong with it (missing,
-directory, binary, not UTF-8, unreadable). :func:`compose_yaml` parses YAML with safe-loading
+directory, FIFO, too large, binary, not UTF-8, unreadable); limits in :mod:`fountain.spec.paths`. :func:`compose_yaml` parses YAML with safe-loading
 semantics and records, in a :class:`Locator`, the node of every key path, so that any later check
 can report ``file:line:col`` (1-based) for a key or a value.
 """
@@ -12,35 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from fountain.errors import Problem, SpecError
+from fountain.safety import FileProblem, read_limited
+
+# A key path into the YAML document: mapping keys and list indices, e.g. ("model", "temperature").
+KeyPath = tuple[str | int, ...]
 
 _STR_TAG = "tag:yaml.org,2002:str"
+__all__ = ["FileProblem", "Locator", "compose_yaml", "key_path", "read_text_file"]
 _MAX_VALUES = 200_000
 
 
-class FileProblem(Exception):
-    """A file could not be read as text; carries the one problem to report."""
-
-    def __init__(self, problem: Problem):
-        super().__init__(problem.message)
-        self.problem = problem
-
-
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, *, what: str, where: str) -> bytes:
     # One place that touches the disk, so tests can simulate an unreadable file as root.
-    return path.read_bytes()
+    return read_limited(path, what, where)
 
 
 def read_text_file(path: Path, what: str, location: str | None = None) -> str:
-    """Text of a UTF-8 file, or raise ``FileProblem`` naming what is wrong with it."""
+    """Text of a UTF-8 regular file of at most ``MAX_SPEC_FILE_BYTES``, or raise ``FileProblem``
+    naming what is wrong with it (missing, a loop of symlinks, a directory, FIFO or device, too
+    large, unreadable, binary, not UTF-8)."""
     where = location or str(path)
-    if not path.exists():
-        raise FileProblem(Problem(f"{what} not found: {path}", where))
-    if path.is_dir():
-        raise FileProblem(
-            Problem(f"{what} {path} is a directory, not a file", where, f"{what} must be a plain text file")
-        )
     try:
-        raw = _read_bytes(path)
+        raw = _read_bytes(path, what=what, where=where)
     except PermissionError:
         raise FileProblem(
             Problem(f"cannot read {what} {path}: permission denied", where, f"make it readable, e.g. chmod u+r {path}")
@@ -71,7 +64,7 @@ def read_text_file(path: Path, what: str, location: str | None = None) -> str:
     return text
 
 
-def key_path(path: tuple) -> str:
+def key_path(path: KeyPath) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -87,13 +80,13 @@ class Locator:
     def __init__(self, file: str, text: str):
         self.file = file
         self.lines = text.splitlines()
-        self.values: dict[tuple, Any] = {}  # path -> yaml Node of the value
-        self.keys: dict[tuple, Any] = {}  # path -> yaml Node of the key
+        self.values: dict[KeyPath, Any] = {}  # path -> yaml Node of the value
+        self.keys: dict[KeyPath, Any] = {}  # path -> yaml Node of the key
 
     def _format(self, mark: Any) -> str:
         return f"{self.file}:{mark.line + 1}:{mark.column + 1}"
 
-    def at(self, path: tuple, *, key: bool = False) -> str:
+    def at(self, path: KeyPath, *, key: bool = False) -> str:
         """Location of the value at ``path`` (or of its key), else of the nearest parent."""
         path = tuple(path)
         while True:
@@ -104,7 +97,7 @@ class Locator:
                 return f"{self.file}:1:1"
             path = path[:-1]
 
-    def in_value(self, path: tuple, line_in_value: int | None) -> str:
+    def in_value(self, path: KeyPath, line_in_value: int | None) -> str:
         """Location of line ``line_in_value`` (1-based) inside a (block) string value."""
         node = self.values.get(tuple(path))
         if node is None or not line_in_value:
@@ -118,12 +111,12 @@ class Locator:
         column = len(text) - len(text.lstrip()) + 1
         return f"{self.file}:{line}:{column}"
 
-    def content_line(self, path: tuple) -> int | None:
+    def content_line(self, path: KeyPath) -> int | None:
         """1-based file line of the first content line of a string value."""
         node = self.values.get(tuple(path))
         if node is None:
             return None
-        start = node.start_mark.line + 1
+        start: int = node.start_mark.line + 1
         return start + 1 if getattr(node, "style", None) in ("|", ">") else start
 
     def as_dict(self) -> dict[str, str]:
@@ -151,8 +144,9 @@ def compose_yaml(text: str, locator: Locator, problems: list[Problem]) -> Any:
     """Parse YAML safely while recording the node of every key path; None for an empty document."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # inside the try: its reader refuses control characters at once
         node = loader.get_single_node()
         if node is None:
             return None
@@ -171,6 +165,8 @@ def compose_yaml(text: str, locator: Locator, problems: list[Problem]) -> Any:
         raise SpecError(
             message, location=f"{locator.file}:{mark.line + 1}:{mark.column + 1}", hint=_yaml_hint(problem, line_text)
         ) from None
+    except yaml.reader.ReaderError as error:
+        raise _reader_error(error, text, locator) from None
     except yaml.YAMLError as error:
         raise SpecError(f"YAML error: {error}", location=locator.file) from None
     except RecursionError:
@@ -180,8 +176,12 @@ def compose_yaml(text: str, locator: Locator, problems: list[Problem]) -> Any:
             hint="a spec needs at most three levels of nesting",
         ) from None
     finally:
-        loader.dispose()
-    if _expanded_size(node, {}) > _MAX_VALUES:
+        if loader is not None:
+            loader.dispose()
+    memo: dict[int, int] = {}
+    expanded = _expanded_size(node, memo)
+    # An alias bomb stands for far more values than it writes; a long plain document does not.
+    if expanded > _MAX_VALUES and expanded > 4 * len(memo):
         raise SpecError(
             f"setup.yaml expands to more than {_MAX_VALUES:,} values (through YAML aliases)",
             location=locator.file,
@@ -189,6 +189,21 @@ def compose_yaml(text: str, locator: Locator, problems: list[Problem]) -> Any:
         )
     _walk(node, (), locator, problems, set())
     return data
+
+
+def _reader_error(error: Any, text: str, locator: Locator) -> SpecError:
+    """A located SpecError for a character YAML does not allow (ESC, form feed, other controls)."""
+    position = int(getattr(error, "position", 0) or 0)
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    character = getattr(error, "character", "")
+    code = ord(character) if isinstance(character, str) and character else int(character or 0)
+    return SpecError(
+        f"setup.yaml contains the control character U+{code:04X}, which YAML does not allow",
+        location=f"{locator.file}:{line}:{column}",
+        hint="remove it (an escape sequence or a page break pasted from a terminal or a document); "
+        'write it as "\\x1b" inside a double-quoted string if you need it',
+    )
 
 
 def _expanded_size(node: Any, memo: dict[int, int]) -> int:
@@ -209,7 +224,7 @@ def _expanded_size(node: Any, memo: dict[int, int]) -> int:
     return size
 
 
-def _walk(node: Any, path: tuple, locator: Locator, problems: list[Problem], seen_nodes: set[int]) -> None:
+def _walk(node: Any, path: KeyPath, locator: Locator, problems: list[Problem], seen_nodes: set[int]) -> None:
     import yaml
 
     locator.values[path] = node
@@ -228,6 +243,9 @@ def _walk(node: Any, path: tuple, locator: Locator, problems: list[Problem], see
                 )
                 continue
             key = key_node.value
+            if _has_lone_surrogate(key):
+                problems.append(_surrogate_problem(path, key_node, locator))
+                continue
             if key_node.tag != _STR_TAG:
                 problems.append(
                     Problem(
@@ -253,3 +271,23 @@ def _walk(node: Any, path: tuple, locator: Locator, problems: list[Problem], see
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, path + (index,), locator, problems, seen_nodes)
+    elif isinstance(node.value, str) and _has_lone_surrogate(node.value):
+        problems.append(_surrogate_problem(path, node, locator))
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate_problem(path: tuple[Any, ...], node: Any, locator: Locator) -> Problem:
+    return Problem(
+        f"{key_path(path)}: holds a lone UTF-16 surrogate (an escape like \\ud800 without its pair), which is not text",
+        locator._format(node.start_mark),
+        "write the character itself, or both halves of the pair",
+    )

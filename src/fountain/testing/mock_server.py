@@ -63,8 +63,15 @@ class MockOptions:
     api_key: str | None = None  # when set, any other key (or none) gets 401
     models: list[str] | None = None  # when set, any other model gets 404
     reject_json_schema: bool = False  # OpenAI: answer 400 to response_format type json_schema
+    # OpenAI: refuse these response_format forms with this status, in the words of the server
+    # that does so: {"json_schema": 500} is llama-cpp-python's server (a pydantic error in a 500);
+    # the keys are json_schema, json_object_schema (json_object with a "schema"), json_object.
+    format_refusals: dict[str, int] = field(default_factory=dict)
     record: bool = True  # keep every request (headers and body); counts are kept regardless
     seed: int = 0  # seeds the fault and jitter draws
+    # scripted raw answers, FIFO, served before anything else: (status, headers, body bytes).
+    # For hardening tests and fuzzers: any bytes and headers a hostile or broken server could send.
+    raw_answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -80,6 +87,7 @@ class RecordedRequest:
     api: str  # "openai" | "anthropic" | "gemini"
     has_key: bool = False  # whether the request carried a credential (its value is never kept)
     status: int = 0  # what the server answered (0 while in flight)
+    received_at: float = 0.0  # time.time() when it arrived (rate measurements)
 
 
 class MockState:
@@ -93,6 +101,7 @@ class MockState:
         self.completed: Counter[str] = Counter()  # request hash -> successful answers sent
         self.statuses: Counter[int] = Counter()
         self._scripted: deque[str] = deque()
+        self._raw: deque[tuple[int, dict[str, str], bytes]] = deque()
         self._rng = random.Random(0)
         self.configure(**options)
 
@@ -108,6 +117,8 @@ class MockState:
             raise ValueError(f"unknown fault(s) {bad}; known: {FAULTS}")
         if "faults" in options:
             self._scripted = deque(options["faults"])
+        if "raw_answers" in options:
+            self._raw = deque(options["raw_answers"])
         if "seed" in options:
             self._rng = random.Random(options["seed"])
 
@@ -119,11 +130,16 @@ class MockState:
         self.completed.clear()
         self.statuses.clear()
         self._scripted.clear()
+        self._raw.clear()
         self.options = MockOptions()
         self._rng = random.Random(0)
         batch = getattr(self, "batch", None)  # the batch APIs' jobs (fountain.testing.batch_mock)
         if batch is not None:
             batch.__init__()
+
+    def next_raw(self) -> tuple[int, dict[str, str], bytes] | None:
+        """The next scripted raw answer, if any."""
+        return self._raw.popleft() if self._raw else None
 
     def next_fault(self) -> str | None:
         if self._scripted:
@@ -368,6 +384,25 @@ def _text_of(content: Any) -> str:
 
 
 # --- the three APIs --------------------------------------------------------------------------------
+
+
+def _format_refusal(response_format: Any, refusals: dict[str, int]) -> web.Response | None:
+    """The answer of a server that does not take ``response_format`` (None: it takes it)."""
+    if not isinstance(response_format, dict):
+        return None
+    kind = str(response_format.get("type"))
+    if kind == "json_object" and "schema" in response_format:
+        kind = "json_object_schema"
+    status = refusals.get(kind)
+    if status is None:
+        return None
+    # The shape and wording of llama-cpp-python's server, whatever the status.
+    message = (
+        "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+        f"'msg': \"Input should be 'text' or 'json_object'\", 'input': '{kind}'}}"
+    )
+    kind_name = "internal_server_error" if status >= 500 else "invalid_request_error"
+    return _error(status, {"error": {"message": message, "type": kind_name, "param": None, "code": None}})
 
 
 def _error(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -617,10 +652,15 @@ class MockServer:
                 request_hash,
                 api.name,
                 has_key=bool(api.key(request)),
+                received_at=time.time(),
             )
             state.requests.append(record)
             record_out.append(record)
         model = api.model(request, body)
+        raw_answer = state.next_raw()
+        if raw_answer is not None:
+            status, headers, payload = raw_answer
+            return web.Response(status=status, headers=headers, body=payload)
 
         if opts.api_key is not None and api.key(request) != opts.api_key:
             if api is _GEMINI:  # the real Gemini API answers a bad key with 400 API_KEY_INVALID
@@ -646,6 +686,10 @@ class MockServer:
             and (body.get("response_format") or {}).get("type") == "json_schema"
         ):
             return api.error(400, "400", "response_format type 'json_schema' is not supported by this server")
+        if api is _OPENAI and opts.format_refusals:
+            refusal = _format_refusal(body.get("response_format"), opts.format_refusals)
+            if refusal is not None:
+                return refusal
 
         fault = state.next_fault()
         delay = state.delay()
