@@ -119,3 +119,15 @@ def test_report_html_shows_the_evaluation_when_one_exists(output, tmp_path, caps
     assert run_cli(["report", str(output), "--no-embed", "--html", str(html)], capsys)[0] == 0
     page = html.read_text()
     assert "Fine-tuning check" in page and "<td>5.5</td>" in page and "<td>4.25</td>" in page
+
+
+def test_a_missing_training_stack_names_the_extra(monkeypatch):
+    import sys
+
+    from fountain.errors import MissingDependencyError
+    from fountain.evaluate.model import load_model
+
+    monkeypatch.setitem(sys.modules, "trl", None)  # import trl now raises ImportError
+    with pytest.raises(MissingDependencyError) as info:
+        load_model(None)
+    assert "trl" in info.value.message and "fountain[evaluate]" in str(info.value.hint)

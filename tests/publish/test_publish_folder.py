@@ -185,3 +185,22 @@ def test_a_sample_specs_fake_run_publishes_and_loads_with_both_splits(tmp_path, 
     meta, body = _card(target)
     assert meta["pretty_name"] == "marriage counsel"
     assert "COUNSELEE" in body and "| provider | fake |" in body
+
+
+def test_a_sharegpt_output_publishes_and_loads(output, tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    from fountain.run.export import export_dataset
+    from fountain.types import Sample
+
+    lines = (output / "dataset.jsonl").read_text().splitlines()
+    samples = [Sample.from_record(json.loads(line)) for line in lines]
+    export_dataset(samples, output, "sharegpt", prefix_loss="mask")
+    target = tmp_path / "published"
+    code, text = run_cli(["publish", str(output), "--to", str(target), "--no-report"], capsys)
+    assert code == 0, text
+    loaded = datasets.load_dataset(str(target), cache_dir=str(tmp_path / "cache"))
+    assert set(loaded["train"].features) == {"conversations", "metadata"}
+    first = loaded["train"][0]["conversations"]
+    assert {m["from"] for m in first} <= {"system", "human", "gpt"}
+    info = json.loads((target / "dataset_info.json").read_text())
+    assert next(iter(info.values()))["tags"]["assistant_tag"] == "gpt"

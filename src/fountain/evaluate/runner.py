@@ -15,7 +15,7 @@ from typing import Any
 from fountain.evaluate.chat import heldout_loss
 from fountain.evaluate.data import Messages, load_real_messages, load_splits
 from fountain.evaluate.model import load_model
-from fountain.run.journal import write_text_atomic
+from fountain.run.atomic import write_text_atomic
 
 RESULT_FILE, CURVE_FILE = "evaluation.json", "evaluation_loss.png"
 STEP_COST = 8  # forward passes one training step costs, per conversation (rough; see evaluate())
@@ -97,7 +97,7 @@ def _measure(model: Any, tokenizer: Any, sets: dict[str, list[Messages]], option
 def _callback(steps: int, say: Callable[[str], None], curve: list[dict[str, float]]) -> Any:
     from transformers import TrainerCallback
 
-    class Progress(TrainerCallback):  # type: ignore[misc]
+    class Progress(TrainerCallback):
         started = 0.0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -116,7 +116,7 @@ def _callback(steps: int, say: Callable[[str], None], curve: list[dict[str, floa
 
 def train(model: Any, tokenizer: Any, train_set: list[Messages], options: EvaluateOptions, callback: Any) -> Any:
     """Fine-tune ``model`` in place (or its LoRA adapter) with SFTTrainer; returns the trained model."""
-    from datasets import Dataset  # type: ignore[import-untyped]
+    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from fountain.evaluate.chat import clean_messages

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from fountain.publish.source import Source
 from fountain.run.features import record_features

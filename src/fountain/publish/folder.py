@@ -16,8 +16,8 @@ from fountain.publish.card import SPLIT_FILES, CardOptions, render_card
 from fountain.publish.recipes import axolotl_config, dataset_name, llamafactory_json
 from fountain.publish.source import PublishError, Source
 from fountain.publish.splits import DEFAULT_THRESHOLD, split_records
+from fountain.run.atomic import write_jsonl_atomic, write_text_atomic
 from fountain.run.export import prefix_length, weigh_messages
-from fountain.run.journal import write_jsonl_atomic, write_text_atomic
 
 CARD_FILE, LLAMAFACTORY_FILE, AXOLOTL_FILE = "README.md", "dataset_info.json", "axolotl.yaml"
 PUBLISHED = (CARD_FILE, LLAMAFACTORY_FILE, AXOLOTL_FILE, *SPLIT_FILES.values())

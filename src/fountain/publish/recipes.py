@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from fountain.publish.card import SPLIT_FILES
 
