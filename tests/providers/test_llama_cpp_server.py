@@ -75,7 +75,7 @@ def test_default_mode_writes_records_against_llama_cpp_server(llama_server, tmp_
     output = tmp_path / "out"
     code, text = run_cli(
         ["run", "-t", str(spec), "-o", str(output), "--provider", "openai", "--base-url", llama_server]
-        + ["--model", "smollm2", "--type", "instruct", "--seeds-per-direction", "2"]
+        + ["--model", "smollm2", "--type", "instruct", "--seeds-per-direction", "4"]
         + ["--derivations-per-direction", "0", "--seed", "1", "--concurrency", "2", "-q"],
         capsys,
     )

@@ -283,7 +283,8 @@ class RayExecutor:
             if result["stopped"] and getattr(self.engine.dispatcher, "stopped", None) is None:
                 self.engine.dispatcher.stopped = error  # the engine then stops the whole run
             raise error
-        return result["outcome"]
+        outcome: Outcome = result["outcome"]
+        return outcome
 
     def provider_error(self, task: Task, error: ProviderError) -> Outcome:
         return self.local.provider_error(task, error)

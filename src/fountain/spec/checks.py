@@ -20,8 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from fountain.spec.model import GenerationSettings, PrivacySettings, RaterSettings
 
 
-from fountain.spec.schema_errors import schema_problems, schema_validator, setup_schema, yaml_type  # noqa: F401
-
 TYPES = (CONVERSATION, INSTRUCT)
 DEFAULT_MAX_TURNS = 8  # GenerationSettings.max_turns (not imported: fountain.spec.load imports this module)
 

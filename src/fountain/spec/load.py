@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import DiagramError, Problem, SpecError
-from fountain.spec import checks
+from fountain.spec import checks, schema_errors
 from fountain.spec.model import (
     CONVERSATION,
     DEFAULT_DELIMITER,
@@ -306,7 +306,7 @@ def load_spec(folder: str | Path, *, type_override: str | None = None, allow_pat
         )
     if not isinstance(data, dict):
         raise SpecError(
-            f"the top level of setup.yaml must be a mapping of keys, got {checks.yaml_type(data)}",
+            f"the top level of setup.yaml must be a mapping of keys, got {schema_errors.yaml_type(data)}",
             location=locator.at(()),
             hint="write `key: value` lines at the top level, e.g. `category: marriage counsel`",
         )
@@ -317,7 +317,7 @@ def load_spec(folder: str | Path, *, type_override: str | None = None, allow_pat
     # Non-string keys (`1:`, `null:`) and lone surrogates are reported by compose_yaml; dropped
     # here so that no later check meets a key that is not text.
     data = ctx.data = _text_keys(data)
-    ctx.errors.extend(checks.schema_problems(data, locator))
+    ctx.errors.extend(schema_errors.schema_problems(data, locator))
 
     style = _prompt_styles(ctx)
     resolved = _resolve_type(ctx, style, type_override)
