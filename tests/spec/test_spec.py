@@ -248,3 +248,12 @@ def test_fingerprint_fields_are_json_and_stable():
     assert fields["generation.max_turns"] == 4
     assert spec.fingerprint() == load_spec(SAMPLES / "marriage_counsel").fingerprint()
     assert len(spec.fingerprint()) == 64
+
+
+def test_the_setup_schema_is_a_valid_draft_2020_12_schema():
+    # Checked here once instead of at every start of fountain (spec.schema_errors.schema_validator).
+    from jsonschema import Draft202012Validator
+
+    from fountain.resources import load_schema
+
+    Draft202012Validator.check_schema(load_schema("setup.schema.json"))
