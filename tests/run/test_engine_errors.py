@@ -41,7 +41,7 @@ GOOD = json.dumps(
     {
         "conversations": [
             {
-                "user": "My husband and I stopped talking after dinner.",
+                "user": "My husband and I stopped talking after dinner, and our marriage feels cold.",
                 "assistant": "When did you notice the silence starting, and what did evenings look like before?",
             }
         ]
@@ -202,7 +202,7 @@ def test_non_fatal_provider_error_rejects_and_resume_retries(spec, tmp_path):
 def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
     # user, assistant: the assistant's first answer is a refusal, its retry is fine
     script = [
-        "COUNSELEE: We keep fighting about money.",
+        "COUNSELEE: We keep fighting about money in our marriage.",
         "I'm sorry, but I can't help with that.",
         "Let us look at when the fights start. COUNSELEE: ok",
     ]
@@ -211,7 +211,7 @@ def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
     seeds = records(tmp_path / "out" / "seeds.jsonl")
     assert len(seeds) == 1
     assert [m["content"] for m in seeds[0]["messages"]] == [
-        "We keep fighting about money.",
+        "We keep fighting about money in our marriage.",
         "Let us look at when the fights start.",
     ]
     assert len(provider.requests) == 3
@@ -227,9 +227,9 @@ def test_turns_mode_rejects_after_retries(spec, tmp_path):
 
 def test_turns_mode_user_line_is_its_first_real_paragraph(spec, tmp_path):
     script = [
-        "COUNSELEE:\n\nWe keep fighting about money.\n\nCOUNSELOR: I see.",
+        "COUNSELEE:\n\nWe keep fighting about money in our marriage.\n\nCOUNSELOR: I see.",
         "Let us look at when the fights start.",
     ]
     run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=ScriptedProvider(script))
     seed = records(tmp_path / "out" / "seeds.jsonl")[0]
-    assert seed["messages"][0]["content"] == "We keep fighting about money."
+    assert seed["messages"][0]["content"] == "We keep fighting about money in our marriage."

@@ -80,6 +80,7 @@ class Rules:
     delimiter: str | None = None
     leak_words: tuple[str, ...] = LEAK_WORDS
     roles: tuple[str, ...] = ()  # role names, stripped from the start of turn-by-turn utterances
+    scene: Any = None  # fountain.generation.gates.Scene: the quality gates (None: no gates)
 
     @classmethod
     def from_spec(
@@ -93,12 +94,15 @@ class Rules:
             lo = hi = 1
         lo, hi = max(1, lo), max(1, hi)
         delimiter = (spec.delimiter or "").strip() or None
+        from fountain.generation.gates import Scene
+
         return cls(
             type=kind,
             min_turns=min(lo, hi),
             max_turns=hi,
             delimiter=delimiter,
             roles=tuple(r for r in (spec.user_role, spec.assistant_role) if r),
+            scene=Scene.from_spec(spec),
         )
 
     @property
@@ -640,6 +644,12 @@ def check_turns(
                 "elimination:no_information_gain",
                 "every turn of the continuation repeats the conversation it continues",
             )
+    if rules.scene is not None:
+        from fountain.generation.gates import run_gates
+
+        failed = run_gates(turns, rules.scene, prefix=prefix)
+        if failed is not None:
+            return Rejected(*failed)
     return None
 
 
