@@ -257,7 +257,7 @@ _ASSISTANT = (
 def _fresh(templates: tuple[str, ...], prompt: str) -> tuple[str, ...]:
     """The templates whose fixed opening the prompt does not show yet (a conversation being
     continued does not get the same sentences again), else all of them."""
-    fresh = tuple(t for t in templates if t.replace("{o} ", "")[:20] not in prompt)
+    fresh = tuple(t for t in templates if t.replace("{o} ", "").split("{")[0][:20] not in prompt)
     return fresh or templates
 
 
