@@ -221,8 +221,16 @@ def test_turns_mode_rejects_after_retries(spec, tmp_path):
     provider = ScriptedProvider(["...", "?!"])
     run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
     rejects = records(tmp_path / "out" / "rejects.jsonl")
-    assert [r["reason"] for r in rejects] == ["elimination:stopwords_only"]
-    assert rejects[0]["attempts"] == 2
+    tasks = [r for r in rejects if r["kind"] != "utterance"]
+    assert [r["reason"] for r in tasks] == ["elimination:stopwords_only"]
+    assert tasks[0]["attempts"] == 2
+    # each failed utterance is a rejects.jsonl line too, with its text
+    utterances = [r for r in rejects if r["kind"] == "utterance"]
+    assert [(u["role"], u["reason"], u["raw"]) for u in utterances] == [
+        ("user", "elimination:stopwords_only", "..."),
+        ("user", "elimination:stopwords_only", "?!"),
+    ]
+    assert all(u["task"] == tasks[0]["id"] for u in utterances)
 
 
 def test_turns_mode_user_line_is_its_first_real_paragraph(spec, tmp_path):

@@ -197,6 +197,9 @@ class Engine:
     def _record(self, outcome: Outcome) -> list[Task]:
         """Journal an outcome; returns the tasks it makes possible (a seed's derivations)."""
         task = outcome.task
+        for retried in outcome.retried:  # turn-by-turn utterances asked again: each a rejects line
+            offset, length = self.rejects_journal.append(retried)
+            self.rejects[retried["id"]] = (retried["reason"], offset, length)
         if outcome.sample is not None:
             sample = outcome.sample
             if task.kind == SEED:
@@ -400,7 +403,9 @@ class Engine:
         self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.fsync)
         # Opened once the three files exist, before anything can replace them (see RecordReader).
         self.samples.reader = RecordReader([self.output_dir / name for name in JOURNALS])
-        done_before = len(self.samples) + sum(1 for r in self.rejects.values() if r[0] != PROVIDER_ERROR)
+        done_before = len(self.samples) + sum(
+            1 for i, r in self.rejects.items() if r[0] != PROVIDER_ERROR and "~u" not in i
+        )
         self.progress.start(done_before + len(pending), done=done_before)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency())]
         interrupted = False
@@ -497,14 +502,17 @@ class Engine:
             records = sum(len(offsets) - 1 for _, offsets in parts)
 
         rejected: dict[str, int] = {}
+        utterances: dict[str, int] = {}  # turn-by-turn utterances asked again (ids "<task>~u<n>")
         for sample_id in rejects:
             reason = str(self.rejects[sample_id][0])
-            rejected[reason] = rejected.get(reason, 0) + 1
+            into = utterances if "~u" in sample_id else rejected
+            into[reason] = into.get(reason, 0) + 1
         counts = {
             "seeds_requested": self.seeds_requested,
             "derivations_planned": self.planned_derivations,
             "accepted": {"seed": len(seeds), "derivation": len(derivations)},
             "rejected": dict(sorted(rejected.items())),
+            "utterance_rejects": dict(sorted(utterances.items())),
             "dataset_records": records,
         }
         self.manifest.counts.update(counts)
