@@ -32,6 +32,7 @@ from fountain.frameworks.records import (
 )
 from fountain.frameworks.rounds import _RoundEngine, genllm_spec
 from fountain.generation.plan import SEED, Task, count_derivations
+from fountain.spec.directions import distinct_directions
 from fountain.generation.worker import resolve_mode
 from fountain.run.engine import make_provider
 from fountain.run.options import RunOptions, RunResult, effective_spec, output_folder
@@ -351,7 +352,7 @@ class _Runner(_FilterRounds, _FeedbackIterations, _Rating):
         derivations_planned = (
             count_derivations(
                 [len(s.turns) for s in seeds],
-                len(self.effective.derivational_directions),
+                len(distinct_directions(self.effective.derivational_directions)),
                 gen.derivations_per_direction,
                 max_prefix_turns=gen.max_prefix_turns,
                 conversation_type=gen.type,

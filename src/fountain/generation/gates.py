@@ -95,7 +95,11 @@ class Conversation:
 
     def messages(self) -> list[tuple[str, str]]:
         """(role, text) of prefix and turns, in order."""
-        return [(r, t) for turn in (*self.prefix, *self.turns) for r, t in (("user", turn.user), ("assistant", turn.assistant))]
+        return [
+            (r, t)
+            for turn in (*self.prefix, *self.turns)
+            for r, t in (("user", turn.user), ("assistant", turn.assistant))
+        ]
 
 
 Verdict = tuple[bool, str]
@@ -157,9 +161,14 @@ class RoleReversal:
         return _each_new_message(self, conversation, scene)
 
 
-_BRACKET = re.compile(r"\[(?:your|my|his|her|their|the|insert|name|client|user|partner)[^\]\n]{0,40}\]|<(?:name|your [^>\n]{1,30})>", re.I)
+_BRACKET = re.compile(
+    r"\[(?:your|my|his|her|their|the|insert|name|client|user|partner)[^\]\n]{0,40}\]|<(?:name|your [^>\n]{1,30})>", re.I
+)
 _JSON = re.compile(r"\{\s*\"|\"\s*:\s*[\"\[{]|\"\s*\}|\]\s*\}|\"(?:user|assistant|conversations?)\"\s*:", re.I)
-_STAND_IN = re.compile(r"^\s*(?:the|a|an|my|your)?\s*(?:user|assistant|client|counselee|counselor|customer|patient|person)\s*[.!?]?\s*$", re.I)
+_STAND_IN = re.compile(
+    r"^\s*(?:the|a|an|my|your)?\s*(?:user|assistant|client|counselee|counselor|customer|patient|person)\s*[.!?]?\s*$",
+    re.I,
+)
 _NAME = re.compile(r"^[A-Z][a-z]+\.?$")
 
 
@@ -327,7 +336,8 @@ def _each_new_message(gate: Any, conversation: Conversation, scene: Scene) -> Ve
 
 
 MESSAGE_GATES: tuple[Any, ...] = (RoleReversal(), Placeholder(), CutOff(), Repetition())
-GATES: tuple[Gate, ...] = (*MESSAGE_GATES, Echo(), Grounding())
+# Echo before the conversation-level repetition check: a turn repeating another is an echo.
+GATES: tuple[Gate, ...] = (RoleReversal(), Placeholder(), CutOff(), Echo(), Repetition(), Grounding())
 GATE_NAMES = tuple(g.name for g in GATES)
 PREFIX = "gate:"
 

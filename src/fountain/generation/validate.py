@@ -644,13 +644,17 @@ def check_turns(
                 "elimination:no_information_gain",
                 "every turn of the continuation repeats the conversation it continues",
             )
-    if rules.scene is not None:
-        from fountain.generation.gates import run_gates
+    return _gates(turns, rules, prefix)
 
-        failed = run_gates(turns, rules.scene, prefix=prefix)
-        if failed is not None:
-            return Rejected(*failed)
-    return None
+
+def _gates(turns: Sequence[Turn], rules: Rules, prefix: Sequence[Turn]) -> Rejected | None:
+    """The quality gates (:mod:`fountain.generation.gates`) of a spec's rules."""
+    if rules.scene is None:
+        return None
+    from fountain.generation.gates import run_gates
+
+    failed = run_gates(turns, rules.scene, prefix=prefix)
+    return Rejected(*failed) if failed is not None else None
 
 
 def validate_completion(

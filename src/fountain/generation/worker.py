@@ -406,7 +406,13 @@ class Worker:
                 return text
             state.reasons.append(problem.reason)
             state.retried.append(
-                {"role": role, "attempt": attempt, "reason": problem.reason, "detail": problem.detail, "raw": raw[:2000]}
+                {
+                    "role": role,
+                    "attempt": attempt,
+                    "reason": problem.reason,
+                    "detail": problem.detail,
+                    "raw": raw[:2000],
+                }
             )
         assert problem is not None
         return problem
@@ -422,7 +428,9 @@ class Worker:
         for name in {other.lower(), other.replace("_", " ").lower()}:
             for start in (name, f"the {name}"):
                 if head.startswith(start) and head[len(start) :].lstrip(" *_").startswith((":", "(")):
-                    return Rejected("gate:role_reversal", f"the {role} line opens as the {other}: {text.strip()[:60]!r}")
+                    return Rejected(
+                        "gate:role_reversal", f"the {role} line opens as the {other}: {text.strip()[:60]!r}"
+                    )
         return None
 
     # --- results ---------------------------------------------------------------------------------
