@@ -32,11 +32,11 @@ from fountain.frameworks.records import (
 )
 from fountain.frameworks.rounds import _RoundEngine, genllm_spec
 from fountain.generation.plan import SEED, Task, count_derivations
-from fountain.spec.directions import distinct_directions
 from fountain.generation.worker import resolve_mode
 from fountain.run.engine import make_provider
 from fountain.run.options import RunOptions, RunResult, effective_spec, output_folder
 from fountain.run.outputs import DERIVATIONS_FILE, REJECTS_FILE, SEEDS_FILE
+from fountain.spec.directions import distinct_directions
 from fountain.types import Sample
 
 
