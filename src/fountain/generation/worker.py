@@ -17,7 +17,7 @@ import hashlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from fountain.errors import FountainError, ProviderError
@@ -359,6 +359,8 @@ class Worker:
         """One utterance of ``role``, asked again up to max_retries times until it passes."""
         assert self.roleplay is not None
         sampling = spec_sampling(self.spec, self.roleplay.max_tokens(role))
+        if self.provider_name == "local":
+            sampling = replace(sampling, stop=self.roleplay.stop(role))
         problem: Rejected | None = None
         earlier = {" ".join(words(m)) for t in history for m in (t.user, t.assistant)}
         if user_text is not None:
@@ -366,8 +368,13 @@ class Worker:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._on_retry()
+            sent = messages()
+            hint = self.roleplay.retry_hint(role, problem.reason) if problem is not None else ""
+            if hint and sent and sent[0].role == "system":
+                # A retry says what was wrong with the last line (a new prompt, so a new draw).
+                sent = (Message("system", f"{sent[0].content}\n{hint}"), *sent[1:])
             request = Request(
-                messages=messages(),
+                messages=sent,
                 schema=None,
                 sampling=sampling,
                 sample_index=task.index,
