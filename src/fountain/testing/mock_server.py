@@ -436,10 +436,9 @@ class _OpenAI(_Api):
             prompt = " ".join(_text_of(m.get("content")) for m in body.get("messages", []))
             data = conversation_without_schema(prompt, rng)
         text = json.dumps(data, ensure_ascii=False)
-        messages = body.get("messages") or [{}]
-        if schema is None and "json" not in prompt.lower() and messages[0].get("role") == "system":
-            # A turn-by-turn request (a role-play system message, one utterance of one role, no
-            # JSON asked): plain text, as a model would.
+        if schema is None and "json" not in prompt.lower() and "only your own words" in prompt.lower():
+            # A turn-by-turn request (fountain's role-play prompt, "Only your own words", one
+            # utterance of one role, no JSON asked): plain text, as a model would.
             text = _grounded({"assistant": _user_text(rng)}, body)["assistant"]
         completion_tokens = len(text) // 4
         prompt_tokens = size // 4
