@@ -72,6 +72,7 @@ from fountain.run.outputs import (
     SEEDS_FILE,
 )
 from fountain.run.samples import ResultSamples, SampleIndex
+from fountain.spec.directions import distinct_directions
 from fountain.types import Sample, Usage
 
 __all__ = [
@@ -98,6 +99,7 @@ class Engine:
         completed round leaves the manifest ``running``."""
         self.spec = spec
         self.final = final
+        self._reserve = 0  # derivations a pending seed holds in the progress total
         self.source_spec = source_spec if source_spec is not None else spec
         self.options = options
         self.provider = provider
@@ -164,6 +166,13 @@ class Engine:
         of the output folder); sorted after everything else in the journals."""
         return []
 
+    def _derivations_per_seed(self) -> int:
+        """The most derivation tasks one seed can lead to (every prefix x distinct direction)."""
+        if self.gen.derivations_per_direction <= 0:
+            return 0
+        directions = len(distinct_directions(self.spec.derivational_directions))
+        return self.spec.prefix_limit * directions * self.gen.derivations_per_direction
+
     def _plan_derivations(self, parent_id: str, n_turns: int, persona: str | None) -> list[Task]:
         if parent_id in self._seen_parents or self.gen.derivations_per_direction <= 0:
             return []
@@ -229,6 +238,8 @@ class Engine:
                     or self._done(task.id)
                     or self._target_reached()
                 ):
+                    if task.kind == SEED and self._reserve:
+                        self.progress.add_total(-self._reserve)  # never run: its reserve goes
                     continue
                 try:
                     parent = self.samples.get(task.parent_id) if task.parent_id else None
@@ -246,10 +257,14 @@ class Engine:
                 except FountainError as error:
                     self.stop_error = error
                     continue
+                queued = 0
                 for follow in self._record(outcome):
                     if not self._done(follow.id):
                         queue.put_nowait(follow)
-                        self.progress.add_total(1)
+                        queued += 1
+                reserved = self._reserve if task.kind == SEED else 0
+                if queued != reserved:
+                    self.progress.add_total(queued - reserved)
             except asyncio.CancelledError:
                 raise
             except FountainError as error:  # e.g. a journal that cannot be written
@@ -406,7 +421,11 @@ class Engine:
         done_before = len(self.samples) + sum(
             1 for i, r in self.rejects.items() if r[0] != PROVIDER_ERROR and "~u" not in i
         )
-        self.progress.start(done_before + len(pending), done=done_before)
+        # The total is known from the plan up front (so the ETA is too): each pending seed reserves
+        # the most derivations it can lead to; the reserve is settled once the seed is decided.
+        self._reserve = self._derivations_per_seed()
+        reserved = self._reserve * sum(1 for t in pending if t.kind == SEED)
+        self.progress.start(done_before + len(pending) + reserved, done=done_before)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency())]
         interrupted = False
         try:
