@@ -52,6 +52,7 @@ def render(report: Report, console: Console) -> None:
     if f["diversity"] is not None:
         _diversity(f["diversity"], console)
     _grounding(f["grounding"], console)
+    _quality(f.get("quality"), console)
     _readability(f["readability"], console)
     _real(f.get("real_data"), console)
     _privacy(f.get("privacy"), console)
@@ -153,6 +154,23 @@ def _diversity(d: dict[str, Any], console: Console) -> None:
         for label, m in (d.get(key) or {}).items():
             row(f"{key[3:]}: {escape(label)}", m)
     console.print(table)
+
+
+def _quality(q: dict[str, Any] | None, console: Console) -> None:
+    """Per-turn quality figures, each with its definition and the Janus GPT-4 reference."""
+    if not q:
+        return
+    table = _table(
+        "Quality (what a reader objects to; see docs/report.md)", "metric", "value", "good", "Janus GPT-4", "measures"
+    )
+    for key, d in q["definitions"].items():
+        value = q["figures"].get(key)
+        shown = fmt(value) if key == "repetition_within" else pct(value)
+        ref = fmt(d["janus_gpt4"]) if key == "repetition_within" else pct(d["janus_gpt4"])
+        table.add_row(key.replace("_", " "), shown, escape(d["good"]), ref, f"[dim]{escape(d['measures'])}[/]")
+    console.print(table)
+    for warning in q.get("warnings") or ():
+        console.print(f"[bold red]WARNING: {escape(warning)}[/]")
 
 
 def _grounding(g: dict[str, Any] | None, console: Console) -> None:
