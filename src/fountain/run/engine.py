@@ -206,9 +206,6 @@ class Engine:
     def _record(self, outcome: Outcome) -> list[Task]:
         """Journal an outcome; returns the tasks it makes possible (a seed's derivations)."""
         task = outcome.task
-        for retried in outcome.retried:  # turn-by-turn utterances asked again: each a rejects line
-            offset, length = self.rejects_journal.append(retried)
-            self.rejects[retried["id"]] = (retried["reason"], offset, length)
         if outcome.sample is not None:
             sample = outcome.sample
             if task.kind == SEED:
@@ -227,6 +224,12 @@ class Engine:
         self.rejects[task.id] = (outcome.reject["reason"], offset, length)
         self.progress.on_rejected(outcome.reject["reason"], outcome.completion_tokens)
         return []
+
+    def _record_utterances(self, outcome: Outcome) -> None:
+        """Turn-by-turn utterances asked again: each a rejects.jsonl line (after the task's own)."""
+        for retried in outcome.retried:
+            offset, length = self.rejects_journal.append(retried)
+            self.rejects[retried["id"]] = (retried["reason"], offset, length)
 
     async def _worker(self, queue: asyncio.Queue[Task]) -> None:
         while True:
@@ -258,7 +261,9 @@ class Engine:
                     self.stop_error = error
                     continue
                 queued = 0
-                for follow in self._record(outcome):
+                follows = self._record(outcome)
+                self._record_utterances(outcome)
+                for follow in follows:
                     if not self._done(follow.id):
                         queue.put_nowait(follow)
                         queued += 1
