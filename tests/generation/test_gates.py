@@ -27,7 +27,11 @@ DIAGRAM = """erDiagram
         string name
         string concern "frequent arguments about money and chores"
     }
+    PARTNER {
+        string job "nurse on night shifts"
+    }
     COUNSELOR ||--|{ COUNSELEE : "provides counseling to"
+    COUNSELEE ||--|| PARTNER : "is married to"
     %% Topic: marriage guidance
 """
 
@@ -74,6 +78,15 @@ WORST = [
         "gate:role_reversal",
     ),
     (Turn("I am a marriage counselor with ten years of practice.", "Money fights are common."), "gate:role_reversal"),
+    (
+        # the local model's seed: the user talks about "your husband" as the counselor would
+        Turn(
+            "It seems like your husband is just as passionate about money as you are.",
+            "Money fights are common in a marriage.",
+        ),
+        "gate:role_reversal",
+    ),
+    (Turn("Your partner sounds exhausted by the night shifts.", "Yes, money is tight."), "gate:role_reversal"),
     (Turn("John Smith", "How are you today? Tell me about the money arguments."), "gate:placeholder"),
     (Turn("the user", "a counselor"), "gate:placeholder"),
     (Turn("Hi, I am [Your Name] and we argue about money.", "Tell me more about the money."), "gate:placeholder"),

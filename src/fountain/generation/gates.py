@@ -75,15 +75,36 @@ class Scene:
     assistant_role: str = "assistant"
     facts: tuple[Fact, ...] = ()
     quality: Quality = field(default_factory=Quality)
+    # Who belongs to the user's side of the scene (entities related to the user role, and
+    # "husband"/"wife"/"spouse" when the user is married): the user says "my partner"; a user line
+    # saying "your partner" speaks as the assistant.
+    user_relations: tuple[str, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: Any) -> Scene:
+        diagram = getattr(spec, "diagram", None)
         return cls(
             spec.user_role or "user",
             spec.assistant_role or "assistant",
-            scene_facts(getattr(spec, "diagram", None)),
+            scene_facts(diagram),
             Quality.from_spec(spec),
+            user_relations(diagram, spec.user_role, spec.assistant_role),
         )
+
+
+def user_relations(diagram: Any, user_role: str | None, assistant_role: str | None) -> tuple[str, ...]:
+    """Names of the people on the user's side of the scene (see :attr:`Scene.user_relations`)."""
+    found: set[str] = set()
+    for rel in getattr(diagram, "relationships", ()) or ():
+        ends = {rel.left, rel.right}
+        if user_role not in ends:
+            continue
+        for name in ends - {user_role, assistant_role}:
+            if name:
+                found.add(name.replace("_", " ").lower())
+        if "married" in (rel.label or "").lower() or "spouse" in (rel.label or "").lower():
+            found |= {"husband", "wife", "spouse"}
+    return tuple(sorted(found))
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,11 @@ class RoleReversal:
             service = _SERVICE.search(text)
             if service:
                 return False, f"the user speaks as the {other} ({service.group(0)!r}): {_show(text)}"
+            if scene.user_relations:
+                names = "|".join(re.escape(n) for n in scene.user_relations)
+                yours = re.search(rf"\byour (?:{names})\b", text, re.I)
+                if yours:
+                    return False, f"the user speaks as the {other} ({yours.group(0)!r}): {_show(text)}"
         return KEEP
 
     def check(self, conversation: Conversation, scene: Scene) -> Verdict:
