@@ -177,8 +177,8 @@ class RoleReversal:
             if service:
                 return False, f"the user speaks as the {other} ({service.group(0)!r}): {_show(text)}"
             if scene.user_relations:
-                names = "|".join(re.escape(n) for n in scene.user_relations)
-                yours = re.search(rf"\byour (?:{names})\b", text, re.I)
+                relations = "|".join(re.escape(n) for n in scene.user_relations)
+                yours = re.search(rf"\byour (?:{relations})\b", text, re.I)
                 if yours:
                     return False, f"the user speaks as the {other} ({yours.group(0)!r}): {_show(text)}"
         return KEEP
