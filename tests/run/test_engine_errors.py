@@ -231,6 +231,13 @@ def test_turns_mode_rejects_after_retries(spec, tmp_path):
         ("user", "elimination:stopwords_only", "?!"),
     ]
     assert all(u["task"] == tasks[0]["id"] for u in utterances)
+    # the report counts them apart from the rejected conversations
+    from fountain.report.counts import counts_section
+    from fountain.report.load import load_dataset
+
+    counts = counts_section(load_dataset(tmp_path / "out"))
+    assert counts["rejected"] == {"elimination:stopwords_only": 1}
+    assert counts["utterance_rejects"] == {"elimination:stopwords_only": 2}
 
 
 def test_turns_mode_user_line_is_its_first_real_paragraph(spec, tmp_path):

@@ -34,3 +34,18 @@ def test_the_total_is_planned_up_front_and_settles_to_the_tasks_run(tmp_path, mo
     done = len(records(tmp_path / "out" / "seeds.jsonl")) + len(records(tmp_path / "out" / "derivations.jsonl"))
     rejected = [r for r in records(tmp_path / "out" / "rejects.jsonl") if r["kind"] != "utterance"]
     assert progress.total == done + len(rejected)
+
+
+def test_the_manifest_keeps_the_target_for_count_accuracy(tmp_path):
+    import json
+
+    from fountain.report.counts import counts_section
+    from fountain.report.load import load_dataset
+
+    spec = load_spec(make_spec(tmp_path))
+    run(spec, options(tmp_path / "out", target=3), provider=FakeProvider())
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["target"] == 3
+    counts = counts_section(load_dataset(tmp_path / "out"))
+    assert counts["target"] == 3
+    assert counts["count_accuracy"] == counts["produced"] / 3

@@ -539,6 +539,8 @@ class Engine:
             "utterance_rejects": dict(sorted(utterances.items())),
             "dataset_records": records,
         }
+        if self.gen.target:
+            counts["target"] = self.gen.target  # --target: what count accuracy is measured against
         self.manifest.counts.update(counts)
         self._drop_stale_dataset(dataset, fmt)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
