@@ -268,7 +268,7 @@ def _utterance(words: _Words, role: str, index: int) -> str:
     if role == "assistant":
         templates = _fresh(_ASSISTANT, words.text)
         text = templates[k % len(templates)].format(a=a, b=b, c=c, assistant=words.assistant)
-        if words.topic and index == 0:
+        if words.topic and index == 0 and words.turn == 0:  # once per conversation
             text += f" All of this is part of our work on {words.topic}."
     else:
         templates = _fresh(_USER, words.text)

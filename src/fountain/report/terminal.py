@@ -75,6 +75,11 @@ def _counts(c: dict[str, Any], console: Console) -> None:
     table.add_row("rejected", fmt(c["rejected_total"]))
     for reason, number in c["rejected"].items():
         table.add_row(f"  {escape(reason)}", fmt(number))
+    utterances = c.get("utterance_rejects") or {}
+    if utterances:
+        table.add_row("utterances asked again (turn by turn)", fmt(sum(utterances.values())))
+        for reason, number in utterances.items():
+            table.add_row(f"  {escape(reason)}", fmt(number))
     table.add_row("acceptance rate", pct(c["acceptance_rate"]))
     table.add_row("provider retries", fmt(c["provider_retries"]))
     table.add_row("validation retries", fmt(c["validation_retries"]))
