@@ -73,3 +73,12 @@ def test_every_metric_is_defined_with_a_janus_reference():
     assert set(q["definitions"]) == set(DEFINITIONS)
     for d in q["definitions"].values():
         assert d["measures"] and d["good"] and d["janus_gpt4"] is not None
+
+
+def test_the_html_report_shows_the_quality_section_with_its_warnings():
+    from fountain.report.html import _quality_html
+
+    q = quality_section([NAMES], diagram=DIAGRAM, user_role="COUNSELEE", assistant_role="COUNSELOR")
+    page = _quality_html(q)
+    assert "placeholder rate" in page and "Janus GPT-4" in page
+    assert "WARNING: GROUNDING IS 0" in page
