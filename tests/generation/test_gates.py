@@ -222,3 +222,19 @@ def test_the_planned_counts_merge_aliases_too(tmp_path):
     (folder / "setup.yaml").write_text(text)
     spec = load_spec(folder)
     assert spec.max_derivation_calls() == spec.planned_seed_calls() * spec.prefix_limit * 1
+
+
+def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
+    # the local model's derivation: the answer copies the user's clause inside a long reply
+    user = (
+        "You have given a great example of how money fights can be complex, and this is a perfect "
+        "illustration of lessons from past experiences that inspire couples to approach challenges with compassion "
+        "and open minds."
+    )
+    answer = (
+        "Your example is a great illustration of lessons from past experiences that inspire couples to approach "
+        "challenges with compassion and open minds. Stories help people understand money fights in a marriage, "
+        "because they make the abstract concrete, and they let both partners see the same situation from "
+        "outside, which calms the conversation down and makes room for listening and for new agreements."
+    )
+    assert reason((Turn(user, answer),), scene) == "gate:echo"

@@ -264,16 +264,23 @@ def prose_grams(text: str) -> set[tuple[str, ...]]:
     return set(_grams(words(prose(text))))
 
 
-def echoes(grams: set[tuple[str, ...]], before: set[tuple[str, ...]], threshold: float) -> bool:
+def echoes(
+    grams: set[tuple[str, ...]], before: set[tuple[str, ...]], threshold: float, *, previous: bool = False
+) -> bool:
     """True when a message (``grams``) is mostly an earlier one (``before``): it holds at least
-    ``threshold`` of the earlier message's 4-grams and they make at least a third of its own."""
+    ``threshold`` of the earlier message's 4-grams and they make at least a third of its own, or
+    are at least :data:`ECHO_COPIED_GRAMS` of them and ``before`` is the message just before
+    (``previous``): a long stretch of the other side's last line copied into a long answer."""
     if len(before) < 3 or not grams:
         return False
     shared = len(before & grams)
+    if previous and shared >= ECHO_COPIED_GRAMS:
+        return True  # a long stretch of the line just before, however long the answer around it
     return shared / len(before) >= threshold and shared / len(grams) >= ECHO_OWN_SHARE
 
 
 ECHO_OWN_SHARE = 1 / 3
+ECHO_COPIED_GRAMS = 12  # about 15 words of an earlier message copied
 SENTENCE_MIN_WORDS = 9
 
 
@@ -327,8 +334,8 @@ class Echo:
         for i, (role, text) in enumerate(messages):
             grams = prose_grams(text)
             if i >= start and grams:
-                for before_role, before in earlier:
-                    if echoes(grams, before, scene.quality.echo):
+                for k, (before_role, before) in enumerate(earlier):
+                    if echoes(grams, before, scene.quality.echo, previous=k == len(earlier) - 1):
                         return False, f"the {role} message echoes an earlier {before_role} message: {_show(text)}"
             earlier.append((role, grams))
         return KEEP
@@ -400,7 +407,7 @@ def check_utterance_gates(
                 return PREFIX + gate.name, detail
     if scene.quality.wants(Echo.name):
         grams = prose_grams(text)
-        for before_role, before_text in earlier:
-            if echoes(grams, prose_grams(before_text), scene.quality.echo):
+        for k, (before_role, before_text) in enumerate(earlier):
+            if echoes(grams, prose_grams(before_text), scene.quality.echo, previous=k == len(earlier) - 1):
                 return PREFIX + Echo.name, f"the {role} echoes an earlier {before_role} message: {_show(text)}"
     return None

@@ -107,7 +107,10 @@ def quality_section(
             cut_n += not cut.check_message(r, text, scene)[0]
             place_n += not place.check_message(r, text, scene)[0]
             grams = prose_grams(text)
-            echo_n += any(echoes(grams, before, scene.quality.echo) for before in earlier)
+            echo_n += any(
+                echoes(grams, before, scene.quality.echo, previous=k == len(earlier) - 1)
+                for k, before in enumerate(earlier)
+            )
             earlier.append(grams)
             if r == "user":
                 users += 1
