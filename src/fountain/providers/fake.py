@@ -151,7 +151,8 @@ _SKIP = frozenset(
         "following",
     ]
 )
-_TOPIC = re.compile(r"\btopic:\s*([^.\n%]{1,80})", re.I)
+# The scene's topic: a "Topic:" note, or (a conversation being continued) this fake's own sentence.
+_TOPIC = re.compile(r"\btopic:\s*([^.\n%]{1,80})|our work on ([^.\n%\"]{1,80})", re.I)
 _NOT_ROLES = frozenset({"JSON", "USER", "ASSISTANT", "AI", "OK", "I", "A", "II", "III", "ER"})
 
 
@@ -203,7 +204,9 @@ class _Words:
         self.turn = sum(1 for m in request.messages if m.role != "system") // 2
         self.text = text
         topic = _TOPIC.search(text)
-        self.topic = " ".join(topic.group(1).split()) if topic else ""
+        self.topic = " ".join((topic.group(1) or topic.group(2)).split()) if topic else ""
+        # A conversation being continued already names it (it is the prefix of the new one).
+        self.topic_shown = bool(topic and topic.group(2))
 
     def pick(self, n: int = 1) -> list[str]:
         if len(self.words) >= n:
@@ -268,7 +271,7 @@ def _utterance(words: _Words, role: str, index: int) -> str:
     if role == "assistant":
         templates = _fresh(_ASSISTANT, words.text)
         text = templates[k % len(templates)].format(a=a, b=b, c=c, assistant=words.assistant)
-        if words.topic and index == 0 and words.turn == 0:  # once per conversation
+        if words.topic and index == 0 and words.turn == 0 and not words.topic_shown:  # once per conversation
             text += f" All of this is part of our work on {words.topic}."
     else:
         templates = _fresh(_USER, words.text)
@@ -311,6 +314,7 @@ def generate_answer(request: Request) -> str:
         return _enrichment(words, request.schema)
     kind, lo, hi = _turn_bounds(request.schema)
     if kind == "instruct":
+        words.topic_shown = False  # an instruct derivation is a new pair, not a continuation
         return json.dumps(
             {"conversation": {"user": _utterance(words, "user", 0), "assistant": _utterance(words, "assistant", 0)}},
             ensure_ascii=False,
