@@ -219,7 +219,9 @@ def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
 
 def test_turns_mode_rejects_after_retries(spec, tmp_path):
     provider = ScriptedProvider(["...", "?!"])
-    run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
+    result = run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
+    assert result.counts["rejected"] == {"elimination:stopwords_only": 1}
+    assert result.counts["utterance_rejects"] == {"elimination:stopwords_only": 2}
     rejects = records(tmp_path / "out" / "rejects.jsonl")
     tasks = [r for r in rejects if r["kind"] != "utterance"]
     assert [r["reason"] for r in tasks] == ["elimination:stopwords_only"]
