@@ -87,6 +87,14 @@ WORST = [
         "gate:role_reversal",
     ),
     (Turn("Your partner sounds exhausted by the night shifts.", "Yes, money is tight."), "gate:role_reversal"),
+    (
+        # the local model's counselor, talking as a client about "my husband"
+        Turn(
+            "We argue about money and chores all the time.",
+            "You know, my husband had to make significant sacrifices for our family's money.",
+        ),
+        "gate:role_reversal",
+    ),
     (Turn("John Smith", "How are you today? Tell me about the money arguments."), "gate:placeholder"),
     (Turn("the user", "a counselor"), "gate:placeholder"),
     (Turn("Hi, I am [Your Name] and we argue about money.", "Tell me more about the money."), "gate:placeholder"),

@@ -181,6 +181,13 @@ class RoleReversal:
                 yours = re.search(rf"\byour (?:{relations})\b", text, re.I)
                 if yours:
                     return False, f"the user speaks as the {other} ({yours.group(0)!r}): {_show(text)}"
+        elif scene.user_relations:
+            # The assistant's side has no partner in the scene: "my husband" is the user speaking.
+            relations = "|".join(re.escape(n) for n in scene.user_relations)
+            mine = re.search(rf"\bmy (?:{relations})\b", text, re.I)
+            if mine:
+                user = _label_words(scene.user_role).lower()
+                return False, f"the assistant speaks as the {user} ({mine.group(0)!r}): {_show(text)}"
         return KEEP
 
     def check(self, conversation: Conversation, scene: Scene) -> Verdict:
