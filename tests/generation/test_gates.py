@@ -88,6 +88,10 @@ WORST = [
     ),
     (Turn("Your partner sounds exhausted by the night shifts.", "Yes, money is tight."), "gate:role_reversal"),
     (
+        Turn("I carry it with me throughout my work as a counselor, money fights included.", "Tell me more."),
+        "gate:role_reversal",
+    ),
+    (
         # the local model's counselor, talking as a client about "my husband"
         Turn(
             "We argue about money and chores all the time.",

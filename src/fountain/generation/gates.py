@@ -170,7 +170,12 @@ class RoleReversal:
             return False, f"the {role} message carries a role label: {_show(text[match.start() :])}"
         if role == "user":
             other = _label_words(scene.assistant_role).lower()
-            me = re.search(rf"\bi(?:'m| am) (?:a |an |the |your )?(?:\w+ ){{0,2}}{re.escape(other)}\b", text, re.I)
+            me = re.search(
+                rf"\b(?:i(?:'m| am)|i work as|my work as|as your) (?:a |an |the |your )?(?:\w+ ){{0,2}}"
+                rf"{re.escape(other)}\b",
+                text,
+                re.I,
+            )
             if other not in ("assistant",) and me:
                 return False, f"the user introduces itself as the {other}: {_show(text)}"
             service = _SERVICE.search(text)
