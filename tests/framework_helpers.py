@@ -32,6 +32,10 @@ generation:
   derivations_per_direction: {derivations}
   min_turns: 1
   max_turns: 3
+# These tests plant exact and near copies and scripted answers to test rating and dedup; the
+# quality gates (tested in tests/generation/test_gates.py) would reject them first.
+quality:
+  enabled: false
 """
 
 

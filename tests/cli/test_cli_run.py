@@ -127,7 +127,16 @@ def test_replay_implies_fake_and_refuses_other_providers(tmp_path, capsys):
     spec = make_spec(tmp_path)
     replay = tmp_path / "rec.jsonl"
     replay.write_text(
-        json.dumps({"conversations": [{"user": "Hello, we need help.", "assistant": "Tell me what is going on."}]})
+        json.dumps(
+            {
+                "conversations": [
+                    {
+                        "user": "Hello, our marriage needs help.",
+                        "assistant": "Tell me what is going on in your marriage.",
+                    }
+                ]
+            }
+        )
         + "\n"
     )
     code, out, err = run_main(

@@ -96,7 +96,7 @@ def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tm
     from run_helpers import make_spec
 
     raw = (
-        '{"conversations": [{"user": "How do we split rent \\ud83d fairly?", '
+        '{"conversations": [{"user": "How do we split rent \\ud83d fairly in our marriage?", '
         '"assistant": "List what each of you earns \ud83d and spends."}]}'
     )
 
@@ -136,7 +136,7 @@ def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tm
     assert first.dataset_records == 2 and HalfEmojiProvider.calls == 2
     dataset = (out / "dataset.jsonl").read_bytes()
     first_record = json.loads(dataset.decode("utf-8").splitlines()[0])  # valid UTF-8, escaped
-    assert first_record["messages"][0]["content"] == "How do we split rent \ud83d fairly?"
+    assert first_record["messages"][0]["content"] == "How do we split rent \ud83d fairly in our marriage?"
     (out / "dataset.jsonl").unlink()
     again = go()
     assert HalfEmojiProvider.calls == 2  # every answer came from the cache

@@ -41,7 +41,7 @@ GOOD = json.dumps(
     {
         "conversations": [
             {
-                "user": "My husband and I stopped talking after dinner.",
+                "user": "My husband and I stopped talking after dinner, and our marriage feels cold.",
                 "assistant": "When did you notice the silence starting, and what did evenings look like before?",
             }
         ]
@@ -202,7 +202,7 @@ def test_non_fatal_provider_error_rejects_and_resume_retries(spec, tmp_path):
 def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
     # user, assistant: the assistant's first answer is a refusal, its retry is fine
     script = [
-        "COUNSELEE: We keep fighting about money.",
+        "COUNSELEE: We keep fighting about money in our marriage.",
         "I'm sorry, but I can't help with that.",
         "Let us look at when the fights start. COUNSELEE: ok",
     ]
@@ -211,7 +211,7 @@ def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
     seeds = records(tmp_path / "out" / "seeds.jsonl")
     assert len(seeds) == 1
     assert [m["content"] for m in seeds[0]["messages"]] == [
-        "We keep fighting about money.",
+        "We keep fighting about money in our marriage.",
         "Let us look at when the fights start.",
     ]
     assert len(provider.requests) == 3
@@ -219,17 +219,34 @@ def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
 
 def test_turns_mode_rejects_after_retries(spec, tmp_path):
     provider = ScriptedProvider(["...", "?!"])
-    run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
+    result = run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
+    assert result.counts["rejected"] == {"elimination:stopwords_only": 1}
+    assert result.counts["utterance_rejects"] == {"elimination:stopwords_only": 2}
     rejects = records(tmp_path / "out" / "rejects.jsonl")
-    assert [r["reason"] for r in rejects] == ["elimination:stopwords_only"]
-    assert rejects[0]["attempts"] == 2
+    tasks = [r for r in rejects if r["kind"] != "utterance"]
+    assert [r["reason"] for r in tasks] == ["elimination:stopwords_only"]
+    assert tasks[0]["attempts"] == 2
+    # each failed utterance is a rejects.jsonl line too, with its text
+    utterances = [r for r in rejects if r["kind"] == "utterance"]
+    assert [(u["role"], u["reason"], u["raw"]) for u in utterances] == [
+        ("user", "elimination:stopwords_only", "..."),
+        ("user", "elimination:stopwords_only", "?!"),
+    ]
+    assert all(u["task"] == tasks[0]["id"] for u in utterances)
+    # the report counts them apart from the rejected conversations
+    from fountain.report.counts import counts_section
+    from fountain.report.load import load_dataset
+
+    counts = counts_section(load_dataset(tmp_path / "out"))
+    assert counts["rejected"] == {"elimination:stopwords_only": 1}
+    assert counts["utterance_rejects"] == {"elimination:stopwords_only": 2}
 
 
 def test_turns_mode_user_line_is_its_first_real_paragraph(spec, tmp_path):
     script = [
-        "COUNSELEE:\n\nWe keep fighting about money.\n\nCOUNSELOR: I see.",
+        "COUNSELEE:\n\nWe keep fighting about money in our marriage.\n\nCOUNSELOR: I see.",
         "Let us look at when the fights start.",
     ]
     run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=ScriptedProvider(script))
     seed = records(tmp_path / "out" / "seeds.jsonl")[0]
-    assert seed["messages"][0]["content"] == "We keep fighting about money."
+    assert seed["messages"][0]["content"] == "We keep fighting about money in our marriage."

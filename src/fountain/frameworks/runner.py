@@ -28,6 +28,7 @@ from fountain.generation.worker import resolve_mode
 from fountain.run.engine import make_provider
 from fountain.run.options import RunOptions, RunResult
 from fountain.run.outputs import REJECTS_FILE
+from fountain.spec.directions import distinct_directions
 from fountain.types import Sample
 
 #: The frameworks by name (the names of the original platform).
@@ -202,7 +203,7 @@ class Runner:
         derivations_planned = (
             count_derivations(
                 [len(s.turns) for s in seeds],
-                len(self.ctx.effective.derivational_directions),
+                len(distinct_directions(self.ctx.effective.derivational_directions)),
                 gen.derivations_per_direction,
                 max_prefix_turns=gen.max_prefix_turns,
                 conversation_type=gen.type,

@@ -20,6 +20,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fountain.spec.directions import distinct_directions
+
 SEED = "seed"
 DERIVATION = "derivation"
 
@@ -58,7 +60,7 @@ def seed_tasks(directions: Sequence[str], seeds_per_direction: int, personas: Se
     """The seed tasks in plan order."""
     tasks = []
     per_direction = seeds_per_direction * max(1, len(personas))
-    for d, direction in enumerate(directions):
+    for d, direction in enumerate(distinct_directions(directions)):
         for index in range(per_direction):
             persona = personas[index % len(personas)] if personas else None
             tasks.append(
@@ -98,7 +100,7 @@ def derivation_tasks(
     """The derivation tasks of one accepted seed, in plan order."""
     tasks = []
     for prefix in prefix_lengths(parent_turns, max_prefix_turns, conversation_type):
-        for d, direction in enumerate(directions):
+        for d, direction in enumerate(distinct_directions(directions)):
             for index in range(derivations_per_direction):
                 tasks.append(
                     Task(

@@ -102,9 +102,53 @@ def scene_text(spec: Spec, me: str | None = None, *, others_attributes: bool = T
     return text
 
 
+def role_wants(diagram: Any, me: str) -> list[str]:
+    """What the role ``me`` brings to the scene: its attribute comments ("concern: frequent
+    arguments about money and chores"), the concrete things its side of the talk is about."""
+    entity = getattr(diagram, "entity", None)
+    try:
+        attributes = entity(me).attributes if callable(entity) else ()
+    except (KeyError, TypeError, AttributeError):
+        return []
+    return [f"{a.name.replace('_', ' ')}: {a.comment.strip()}" for a in attributes if a.comment and a.comment.strip()]
+
+
+def opening_topic(spec: Any) -> str:
+    """A concrete thing the user opens with: its own first attribute comment, else the first note
+    that names a fact (a leading ``Key:`` dropped), else ""."""
+    diagram = getattr(spec, "diagram", None)
+    if diagram is None:
+        return ""
+    wants = role_wants(diagram, spec.user_role)
+    if wants:
+        return wants[0].split(":", 1)[1].strip()
+    from fountain.generation.facts import scene_facts
+
+    for fact in scene_facts(diagram):
+        text = fact.text.split(":", 1)[1].strip() if ":" in fact.text[:30] else fact.text
+        if text:
+            return text
+    return ""
+
+
+# What a turn-by-turn retry tells the model about its rejected line (by reason code).
+RETRY_HINTS = {
+    "gate:role_reversal": "Your last line spoke as the {other}. You are the {me}: do not greet, welcome, "
+    "introduce yourself as the {other} or offer help.",
+    "gate:echo": "Your last line repeated what was already said. Say something new.",
+    "elimination:repetition": "Your last line repeated what was already said. Say something new.",
+    "gate:repetition": "Your last line repeated itself. Say it once, in plain words.",
+    "gate:cut_off": "Your last line stopped mid-sentence. Write complete sentences.",
+    "gate:placeholder": "Your last line was not a real utterance (a name, a bracket or code). Speak in full sentences.",
+    "elimination:placeholder": "Your last line was a single word. Speak in full sentences.",
+    "elimination:narration": "Your last line narrated the scene. Speak only your own words.",
+}
+
+
 @dataclass(frozen=True)
 class Roleplay:
-    """The fixed parts of one spec's role-play prompts."""
+    """The fixed parts of one spec's role-play prompts: a scene card per role (who I am, what I
+    want, the facts I know) and a concrete opening for the user."""
 
     user: str
     assistant: str
@@ -112,6 +156,9 @@ class Roleplay:
     assistant_scene: str
     category: str
     instruct: bool = False
+    topic: str = ""  # what the user opens with (a concern, a note's fact)
+    user_role: str = ""  # the spec's role names, for stop sequences
+    assistant_role: str = ""
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Roleplay:
@@ -122,14 +169,32 @@ class Roleplay:
             scene_text(spec, spec.assistant_role),
             spec.category,
             spec.generation.type == "instruct",
+            opening_topic(spec),
+            spec.user_role,
+            spec.assistant_role,
         )
+
+    def stop(self, role: str) -> tuple[str, ...]:
+        """Stop sequences for ``role``'s utterance: where the model starts the other side's line."""
+        other = (self.assistant_role, self.assistant) if role == "user" else (self.user_role, self.user)
+        names = {n for n in other if n} | {n.title() for n in other if n}
+        stops = [f"{n}:" for n in sorted(names)] + ["\nUser:", "\nAssistant:"]
+        if role == "user" and not self.instruct:
+            stops.append("\n\n")
+        return tuple(stops)
+
+    def retry_hint(self, role: str, reason: str) -> str:
+        """One sentence telling the model what was wrong with its last line ("" when none fits)."""
+        me, other = (self.user, self.assistant) if role == "user" else (self.assistant, self.user)
+        return RETRY_HINTS.get(reason, "").format(me=me, other=other)
 
     # --- the user side -------------------------------------------------------------------------
 
     def user_system(self, instructions: str, persona: str | None, example: Sequence[Turn] = ()) -> str:
         lines = [
             f"You are the {self.user}, talking to the {self.assistant} ({self.category}). "
-            "Speak as yourself, in the first person.",
+            f"Speak as yourself, in the first person. You are not the {self.assistant}: "
+            "you came for help, you do not give it.",
             f"Background: {self.user_scene}" if self.user_scene else "",
         ]
         if persona:
@@ -151,6 +216,11 @@ class Roleplay:
     def opening(self) -> str:
         # An instruction rather than a greeting: answering a greeting, the small model tends to
         # greet back as if it were the other side.
+        if self.topic:
+            what = self.topic.rstrip(".")
+            if self.instruct:
+                return f"Tell the {self.assistant} about your situation ({what}) and what you need help with."
+            return f"Tell the {self.assistant}, in your own words, about this: {what}."
         if self.instruct:
             return f"Tell the {self.assistant} about your situation and what you need help with."
         return f"Tell the {self.assistant} what brings you here today."

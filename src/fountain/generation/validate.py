@@ -83,6 +83,7 @@ class Rules:
     delimiter: str | None = None
     leak_words: tuple[str, ...] = LEAK_WORDS
     roles: tuple[str, ...] = ()  # role names, stripped from the start of turn-by-turn utterances
+    scene: Any = None  # fountain.generation.gates.Scene: the quality gates (None: no gates)
 
     @classmethod
     def from_spec(
@@ -96,12 +97,15 @@ class Rules:
             lo = hi = 1
         lo, hi = max(1, lo), max(1, hi)
         delimiter = (spec.delimiter or "").strip() or None
+        from fountain.generation.gates import Scene
+
         return cls(
             type=kind,
             min_turns=min(lo, hi),
             max_turns=hi,
             delimiter=delimiter,
             roles=tuple(r for r in (spec.user_role, spec.assistant_role) if r),
+            scene=Scene.from_spec(spec),
         )
 
     @property
@@ -643,7 +647,17 @@ def check_turns(
                 "elimination:no_information_gain",
                 "every turn of the continuation repeats the conversation it continues",
             )
-    return None
+    return _gates(turns, rules, prefix)
+
+
+def _gates(turns: Sequence[Turn], rules: Rules, prefix: Sequence[Turn]) -> Rejected | None:
+    """The quality gates (:mod:`fountain.generation.gates`) of a spec's rules."""
+    if rules.scene is None:
+        return None
+    from fountain.generation.gates import run_gates
+
+    failed = run_gates(turns, rules.scene, prefix=prefix)
+    return Rejected(*failed) if failed is not None else None
 
 
 def validate_completion(

@@ -17,10 +17,11 @@ import hashlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fountain.errors import FountainError, ProviderError
+from fountain.generation.gates import check_utterance_gates
 from fountain.generation.plan import DERIVATION, SEED, Task
 from fountain.generation.utterance import check_utterance, clean_utterance, trim_to_sentence
 from fountain.generation.validate import (
@@ -135,6 +136,8 @@ class Outcome:
     sample: Sample | None = None
     reject: dict[str, Any] | None = None
     completion_tokens: int = 0
+    # Turn-by-turn utterances asked again (role, reason, detail, text): each a rejects.jsonl line.
+    retried: tuple[dict[str, Any], ...] = ()
 
 
 class _Attempts:
@@ -145,6 +148,7 @@ class _Attempts:
         self.raw = ""
         self.model = ""
         self.reasons: list[str] = []
+        self.retried: list[dict[str, Any]] = []  # turn-by-turn utterances that failed a check
         self.attempts = 0
         self.last_attempt = 0
 
@@ -360,6 +364,8 @@ class Worker:
         """One utterance of ``role``, asked again up to max_retries times until it passes."""
         assert self.roleplay is not None
         sampling = spec_sampling(self.spec, self.roleplay.max_tokens(role))
+        if self.provider_name == "local":
+            sampling = replace(sampling, stop=self.roleplay.stop(role))
         problem: Rejected | None = None
         earlier = {" ".join(words(m)) for t in history for m in (t.user, t.assistant)}
         if user_text is not None:
@@ -367,8 +373,13 @@ class Worker:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._on_retry()
+            sent = messages()
+            hint = self.roleplay.retry_hint(role, problem.reason) if problem is not None else ""
+            if hint and sent and sent[0].role == "system":
+                # A retry says what was wrong with the last line (a new prompt, so a new draw).
+                sent = (Message("system", f"{sent[0].content}\n{hint}"), *sent[1:])
             request = Request(
-                messages=messages(),
+                messages=sent,
                 schema=None,
                 sampling=sampling,
                 sample_index=task.index,
@@ -390,15 +401,49 @@ class Worker:
                 text = next((p for p in paragraphs if clean_utterance(p, self.rules.roles)), "")
             if completion.finish_reason == "length":
                 text = trim_to_sentence(text)
+            problem = self._other_label(text, role)
             text = clean_utterance(text, self.rules.roles)
-            problem = check_utterance(text, role, self.rules)
+            if problem is None:
+                problem = check_utterance(text, role, self.rules)
             if problem is None and " ".join(words(text)) in earlier:
                 problem = Rejected("elimination:repetition", f"the {role} repeats an earlier message: {text[:60]!r}")
+            if problem is None and self.rules.scene is not None:
+                said = [(r, m) for t in history for r, m in (("user", t.user), ("assistant", t.assistant))]
+                if user_text is not None:
+                    said.append(("user", user_text))
+                failed = check_utterance_gates(role, text, self.rules.scene, said)
+                if failed is not None:
+                    problem = Rejected(*failed)
             if problem is None:
                 return text
             state.reasons.append(problem.reason)
+            state.retried.append(
+                {
+                    "role": role,
+                    "attempt": attempt,
+                    "reason": problem.reason,
+                    "detail": problem.detail,
+                    "raw": raw[:2000],
+                }
+            )
         assert problem is not None
         return problem
+
+    def _other_label(self, text: str, role: str) -> Rejected | None:
+        """A line that opens with the other role's label ("COUNSELOR: ...") is that role speaking:
+        a role reversal to ask again, not a label to strip."""
+        if self.rules.scene is None:
+            return None
+        scene = self.rules.scene
+        other = scene.assistant_role if role == "user" else scene.user_role
+        head = text.lstrip(" *_\"'>#").lower()
+        for name in {other.lower(), other.replace("_", " ").lower()}:
+            for start in (name, f"the {name}"):
+                if head.startswith(start) and head[len(start) :].lstrip(" *_").startswith((":", "(")):
+                    return Rejected(
+                        "gate:role_reversal", f"the {role} line opens as the {other}: {text.strip()[:60]!r}"
+                    )
+        return None
 
     # --- results ---------------------------------------------------------------------------------
 
@@ -422,7 +467,9 @@ class Worker:
 
     def _accept(self, task: Task, turns: Sequence[Turn], state: _Attempts, prompt_hash: str, attempt: int) -> Outcome:
         sample = Sample(task.id, tuple(turns), self._provenance(task, state, prompt_hash, attempt))
-        return Outcome(task, sample=sample, completion_tokens=state.usage.completion_tokens)
+        return Outcome(
+            task, sample=sample, completion_tokens=state.usage.completion_tokens, retried=self._retried(task, state)
+        )
 
     def _reject(
         self,
@@ -450,7 +497,27 @@ class Worker:
             "attempts": state.attempts,
             "metadata": meta,
         }
-        return Outcome(task, reject=record, completion_tokens=state.usage.completion_tokens)
+        return Outcome(
+            task, reject=record, completion_tokens=state.usage.completion_tokens, retried=self._retried(task, state)
+        )
+
+    @staticmethod
+    def _retried(task: Task, state: _Attempts) -> tuple[dict[str, Any], ...]:
+        """rejects.jsonl records of the utterances asked again (id ``<task id>~u<n>``)."""
+        return tuple(
+            {
+                "id": f"{task.id}~u{n}",
+                "kind": "utterance",
+                "task": task.id,
+                "direction": task.direction,
+                "role": item["role"],
+                "reason": item["reason"],
+                "detail": item["detail"],
+                "raw": item["raw"],
+                "attempt": item["attempt"],
+            }
+            for n, item in enumerate(state.retried, 1)
+        )
 
     def _on_retry(self) -> None:
         self.retries += 1

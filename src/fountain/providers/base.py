@@ -21,13 +21,17 @@ class Sampling:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    stop: tuple[str, ...] = ()  # stop sequences (the local provider; others ignore them)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        values = {
             k: v
             for k, v in (("temperature", self.temperature), ("top_p", self.top_p), ("max_tokens", self.max_tokens))
             if v is not None
         }
+        if self.stop:
+            values["stop"] = list(self.stop)
+        return values
 
 
 @dataclass(frozen=True)

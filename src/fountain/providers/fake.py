@@ -151,6 +151,8 @@ _SKIP = frozenset(
         "following",
     ]
 )
+# The scene's topic: a "Topic:" note, or (a conversation being continued) this fake's own sentence.
+_TOPIC = re.compile(r"\btopic:\s*([^.\n%]{1,80})|our work on ([^.\n%\"]{1,80})", re.I)
 _NOT_ROLES = frozenset({"JSON", "USER", "ASSISTANT", "AI", "OK", "I", "A", "II", "III", "ER"})
 
 
@@ -194,6 +196,17 @@ class _Words:
         self.user = _humanize(roles[0]) if roles else "user"
         self.assistant = _humanize(roles[1]) if len(roles) > 1 else "assistant"
         self.rng = rng
+        # A conversation's turns use distinct templates (a real model does not repeat itself): the
+        # first template comes from the system message (the same for every turn of a turn-by-turn
+        # conversation), the turn number from the messages that follow it.
+        first = request.messages[0].content if request.messages else ""
+        self.base = int(hashlib.sha256(first.encode("utf-8")).hexdigest()[:8], 16)
+        self.turn = sum(1 for m in request.messages if m.role != "system") // 2
+        self.text = text
+        topic = _TOPIC.search(text)
+        self.topic = " ".join((topic.group(1) or topic.group(2)).split()) if topic else ""
+        # A conversation being continued already names it (it is the prefix of the new one).
+        self.topic_shown = bool(topic and topic.group(2))
 
     def pick(self, n: int = 1) -> list[str]:
         if len(self.words) >= n:
@@ -219,6 +232,9 @@ _USER = (
     "{o} I tried what we discussed about {a}, but {b} still worries me. Could we look at {c} next?",
     "{o} can you explain how {a} relates to {b}? I want to understand the {c} better.",
     "{o} I feel stuck between {a} and {b}. What would you suggest for the {c}?",
+    "{o} my biggest worry right now is {a}. When {b} comes up, I freeze. Is that normal for the {c}?",
+    "{o} last time {a} went badly and {b} made it worse. Where do I begin with the {c}?",
+    "{o} someone told me {a} is the key, yet {b} feels more urgent. Which matters more for the {c}?",
 )
 _ASSISTANT = (
     "That is a good question. When it comes to {a}, start with small, concrete steps: write down "
@@ -230,16 +246,36 @@ _ASSISTANT = (
     "{b} comes up. Third, agree on one practical habit for the {c} and review it together next time.",
     "Many people face the same thing with {a}. A useful approach is to set aside time to discuss {b} "
     "without distractions, listen before answering, and keep the {c} in view as the shared goal.",
+    "I hear how hard {a} has been. Try one experiment this week: when {b} starts, pause for a minute, "
+    "name the feeling, and only then respond. Tell me afterwards what it did to the {c}.",
+    "Worry about {a} is common, and freezing is a normal reaction. Plan what you will say about {b} "
+    "before the moment comes, keep it short, and come back to the {c} once things are calm.",
+    "Start with the {a}. Once that is steadier, {b} usually becomes easier to discuss, and the {c} "
+    "follows. Keep notes of what works so we can build on it.",
+    "Both matter, but {a} comes first because it shapes how {b} plays out. Choose one small, "
+    "visible change, agree on it together, and check the {c} again in a fortnight.",
 )
+
+
+def _fresh(templates: tuple[str, ...], prompt: str) -> tuple[str, ...]:
+    """The templates whose fixed opening the prompt does not show yet (a conversation being
+    continued does not get the same sentences again), else all of them."""
+    fresh = tuple(t for t in templates if t.replace("{o} ", "").split("{")[0][:20] not in prompt)
+    return fresh or templates
 
 
 def _utterance(words: _Words, role: str, index: int) -> str:
     rng = words.rng
     a, b, c = words.pick(3)
+    k = words.base + words.turn + index
     if role == "assistant":
-        text = rng.choice(_ASSISTANT).format(a=a, b=b, c=c, assistant=words.assistant)
+        templates = _fresh(_ASSISTANT, words.text)
+        text = templates[k % len(templates)].format(a=a, b=b, c=c, assistant=words.assistant)
+        if words.topic and index == 0 and words.turn == 0 and not words.topic_shown:  # once per conversation
+            text += f" All of this is part of our work on {words.topic}."
     else:
-        text = rng.choice(_USER).format(o=rng.choice(_OPENERS), a=a, b=b, c=c, user=words.user)
+        templates = _fresh(_USER, words.text)
+        text = templates[k % len(templates)].format(o=rng.choice(_OPENERS), a=a, b=b, c=c, user=words.user)
     # The index makes every turn of one conversation distinct even if the draws coincide.
     return text if index == 0 else f"{text} (point {index + 1})"
 
@@ -278,6 +314,7 @@ def generate_answer(request: Request) -> str:
         return _enrichment(words, request.schema)
     kind, lo, hi = _turn_bounds(request.schema)
     if kind == "instruct":
+        words.topic_shown = False  # an instruct derivation is a new pair, not a continuation
         return json.dumps(
             {"conversation": {"user": _utterance(words, "user", 0), "assistant": _utterance(words, "assistant", 0)}},
             ensure_ascii=False,

@@ -48,10 +48,13 @@ def default_model_path() -> Path:
 
 
 def resolve_model(model: str | None) -> tuple[Path, str | None]:
-    """``(path, expected sha256 or None)`` for a model setting: ``None``/``"default"`` or a GGUF path."""
+    """``(path, expected sha256 or None)`` for a model setting: ``None``/``"default"``, a GGUF path,
+    or ``hf://owner/repo/file.gguf`` (fetched once into the Hugging Face cache)."""
     if model in (None, "", "default", DEFAULT_MODEL_FILE, "SmolLM2-135M-Instruct"):
         return default_model_path(), DEFAULT_MODEL_SHA256
-    path = Path(model).expanduser()
+    from fountain.providers.gguf_hub import hub_model_path, is_hub_name
+
+    path = hub_model_path(model) if is_hub_name(model) else Path(model).expanduser()
     if not path.is_file():
         raise ModelFileError(
             f"model file not found: {model}",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fountain.errors import FountainError, MissingDependencyError
-from fountain.report import grounding, metrics, vectors
+from fountain.report import grounding, metrics, quality, vectors
 from fountain.report.counts import counts_section, privacy_section
 from fountain.report.load import Dataset, Item, load_dataset, load_real
 
@@ -139,8 +139,20 @@ def build_report(
     lap("diversity")
 
     say("grounding")
-    figures["grounding"] = grounding_section(dataset, spec, diagram, skips)
+    found: dict[str, Any] = {}
+    figures["grounding"] = grounding_section(dataset, spec, diagram, skips, found=found)
     lap("grounding")
+
+    say("quality")
+    g = figures["grounding"] or {}
+    figures["quality"] = quality.quality_section(
+        [item.messages for item in items],
+        diagram=found.get("diagram"),
+        user_role=g.get("user_role"),
+        assistant_role=g.get("assistant_role"),
+        role_consistency=g.get("role_consistency"),
+    )
+    lap("quality")
 
     say("readability")
     figures["readability"] = readability_section([items[i] for i in sample_index], skips)
@@ -373,8 +385,9 @@ def _load_spec(folder: Path) -> Any:
 
 
 def grounding_section(
-    dataset: Dataset, spec_dir: str | Path | None, diagram: Any, skips: _Skips
+    dataset: Dataset, spec_dir: str | Path | None, diagram: Any, skips: _Skips, *, found: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
+    """Diagram coverage and role consistency; ``found["diagram"]`` receives the diagram used."""
     roles: dict[str, str | None] = {"user_role": None, "assistant_role": None}
     spec_used = None
     if diagram is None:
@@ -406,6 +419,8 @@ def grounding_section(
     users = [c for item in items for c in item.texts("user")]
     assistants = [c for item in items for c in item.texts("assistant")]
     result["role_consistency"] = grounding.role_consistency(users, assistants)
+    if found is not None:
+        found["diagram"] = diagram
     return result
 
 

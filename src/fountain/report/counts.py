@@ -33,8 +33,14 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
         accepted_from = "journals"
     else:
         accepted_from = "manifest" if accepted is not None else None
+    # Turn-by-turn utterances asked again are rejects.jsonl lines too ("kind": "utterance"); they
+    # are counted apart, not as rejected conversations.
+    task_rejects = [r for r in dataset.rejects or [] if r.get("kind") != "utterance"]
+    utterance_rejects = Counter(
+        str(r.get("reason") or "unknown") for r in dataset.rejects or [] if r.get("kind") == "utterance"
+    )
     if dataset.rejects is not None:
-        rejected = Counter(str(r.get("reason") or "unknown") for r in dataset.rejects)
+        rejected = Counter(str(r.get("reason") or "unknown") for r in task_rejects)
         rejected_from = REJECTS_FILE
     elif isinstance(counts.get("rejected"), dict):
         rejected = Counter({str(k): _int(v) for k, v in counts["rejected"].items()})
@@ -51,7 +57,7 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
     # before it were re-asks. A reject's ``attempts`` counts every attempt, the first included.
     journal = dataset.journal_items or []
     validation_retries = sum(_int(i.metadata.get("attempt")) for i in journal) + sum(
-        max(_int(r.get("attempts")) - 1, 0) for r in dataset.rejects or []
+        max(_int(r.get("attempts")) - 1, 0) for r in task_rejects
     )
 
     usage = manifest["usage"] if isinstance(manifest.get("usage"), dict) else None
@@ -84,6 +90,7 @@ def counts_section(dataset: Dataset) -> dict[str, Any]:
         "rejected": dict(rejected.most_common()),
         "rejected_total": sum(rejected.values()),
         "rejected_source": rejected_from,
+        "utterance_rejects": dict(utterance_rejects.most_common()),
         "acceptance_rate": (
             sum(accepted.values()) / (sum(accepted.values()) + sum(rejected.values()))
             if accepted and (sum(accepted.values()) + sum(rejected.values()))

@@ -171,6 +171,28 @@ def _grounding_html(g: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
+def _quality_html(q: dict[str, Any] | None) -> str:
+    """The quality figures with their definitions, the Janus GPT-4 reference and the warnings."""
+    if not q:
+        return "<p class=muted>Not measured.</p>"
+    rows = []
+    for key, d in q["definitions"].items():
+        value = q["figures"].get(key)
+        scalar = key == "repetition_within"
+        rows.append(
+            [
+                escape(key.replace("_", " ")),
+                _num(value) if scalar else _pct(value),
+                escape(d["good"]),
+                _num(d["janus_gpt4"]) if scalar else _pct(d["janus_gpt4"]),
+                f"<span class=muted>{escape(d['measures'])}</span>",
+            ]
+        )
+    warnings = "".join(f"<li><b>WARNING: {escape(w)}</b></li>" for w in q.get("warnings") or ())
+    table = _table(["metric", "value", "good", "Janus GPT-4", "measures"], rows)
+    return table + (f"<ul>{warnings}</ul>" if warnings else "")
+
+
 def _readability_html(r: dict[str, Any] | None) -> str:
     if not r:
         return "<p class=muted>Skipped (see below).</p>"
@@ -299,6 +321,7 @@ def render_html(report: Report) -> tuple[str, list[str]]:
 <h2 id="structure">Structure</h2>{_structure_html(f["structure"], f.get("real_data")) if f["structure"] else ""}{_figures_html(plots, "structure")}
 <h2 id="diversity">Diversity</h2>{_diversity_html(f["diversity"]) if f["diversity"] else ""}{_figures_html(plots, "diversity")}
 <h2 id="grounding">Grounding</h2>{_grounding_html(f.get("grounding"))}{_figures_html(plots, "grounding")}
+<h2 id="quality">Quality</h2>{_quality_html(f.get("quality"))}
 <h2 id="readability">Readability</h2>{_readability_html(f.get("readability"))}
 <h2 id="real">Against the real data</h2>{_real_html(f.get("real_data"))}{_figures_html(plots, "real")}
 <h2 id="privacy">Privacy ledger</h2>{_privacy_html(f.get("privacy"))}

@@ -59,6 +59,7 @@ def render(report: Report, console: Console) -> None:
     if f["diversity"] is not None:
         _diversity(f["diversity"], console)
     _grounding(f["grounding"], console)
+    _quality(f.get("quality"), console)
     _readability(f["readability"], console)
     _real(f.get("real_data"), console)
     _privacy(f.get("privacy"), console)
@@ -81,6 +82,11 @@ def _counts(c: dict[str, Any], console: Console) -> None:
     table.add_row("rejected", fmt(c["rejected_total"]))
     for reason, number in c["rejected"].items():
         table.add_row(f"  {escape(reason)}", fmt(number))
+    utterances = c.get("utterance_rejects") or {}
+    if utterances:
+        table.add_row("utterances asked again (turn by turn)", fmt(sum(utterances.values())))
+        for reason, number in utterances.items():
+            table.add_row(f"  {escape(reason)}", fmt(number))
     table.add_row("acceptance rate", pct(c["acceptance_rate"]))
     table.add_row("provider retries", fmt(c["provider_retries"]))
     table.add_row("validation retries", fmt(c["validation_retries"]))
@@ -160,6 +166,23 @@ def _diversity(d: dict[str, Any], console: Console) -> None:
         for label, m in (d.get(key) or {}).items():
             row(f"{key[3:]}: {escape(label)}", m)
     console.print(table)
+
+
+def _quality(q: dict[str, Any] | None, console: Console) -> None:
+    """Per-turn quality figures, each with its definition and the Janus GPT-4 reference."""
+    if not q:
+        return
+    table = _table(
+        "Quality (what a reader objects to; see docs/report.md)", "metric", "value", "good", "Janus GPT-4", "measures"
+    )
+    for key, d in q["definitions"].items():
+        value = q["figures"].get(key)
+        shown = fmt(value) if key == "repetition_within" else pct(value)
+        ref = fmt(d["janus_gpt4"]) if key == "repetition_within" else pct(d["janus_gpt4"])
+        table.add_row(key.replace("_", " "), shown, escape(d["good"]), ref, f"[dim]{escape(d['measures'])}[/]")
+    console.print(table)
+    for warning in q.get("warnings") or ():
+        console.print(f"[bold red]WARNING: {escape(warning)}[/]")
 
 
 def _grounding(g: dict[str, Any] | None, console: Console) -> None:

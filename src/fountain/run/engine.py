@@ -72,6 +72,7 @@ from fountain.run.outputs import (
     SEEDS_FILE,
 )
 from fountain.run.samples import ResultSamples, SampleIndex
+from fountain.spec.directions import distinct_directions
 from fountain.types import Sample, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,6 +103,7 @@ class Engine:
         completed round leaves the manifest ``running``."""
         self.spec = spec
         self.final = final
+        self._reserve = 0  # derivations a pending seed holds in the progress total
         self.source_spec = source_spec if source_spec is not None else spec
         self.options = options
         self.provider = provider
@@ -190,6 +192,13 @@ class Engine:
         of the output folder); sorted after everything else in the journals."""
         return []
 
+    def _derivations_per_seed(self) -> int:
+        """The most derivation tasks one seed can lead to (every prefix x distinct direction)."""
+        if self.gen.derivations_per_direction <= 0:
+            return 0
+        directions = len(distinct_directions(self.spec.derivational_directions))
+        return self.spec.prefix_limit * directions * self.gen.derivations_per_direction
+
     def _plan_derivations(self, parent_id: str, n_turns: int, persona: str | None) -> list[Task]:
         if parent_id in self._seen_parents or self.gen.derivations_per_direction <= 0:
             return []
@@ -242,6 +251,12 @@ class Engine:
         self.progress.on_rejected(outcome.reject["reason"], outcome.completion_tokens)
         return []
 
+    def _record_utterances(self, outcome: Outcome) -> None:
+        """Turn-by-turn utterances asked again: each a rejects.jsonl line (after the task's own)."""
+        for retried in outcome.retried:
+            offset, length = self.rejects_journal.append(retried)
+            self.rejects[retried["id"]] = (retried["reason"], offset, length)
+
     async def _worker(self, queue: asyncio.Queue[Task]) -> None:
         while True:
             task = await queue.get()
@@ -252,6 +267,8 @@ class Engine:
                     or self._done(task.id)
                     or self._target_reached()
                 ):
+                    if task.kind == SEED and self._reserve:
+                        self.progress.add_total(-self._reserve)  # never run: its reserve goes
                     continue
                 try:
                     parent = self.samples.get(task.parent_id) if task.parent_id else None
@@ -270,10 +287,16 @@ class Engine:
                 except FountainError as error:
                     self.stop_error = error
                     continue
-                for follow in self._record(outcome):
+                queued = 0
+                follows = self._record(outcome)
+                self._record_utterances(outcome)
+                for follow in follows:
                     if not self._done(follow.id):
                         queue.put_nowait(follow)
-                        self.progress.add_total(1)
+                        queued += 1
+                reserved = self._reserve if task.kind == SEED else 0
+                if queued != reserved:
+                    self.progress.add_total(queued - reserved)
             except asyncio.CancelledError:
                 raise
             except FountainError as error:  # e.g. a journal that cannot be written
@@ -436,8 +459,14 @@ class Engine:
         self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.fsync)
         # Opened once the three files exist, before anything can replace them (see RecordReader).
         self.samples.reader = RecordReader([self.output_dir / name for name in JOURNALS])
-        done_before = len(self.samples) + sum(1 for r in self.rejects.values() if r[0] != PROVIDER_ERROR)
-        self.progress.start(done_before + len(pending), done=done_before)
+        done_before = len(self.samples) + sum(
+            1 for i, r in self.rejects.items() if r[0] != PROVIDER_ERROR and "~u" not in i
+        )
+        # The total is known from the plan up front (so the ETA is too): each pending seed reserves
+        # the most derivations it can lead to; the reserve is settled once the seed is decided.
+        self._reserve = self._derivations_per_seed()
+        reserved = self._reserve * sum(1 for t in pending if t.kind == SEED)
+        self.progress.start(done_before + len(pending) + reserved, done=done_before)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency())]
         interrupted = False
         try:
@@ -541,16 +570,21 @@ class Engine:
             records = sum(len(offsets) - 1 for _, offsets in parts)
 
         rejected: dict[str, int] = {}
+        utterances: dict[str, int] = {}  # turn-by-turn utterances asked again (ids "<task>~u<n>")
         for sample_id in rejects:
             reject_reason = str(self.rejects[sample_id][0])
-            rejected[reject_reason] = rejected.get(reject_reason, 0) + 1
+            into = utterances if "~u" in sample_id else rejected
+            into[reject_reason] = into.get(reject_reason, 0) + 1
         counts = {
             "seeds_requested": self.seeds_requested,
             "derivations_planned": self.planned_derivations,
             "accepted": {"seed": len(seeds), "derivation": len(derivations)},
             "rejected": dict(sorted(rejected.items())),
+            "utterance_rejects": dict(sorted(utterances.items())),
             "dataset_records": records,
         }
+        if self.gen.target:
+            counts["target"] = self.gen.target  # --target: what count accuracy is measured against
         self.manifest.counts.update(counts)
         self._drop_stale_dataset(dataset, fmt)
         self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}

@@ -26,7 +26,8 @@ UPDATE_INTERVAL_S = 0.1
 class Progress:
     """Counts of a run, and (when ``enabled``) a live rich progress bar on stderr.
 
-    The total grows while the run goes: derivation tasks are planned as seeds are accepted.
+    The total is known from the plan up front: each pending seed holds the most derivations it
+    can lead to, settled (add_total with a negative count) once the seed is accepted or rejected.
     """
 
     def __init__(self, *, enabled: bool | None = None, quiet: bool = False, stats: Any = None):

@@ -13,6 +13,7 @@ The instructions never use the words of the Evol-Instruct rewriting templates ("
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fountain.errors import SpecError
@@ -100,6 +101,21 @@ def normalise(name: str) -> str:
 def operation_of(name: str) -> str | None:
     """The canonical Evol-Instruct operation ``name`` refers to, or None for a free style."""
     return ALIASES.get(normalise(name))
+
+
+def distinct_directions(names: Sequence[str]) -> list[str]:
+    """``names`` with aliases of one operation merged (``in-depth`` and ``deepen`` are the same
+    prompt: the first spelling is kept), and repeated free styles once: no request is spent twice
+    on an identical prompt."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        key = operation_of(name) or normalise(name) if isinstance(name, str) else name
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(name)
+    return kept
 
 
 def style_instructions(name: str) -> str:

@@ -152,7 +152,10 @@ class Spec:
 
     def planned_seed_calls(self) -> int:
         """Seed requests of a run (before retries): seed directions × seeds per direction × personas."""
-        return len(self.seed_directions) * self.generation.seeds_per_direction * max(1, len(self.personas))
+        from fountain.spec.directions import distinct_directions  # aliases are one direction
+
+        seeds = len(distinct_directions(self.seed_directions))
+        return seeds * self.generation.seeds_per_direction * max(1, len(self.personas))
 
     def max_derivation_calls(self, accepted_seeds: int | None = None) -> int:
         """Upper bound of derivation requests (before retries).
@@ -161,7 +164,10 @@ class Spec:
         n = min(max_turns, max_prefix_turns) (1 for instruct); every seed accepted when not given.
         """
         seeds = self.planned_seed_calls() if accepted_seeds is None else accepted_seeds
-        return seeds * self.prefix_limit * len(self.derivational_directions) * self.generation.derivations_per_direction
+        from fountain.spec.directions import distinct_directions
+
+        directions = len(distinct_directions(self.derivational_directions))
+        return seeds * self.prefix_limit * directions * self.generation.derivations_per_direction
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields the fingerprint hashes: short values as they are, long ones as a sha256.
@@ -190,6 +196,8 @@ class Spec:
             "framework": self.framework,
             "output.system_message": self.output.system_message,
         }
+        if isinstance(self.data, dict) and self.data.get("quality") is not None:
+            values["quality"] = self.data["quality"]  # the gates' thresholds (absent: defaults)
         for name, value in asdict(self.generation).items():
             values[f"generation.{name}"] = value
         for name, value in asdict(self.model).items():

@@ -367,6 +367,31 @@ def instance_from_schema(schema: Any, rng: random.Random, key: str = "", root: A
     return text
 
 
+_TOPIC = re.compile(r"\btopic:\s*([^.\n%\\\"]{1,80})", re.I)
+
+
+def _grounded(data: Any, body: Any) -> Any:
+    """``data`` with its first assistant message naming the prompt's ``Topic:`` (as a model that
+    reads the scene would), so answers pass fountain's grounding gate."""
+    found = _TOPIC.search(json.dumps(body, ensure_ascii=False))
+    if not found:
+        return data
+    topic = " ".join(found.group(1).split())
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            if isinstance(node.get("assistant"), str):
+                node["assistant"] += f" We will keep {topic} in mind."
+                return True
+            return any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+
+    walk(data)
+    return data
+
+
 def conversation_without_schema(prompt: str, rng: random.Random) -> dict[str, Any]:
     """What a model asked in prose for the Janus output format would answer."""
     if _INSTRUCT_HINT.search(prompt):
@@ -447,11 +472,15 @@ class _OpenAI(_Api):
         fmt = body.get("response_format") or {}
         schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
         if schema is not None:
-            data = instance_from_schema(schema, rng)
+            data = _grounded(instance_from_schema(schema, rng), body)
         else:
             prompt = " ".join(_text_of(m.get("content")) for m in body.get("messages", []))
             data = conversation_without_schema(prompt, rng)
         text = json.dumps(data, ensure_ascii=False)
+        if schema is None and "json" not in prompt.lower() and "only your own words" in prompt.lower():
+            # A turn-by-turn request (fountain's role-play prompt, "Only your own words", one
+            # utterance of one role, no JSON asked): plain text, as a model would.
+            text = _grounded({"assistant": _user_text(rng)}, body)["assistant"]
         completion_tokens = len(text) // 4
         prompt_tokens = size // 4
         return {
@@ -493,7 +522,7 @@ class _Anthropic(_Api):
         choice = body.get("tool_choice") or {}
         tool = tools.get(choice.get("name")) if choice.get("type") == "tool" else None
         if tool is not None:
-            data = instance_from_schema(tool.get("input_schema", {}), rng)
+            data = _grounded(instance_from_schema(tool.get("input_schema", {}), rng), body)
             content = [
                 {"type": "tool_use", "id": f"toolu_{rng.randrange(1 << 48):012x}", "name": tool["name"], "input": data}
             ]
@@ -547,7 +576,7 @@ class _Gemini(_Api):
         config = body.get("generationConfig") or {}
         schema = config.get("responseJsonSchema") or config.get("responseSchema")
         if schema is not None:
-            data = instance_from_schema(schema, rng)
+            data = _grounded(instance_from_schema(schema, rng), body)
         else:
             prompt = " ".join(_text_of(c.get("parts")) for c in body.get("contents", []))
             prompt += " " + _text_of((body.get("systemInstruction") or {}).get("parts"))

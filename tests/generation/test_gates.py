@@ -1,0 +1,252 @@
+"""Quality gates on hand-labelled examples: the issue's worst outputs are rejected with their
+reason; good conversations (and the Janus GPT-4/Gemini outputs) pass every gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fountain.generation.gates import Quality, Scene, check_utterance_gates, run_gates
+from fountain.generation.validate import Rules, validate_completion
+from fountain.spec.load import load_spec
+from fountain.types import Turn
+from run_helpers import make_spec
+
+JANUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "janus"
+if not JANUS.is_dir():
+    JANUS = Path("/work/shared/corpus/janus")
+
+DIAGRAM = """erDiagram
+    COUNSELOR {
+        string name "Dr. Lee"
+        string approach "emotionally focused therapy"
+    }
+    COUNSELEE {
+        string name
+        string concern "frequent arguments about money and chores"
+    }
+    PARTNER {
+        string job "nurse on night shifts"
+    }
+    COUNSELOR ||--|{ COUNSELEE : "provides counseling to"
+    COUNSELEE ||--|| PARTNER : "is married to"
+    %% Topic: marriage guidance
+"""
+
+
+@pytest.fixture
+def scene(tmp_path):
+    folder = make_spec(tmp_path)
+    (folder / "diagram.mermaid").write_text(DIAGRAM, encoding="utf-8")
+    return Scene.from_spec(load_spec(folder))
+
+
+GOOD = (
+    Turn(
+        "We keep arguing about money and who does the chores, and I am tired of it.",
+        "That sounds exhausting. When did the arguments about money start to feel this heavy?",
+    ),
+    Turn(
+        "Since my partner started night shifts, I think. We barely see each other now.",
+        "Night shifts change a household's rhythm. What would a fair split of chores look like to you?",
+    ),
+)
+
+
+def reason(turns, scene, prefix=()):
+    failed = run_gates(turns, scene, prefix=prefix)
+    return failed[0] if failed else None
+
+
+def test_a_good_conversation_passes_every_gate(scene):
+    assert run_gates(GOOD, scene) is None
+
+
+# The issue's worst examples (from a 135M model), each with the reason it must get.
+WORST = [
+    (
+        Turn(
+            "Hello, welcome to our clinic. I'm Dr. Smith. What brings you here today?",
+            "We argue about money all the time.",
+        ),
+        "gate:role_reversal",
+    ),
+    (
+        Turn("COUNSELOR: How can I support you with the money arguments?", "Thank you, money is hard."),
+        "gate:role_reversal",
+    ),
+    (Turn("I am a marriage counselor with ten years of practice.", "Money fights are common."), "gate:role_reversal"),
+    (
+        # the local model's seed: the user talks about "your husband" as the counselor would
+        Turn(
+            "It seems like your husband is just as passionate about money as you are.",
+            "Money fights are common in a marriage.",
+        ),
+        "gate:role_reversal",
+    ),
+    (Turn("Your partner sounds exhausted by the night shifts.", "Yes, money is tight."), "gate:role_reversal"),
+    (
+        Turn("I carry it with me throughout my work as a counselor, money fights included.", "Tell me more."),
+        "gate:role_reversal",
+    ),
+    (
+        # the local model's counselor, talking as a client about "my husband"
+        Turn(
+            "We argue about money and chores all the time.",
+            "You know, my husband had to make significant sacrifices for our family's money.",
+        ),
+        "gate:role_reversal",
+    ),
+    (Turn("John Smith", "How are you today? Tell me about the money arguments."), "gate:placeholder"),
+    (Turn("the user", "a counselor"), "gate:placeholder"),
+    (Turn("Hi, I am [Your Name] and we argue about money.", "Tell me more about the money."), "gate:placeholder"),
+    (
+        Turn('We fight about money. {"user": "and chores"}', "Tell me more about the money arguments."),
+        "gate:placeholder",
+    ),
+    (Turn("We fight about money and", "Tell me more about the money arguments."), "gate:cut_off"),
+    (Turn("We fight about money. I called Dr.", "Tell me more about the money arguments."), "gate:cut_off"),
+    (
+        Turn(
+            "We fight about money, money, money, money, money, money, money, money, money, money, money.",
+            "Tell me more about the money arguments, please.",
+        ),
+        "gate:repetition",
+    ),
+    (
+        Turn("How are you today? I am fine, thanks.", "Here is a revised version of the text with edits for grammar."),
+        "gate:ungrounded",
+    ),
+]
+
+
+@pytest.mark.parametrize(("turn", "expected"), WORST, ids=[w[1] + str(i) for i, w in enumerate(WORST)])
+def test_the_worst_examples_are_rejected_with_their_reason(scene, turn, expected):
+    assert reason((turn,), scene) == expected
+
+
+def test_a_turn_that_is_the_previous_one_plus_a_sentence_is_an_echo(scene):
+    first = "We keep arguing about money and the chores every single evening after dinner."
+    turns = (
+        Turn(first, "Which arguments about money worry you most at the moment?"),
+        Turn(first + " It wears me out.", "Let us look at one evening in detail."),
+    )
+    assert reason(turns, scene) == "gate:echo"
+
+
+def test_echo_is_checked_across_the_prefix_boundary(scene):
+    prefix = (GOOD[0],)
+    again = (Turn(GOOD[0].user, GOOD[0].assistant),)
+    assert reason(again, scene, prefix=prefix) == "gate:echo"
+    assert reason((GOOD[1],), scene, prefix=prefix) is None
+
+
+def test_a_role_saying_the_same_long_sentence_twice_is_degenerate(scene):
+    same = "I can definitely help you with the money arguments in your marriage today."
+    first = "Money fights often hide other worries, like security and fairness between two partners. " + same
+    turns = (Turn("We argue about money.", first), Turn("And about chores too.", "Chores matter. " + same))
+    assert reason(turns, scene) == "gate:repetition"
+
+
+def test_grounding_ignores_bare_attribute_names_and_common_words(scene):
+    # "name" is a bare attribute, "brings"/"today" are common words: no fact is mentioned.
+    turns = (Turn("What is your name? I came in today for a talk.", "My name is Sam and I need some help."),)
+    assert reason(turns, scene) == "gate:ungrounded"
+
+
+def test_grounding_counts_an_inflected_fact_word(scene):
+    turns = (Turn("Since we married, things feel tense at home.", "Tell me what a tense evening looks like."),)
+    assert reason(turns, scene) is None
+
+
+def test_a_diagram_without_facts_has_no_grounding_gate():
+    scene = Scene()
+    assert run_gates((Turn("How are you today? I am fine.", "Good to hear that, thanks."),), scene) is None
+
+
+def test_thresholds_come_from_the_spec(tmp_path):
+    folder = make_spec(tmp_path)
+    text = (folder / "setup.yaml").read_text() + "quality:\n  min_facts: 0\n  skip: [cut_off]\n  min_words: 4\n"
+    (folder / "setup.yaml").write_text(text)
+    spec = load_spec(folder)
+    scene = Scene.from_spec(spec)
+    assert scene.quality == Quality(min_facts=0, skip=("cut_off",), min_words=4)
+    assert run_gates((Turn("We fight about money and", "Tell me more about it please."),), scene) is None
+    assert reason((Turn("Money fights.", "Tell me more about it please."),), scene) == "gate:placeholder"
+
+
+def test_validation_of_a_spec_answer_runs_the_gates(scene, tmp_path):
+    spec = load_spec(make_spec(tmp_path / "s"))
+    answer = json.dumps({"conversations": [{"user": "John Smith", "assistant": "Sarah Johnson"}]})
+    result = validate_completion(answer, spec_or_rules=Rules.from_spec(spec))
+    assert not result.ok and result.reason == "gate:placeholder"
+    assert "John Smith" in result.detail
+
+
+def test_an_utterance_is_gated_before_the_conversation_goes_on(scene):
+    said = [("user", "We keep arguing about money and the chores every single evening after dinner.")]
+    echo = "We keep arguing about money and the chores every single evening after dinner. Yes."
+    assert check_utterance_gates("assistant", echo, scene, said)[0] == "gate:echo"
+    assert check_utterance_gates("user", "How can I help you today with your marriage?", scene)[0] == (
+        "gate:role_reversal"
+    )
+    assert check_utterance_gates("assistant", "How can I help you today with your marriage?", scene) is None
+
+
+def _janus_records():
+    if not JANUS.is_dir():
+        return []
+    out = []
+    for folder in sorted(p for p in JANUS.iterdir() if (p / "outputs.json").is_file()):
+        for i, record in enumerate(json.loads((folder / "outputs.json").read_text(encoding="utf-8"))):
+            out.append(pytest.param(folder, record, id=f"{folder.name}-{i}"))
+    return out
+
+
+@pytest.mark.skipif(not JANUS.is_dir(), reason="the Janus corpus (../shared/corpus/janus) is not here")
+@pytest.mark.parametrize(("folder", "record"), _janus_records())
+def test_janus_gpt4_and_gemini_outputs_pass_every_gate(folder, record):
+    scene = Scene.from_spec(load_spec(folder))
+    conversation = record["conversations"]
+    turns = [conversation] if isinstance(conversation, dict) else conversation
+    turns = tuple(Turn(t["user"], t["assistant"]) for t in turns)
+    failed = run_gates(turns, scene, conversation_level=len(turns) > 1 or isinstance(conversation, dict))
+    # A one-turn record of a multi-turn set is a saved continuation without its prefix (Janus
+    # wrote derivations apart): grounding is judged on a whole conversation, so it is skipped there.
+    assert failed is None, failed
+
+
+def test_aliased_directions_are_one_direction_at_plan_time():
+    from fountain.generation.plan import derivation_tasks, seed_tasks
+
+    seeds = seed_tasks(["general", "in-depth", "deepen", "Deepen", "formal", "formal"], 1)
+    assert [t.direction for t in seeds] == ["general", "in-depth", "formal"]
+    derivations = derivation_tasks("s-1", 2, (0, 0), ["in-depth", "deepen", "breadth"], 1)
+    assert sorted({t.direction for t in derivations}) == ["breadth", "in-depth"]
+    assert len(derivations) == 2 * 2  # two prefixes x two distinct directions
+
+
+def test_the_planned_counts_merge_aliases_too(tmp_path):
+    folder = make_spec(tmp_path)
+    text = (folder / "setup.yaml").read_text().replace("[in-depth, breadth]", "[in-depth, deepen]")
+    (folder / "setup.yaml").write_text(text)
+    spec = load_spec(folder)
+    assert spec.max_derivation_calls() == spec.planned_seed_calls() * spec.prefix_limit * 1
+
+
+def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
+    # the local model's derivation: the answer copies the user's clause inside a long reply
+    user = (
+        "You have given a great example of how money fights can be complex, and this is a perfect "
+        "illustration of lessons from past experiences that inspire couples to approach challenges with compassion "
+        "and open minds."
+    )
+    answer = (
+        "Your example is a great illustration of lessons from past experiences that inspire couples to approach "
+        "challenges with compassion and open minds. Stories help people understand money fights in a marriage, "
+        "because they make the abstract concrete, and they let both partners see the same situation from "
+        "outside, which calms the conversation down and makes room for listening and for new agreements."
+    )
+    assert reason((Turn(user, answer),), scene) == "gate:echo"
