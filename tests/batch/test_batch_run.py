@@ -11,7 +11,9 @@ from spec_helpers import make_spec, run_cli
 
 SECRET = "sk-batch-test-NEVER-WRITE-ME"
 # No embedding dedup: these tests are about the requests, not about loading the embedder.
-NO_EMBED = "raters:\n  dedup:\n    embedding_threshold: null\n"
+# No embedding dedup, and no quality gates: these tests count jobs and rounds, which re-asks of the
+# mock's templated answers would change (the gates are tested in tests/generation).
+NO_EMBED = "raters:\n  dedup:\n    embedding_threshold: null\nquality:\n  enabled: false\n"
 
 
 def batch_spec(root: Path) -> Path:

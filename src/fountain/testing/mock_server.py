@@ -297,11 +297,21 @@ def _user_text(rng: random.Random) -> str:
     )
 
 
-def _assistant_text(rng: random.Random) -> str:
+def _fresh(rng: random.Random, options: tuple[str, ...], used: set[str] | None) -> str:
+    """One of ``options``, not one already ``used`` in this answer while any is left (a decent
+    model does not say the same sentence twice in a conversation)."""
+    left = [o for o in options if used is None or o not in used] or list(options)
+    choice = rng.choice(left)
+    if used is not None:
+        used.add(choice)
+    return choice
+
+
+def _assistant_text(rng: random.Random, used: set[str] | None = None) -> str:
     return (
-        f"{rng.choice(_ADVICE)} {rng.choice(_SUBJECTS)} wants to {rng.choice(_VERBS)} "
+        f"{_fresh(rng, _ADVICE, used)} {rng.choice(_SUBJECTS)} wants to {rng.choice(_VERBS)} "
         f"{rng.choice(_OBJECTS)}, and {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} "
-        f"{rng.choice(_QUALIFIERS)}. {rng.choice(_FOLLOWUPS)} "
+        f"{rng.choice(_QUALIFIERS)}. {_fresh(rng, _FOLLOWUPS, used)} "
         f"Plan number {rng.randrange(10_000)} is a reasonable place to begin."
     )
 
@@ -319,37 +329,41 @@ def _schema_type(schema: dict[str, Any]) -> str:
     return str(kind).lower()  # Gemini's responseSchema spells types in capitals
 
 
-def instance_from_schema(schema: Any, rng: random.Random, key: str = "", root: Any = None) -> Any:
-    """A value valid against the (simple) JSON schema, with readable text in strings.
+def instance_from_schema(
+    schema: Any, rng: random.Random, key: str = "", root: Any = None, used: set[str] | None = None
+) -> Any:
+    """A value valid against the (simple) JSON schema, with readable text in strings (no sentence
+    of the assistant's said twice in one answer).
 
     Local ``$ref``s (``#/$defs/...``, ``#/definitions/...``) are followed.
     """
+    used = set() if used is None else used
     if not isinstance(schema, dict):
-        return _assistant_text(rng)
+        return _assistant_text(rng, used)
     root = schema if root is None else root
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/"):
         target: Any = root
         for part in ref[2:].split("/"):
             target = target.get(part, {}) if isinstance(target, dict) else {}
-        return instance_from_schema(target, rng, key, root)
+        return instance_from_schema(target, rng, key, root, used)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
         return schema["enum"][0]
     for combinator in ("anyOf", "oneOf", "allOf"):
         if schema.get(combinator):
-            return instance_from_schema(schema[combinator][0], rng, key, root)
+            return instance_from_schema(schema[combinator][0], rng, key, root, used)
     kind = _schema_type(schema)
     if kind == "object":
         props = schema.get("properties") or {}
         names = schema.get("required") or list(props)
-        return {name: instance_from_schema(props.get(name, {}), rng, name, root) for name in names}
+        return {name: instance_from_schema(props.get(name, {}), rng, name, root, used) for name in names}
     if kind == "array":
         low = int(schema.get("minItems", 1))
         high = int(schema.get("maxItems", low + 2))
         count = rng.randint(low, max(low, min(high, low + 4)))
-        return [instance_from_schema(schema.get("items", {}), rng, key, root) for _ in range(count)]
+        return [instance_from_schema(schema.get("items", {}), rng, key, root, used) for _ in range(count)]
     if kind in ("integer", "number"):
         low = schema.get("minimum", 0)
         high = schema.get("maximum", low + 10)
@@ -358,7 +372,7 @@ def instance_from_schema(schema: Any, rng: random.Random, key: str = "", root: A
         return rng.random() < 0.5
     if kind == "null":
         return None
-    text = _user_text(rng) if key == "user" else _assistant_text(rng)
+    text = _user_text(rng) if key == "user" else _assistant_text(rng, used)
     min_len, max_len = schema.get("minLength"), schema.get("maxLength")
     if min_len and len(text) < int(min_len):
         text = (text + " ") * (int(min_len) // max(len(text), 1) + 1)
@@ -397,7 +411,8 @@ def conversation_without_schema(prompt: str, rng: random.Random) -> dict[str, An
     if _INSTRUCT_HINT.search(prompt):
         return {"conversation": {"user": _user_text(rng), "assistant": _assistant_text(rng)}}
     turns = rng.randint(2, 3)
-    return {"conversations": [{"user": _user_text(rng), "assistant": _assistant_text(rng)} for _ in range(turns)]}
+    used: set[str] = set()
+    return {"conversations": [{"user": _user_text(rng), "assistant": _assistant_text(rng, used)} for _ in range(turns)]}
 
 
 def _text_of(content: Any) -> str:
