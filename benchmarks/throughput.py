@@ -487,7 +487,7 @@ class InstantProvider:
 
     async def complete(self, request):
         from fountain.providers.base import Completion
-        from fountain.testing.mock_server import instance_from_schema
+        from fountain.testing.mock_answers import instance_from_schema
         from fountain.types import Usage
 
         data = instance_from_schema(request.schema, self._rng)

@@ -7,7 +7,6 @@ from functools import lru_cache
 from typing import Any
 
 from fountain.generation.rules import INSTRUCT, Rejected, Rules
-from fountain.generation.stopwords import STOP_WORDS  # noqa: F401
 from fountain.resources import load_schema
 from fountain.types import Turn
 
