@@ -31,16 +31,10 @@ from fountain.generation.requests import (  # noqa: F401
     spec_fingerprint,
     spec_sampling,
 )
+from fountain.generation.rules import Accepted, Rejected, Rules
+from fountain.generation.shape import request_schema
 from fountain.generation.utterance import check_utterance, clean_utterance, trim_to_sentence
-from fountain.generation.validate import (
-    Accepted,
-    Rejected,
-    Rules,
-    check_turns,
-    request_schema,
-    validate_completion,
-    words,
-)
+from fountain.generation.validate import check_turns, validate_completion, words
 from fountain.providers.base import Completion, Message, Request
 from fountain.safety import safe_text
 from fountain.types import Provenance, Sample, Turn, Usage

@@ -33,13 +33,8 @@ from fountain.generation.plan import (
     derivation_tasks,
     seed_tasks,
 )
-from fountain.generation.worker import (
-    PROVIDER_ERROR,
-    Outcome,
-    Worker,
-    resolve_mode,
-    spec_fingerprint,
-)
+from fountain.generation.requests import resolve_mode, spec_fingerprint
+from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
 from fountain.run.finish import finish_round
 from fountain.run.journal import (

@@ -14,6 +14,7 @@ from fountain.run.outputs import CACHE_FILE
 from fountain.types import Sample
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fountain.providers.dispatch import Dispatcher
     from fountain.spec.model import Spec
 
 DEFAULT_CONCURRENCY = {"local": 1, "fake": 8}
@@ -182,7 +183,7 @@ def run_concurrency(spec: Spec, options: RunOptions, provider_name: str) -> int:
     return max(1, int(value))
 
 
-def make_dispatcher(spec: Spec, options: RunOptions, provider: Provider, output_dir: Path, stats: Any) -> Any:
+def make_dispatcher(spec: Spec, options: RunOptions, provider: Provider, output_dir: Path, stats: Any) -> Dispatcher:
     """The request path of a run (:class:`~fountain.providers.dispatch.Dispatcher`): the response
     cache (``--cache``, else the output folder's), the price table, rate limits, the budget and the
     error-rate stop. The cache is closed again if anything else fails."""
