@@ -179,7 +179,9 @@ async def fountain_phase(
     fsync: bool = True,
 ) -> dict[str, Any]:
     from fountain.errors import ProviderError
-    from fountain.generation.validate import Rules, request_schema, validate_completion
+    from fountain.generation.rules import Rules
+    from fountain.generation.shape import request_schema
+    from fountain.generation.validate import validate_completion
     from fountain.providers import create_provider
     from fountain.providers.base import Message, ProviderConfig, Request, Sampling
     from fountain.providers.cache import ResponseCache
@@ -487,7 +489,7 @@ class InstantProvider:
 
     async def complete(self, request):
         from fountain.providers.base import Completion
-        from fountain.testing.mock_server import instance_from_schema
+        from fountain.testing.mock_answers import instance_from_schema
         from fountain.types import Usage
 
         data = instance_from_schema(request.schema, self._rng)
@@ -562,7 +564,8 @@ def run_memory(kind: str, records: int) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from fountain.generation.validate import Rules, request_schema
+    from fountain.generation.rules import Rules
+    from fountain.generation.shape import request_schema
 
     server = Server(args.latency_ms, args.jitter_ms)
     results: dict[str, Any] = {

@@ -250,7 +250,7 @@ def test_a_second_run_in_the_same_folder_is_refused(tmp_path, capsys):
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom fountain.run.manifest import output_lock\n"
+            "import sys, time\nfrom fountain.run.lock import output_lock\n"
             f"with output_lock({str(out)!r}):\n    print('locked', flush=True)\n    time.sleep(60)\n",
         ],
         stdout=subprocess.PIPE,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fountain.generation.gates import Quality, Scene, check_utterance_gates, run_gates
-from fountain.generation.validate import Rules, validate_completion
+from fountain.generation.rules import Rules
+from fountain.generation.validate import validate_completion
 from fountain.spec.load import load_spec
 from fountain.types import Turn
 from run_helpers import make_spec

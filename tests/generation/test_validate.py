@@ -8,17 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fountain.generation.rules import Accepted, Rejected, Rules
+from fountain.generation.shape import request_schema, validation_schema
 from fountain.generation.utterance import clean_utterance, trim_to_sentence
-from fountain.generation.validate import (
-    Accepted,
-    ExtractionError,
-    Rejected,
-    Rules,
-    extract_json,
-    request_schema,
-    validate_completion,
-    validation_schema,
-)
+from fountain.generation.validate import ExtractionError, extract_json, validate_completion
 from fountain.types import Turn
 
 RULES = Rules(min_turns=1, max_turns=4, delimiter="------------------------------", roles=("COUNSELEE", "COUNSELOR"))

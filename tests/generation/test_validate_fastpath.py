@@ -8,17 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fountain.generation.validate import (
-    _REFUSAL,
-    Rejected,
-    Rules,
-    _fast_shape,
-    _may_refuse,
-    _validator,
-    check_shape,
-    check_turns,
-    normalize_shape,
-)
+from fountain.generation.rules import Rejected, Rules
+from fountain.generation.shape import _fast_shape, check_shape, normalize_shape
+from fountain.generation.validate import _REFUSAL, _may_refuse, _validator, check_turns
 from fountain.types import Turn
 
 TEXTS = ["", " ", "\u00a0", "\u2003x", "a", "hello there", "\n\t", "\u200b", "\x1c", "\x85", "\u3000"]
@@ -164,7 +156,8 @@ def test_ascii_words_are_the_unicode_patterns_words(text):
 )
 def test_the_leak_prefilter_never_hides_a_leak(text, extra_words):
     """_leak's anchor scan finds every leak the word-by-word scan finds (default and custom words)."""
-    from fountain.generation.validate import LEAK_WORDS, Rules, _leak
+    from fountain.generation.rules import LEAK_WORDS, Rules
+    from fountain.generation.validate import _leak
 
     for leak_words in (LEAK_WORDS, tuple(extra_words)):
         rules = Rules(leak_words=leak_words)

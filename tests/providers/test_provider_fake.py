@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 
 from fountain.errors import FountainError, RateLimitError
-from fountain.generation.validate import (
-    Accepted,
-    Rules,
-    request_schema,
-    validate_completion,
-)
+from fountain.generation.rules import Accepted, Rules
+from fountain.generation.shape import request_schema
+from fountain.generation.validate import validate_completion
 from fountain.providers.base import Message, ProviderConfig, Request
 from fountain.providers.fake import FakeProvider, ScriptedProvider, load_replay
 

@@ -29,7 +29,8 @@ from fountain.batch.jobs import LIMITS, MAX_SUBMISSIONS, BatchLimits, JobRecord,
 from fountain.batch.recorder import Pending, RecordingModel
 from fountain.errors import BudgetExceededError, FountainError, OutputError, ProviderError, TransientProviderError
 from fountain.generation.plan import SEED, Task, derivation_tasks, seed_tasks
-from fountain.generation.worker import Worker, resolve_mode, spec_fingerprint
+from fountain.generation.requests import resolve_mode, spec_fingerprint
+from fountain.generation.worker import Worker
 from fountain.providers.base import Request
 from fountain.providers.cache import ResponseCache
 from fountain.providers.cost import Price, PriceTable, estimate_tokens

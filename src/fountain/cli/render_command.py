@@ -35,7 +35,7 @@ def render_command(
     import json
 
     from fountain.generation.preview import preview_requests
-    from fountain.generation.worker import resolve_mode
+    from fountain.generation.requests import resolve_mode
     from fountain.providers import check_provider_name
     from fountain.spec.load import load_spec
 

@@ -350,7 +350,7 @@ def _print_dry_run(spec, options) -> None:
     from rich.table import Table
 
     from fountain.generation.preview import preview_requests
-    from fountain.generation.worker import resolve_mode
+    from fountain.generation.requests import resolve_mode
     from fountain.providers import resolve_provider_config
     from fountain.providers.cost import PriceTable, estimate_run, estimate_tokens
     from fountain.run.options import effective_spec, output_folder

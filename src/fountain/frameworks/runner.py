@@ -24,7 +24,7 @@ from fountain.frameworks.privacy_account import PrivacyAccount
 from fountain.frameworks.rating import Rating
 from fountain.frameworks.records import STATE_FILE, _combine_stats, _is_framework_reject, load_state
 from fountain.generation.plan import SEED, count_derivations
-from fountain.generation.worker import resolve_mode
+from fountain.generation.requests import resolve_mode
 from fountain.run.engine import make_provider
 from fountain.run.options import RunOptions, RunResult
 from fountain.run.outputs import REJECTS_FILE

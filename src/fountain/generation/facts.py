@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from fountain.generation.validate import STOP_WORDS
+from fountain.generation.stopwords import STOP_WORDS
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _KEY_PREFIX = re.compile(r"^\s*([^\W_]+(?:[\s_-]+[^\W_]+){0,2})\s*:\s*(.+)$")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fountain.generation.plan import DERIVATION, SEED
-from fountain.generation.validate import Rules, request_schema
-from fountain.generation.worker import canonical_direction, json_messages, spec_sampling
+from fountain.generation.requests import canonical_direction, json_messages, spec_sampling
+from fountain.generation.rules import Rules
+from fountain.generation.shape import request_schema
 from fountain.providers.base import Request
 from fountain.types import Turn
 

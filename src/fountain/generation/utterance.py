@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from fountain.generation.validate import Rejected, Rules, check_message, words
+from fountain.generation.rules import Rejected, Rules
+from fountain.generation.validate import check_message, words
 
 _SPACE = re.compile(r"\s+")
 

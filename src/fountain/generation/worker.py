@@ -13,27 +13,29 @@ turn, :mod:`fountain.generation.roleplay`). An answer that fails validation is a
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fountain.errors import FountainError, ProviderError
+from fountain.errors import ProviderError
 from fountain.generation.gates import check_utterance_gates
 from fountain.generation.plan import DERIVATION, SEED, Task
-from fountain.generation.utterance import check_utterance, clean_utterance, trim_to_sentence
-from fountain.generation.validate import (
-    Accepted,
-    Rejected,
-    Rules,
-    check_turns,
-    request_schema,
-    validate_completion,
-    words,
+from fountain.generation.requests import (  # noqa: F401
+    MODES,
+    canonical_direction,
+    json_messages,
+    messages_hash,
+    resolve_mode,
+    short_hash,
+    spec_fingerprint,
+    spec_sampling,
 )
-from fountain.providers.base import Completion, Message, Request, Sampling
+from fountain.generation.rules import Accepted, Rejected, Rules
+from fountain.generation.shape import request_schema
+from fountain.generation.utterance import check_utterance, clean_utterance, trim_to_sentence
+from fountain.generation.validate import check_turns, validate_completion, words
+from fountain.providers.base import Completion, Message, Request
 from fountain.safety import safe_text
 from fountain.types import Provenance, Sample, Turn, Usage
 
@@ -41,7 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from fountain.spec.directions import Direction
     from fountain.spec.model import Spec
 
-MODES = ("auto", "json", "turns")
 RAW_MAX_CHARS = 20_000  # raw answers kept in rejects.jsonl are cut here
 PROVIDER_ERROR = "provider_error"  # reject reason; such tasks are tried again on resume
 REASK = "Your previous answer was invalid: {detail}. Answer again with only the JSON object."
@@ -51,78 +52,6 @@ class Model(Protocol):
     """What a worker asks: anything that completes a request (the dispatcher, a batch's results)."""
 
     def complete(self, request: Request) -> Awaitable[Completion]: ...
-
-
-def resolve_mode(spec: Spec, provider_name: str, requested: str | None = None) -> str:
-    """``json`` or ``turns``: the requested mode, else the spec's; ``auto`` picks ``turns`` for the
-    local model and ``json`` for API providers, and always ``json`` for legacy (Janus) prompts whose
-    output format asks for JSON (they are used as written)."""
-    mode = (requested or getattr(spec.generation, "mode", None) or "auto").lower()
-    if mode not in MODES:
-        raise FountainError(f"unknown generation mode {mode!r}", location="--mode", hint="one of auto, json, turns")
-    if mode != "auto":
-        return mode
-    if getattr(spec, "template_style", "") == "legacy" and "json" in (spec.output_format or "").lower():
-        return "json"
-    return "turns" if provider_name == "local" else "json"
-
-
-def short_hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def messages_hash(messages: Sequence[Message]) -> str:
-    return short_hash([[m.role, m.content] for m in messages])
-
-
-def spec_fingerprint(spec: Spec) -> str:
-    try:
-        return str(spec.fingerprint())
-    except NotImplementedError:
-        return ""
-
-
-def canonical_direction(name: str) -> Direction:
-    from fountain.spec.directions import resolve_direction
-
-    return resolve_direction(name)
-
-
-# --- requests (shared with `fountain render`) ----------------------------------------------------
-
-
-def json_messages(
-    spec: Spec,
-    task_kind: str,
-    direction: str,
-    *,
-    persona: str | None = None,
-    conversation: Sequence[Turn] = (),
-    scenario: str = "",
-) -> tuple[Message, ...]:
-    """The messages of a json-mode request: the spec's system prompt (if any) and the prompt."""
-    from fountain.spec.prompts import (
-        render_derivation_prompt,
-        render_seed_prompt,
-        render_system_prompt,
-    )
-
-    resolved = canonical_direction(direction)
-    if task_kind == SEED:
-        prompt = render_seed_prompt(spec, resolved, persona=persona, scenario=scenario)
-    else:
-        prompt = render_derivation_prompt(spec, resolved, conversation, persona=persona, scenario=scenario)
-    system = render_system_prompt(spec, resolved, persona=persona, scenario=scenario)
-    return ((Message("system", system),) if system else ()) + (Message("user", prompt),)
-
-
-def spec_sampling(spec: Spec, max_tokens_cap: int | None = None) -> Sampling:
-    model = spec.model
-    max_tokens = model.max_tokens
-    if max_tokens_cap is not None:
-        max_tokens = min(max_tokens, max_tokens_cap) if max_tokens else max_tokens_cap
-    return Sampling(temperature=model.temperature, top_p=model.top_p, max_tokens=max_tokens)
 
 
 # --- one task ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ class Sampling:
     stop: tuple[str, ...] = ()  # stop sequences (the local provider; others ignore them)
 
     def to_dict(self) -> dict[str, Any]:
-        values = {
+        values: dict[str, Any] = {
             k: v
             for k, v in (("temperature", self.temperature), ("top_p", self.top_p), ("max_tokens", self.max_tokens))
             if v is not None

@@ -22,14 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from array import array
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fountain import aio
-from fountain.errors import FountainError, OutputError, ProviderError
+from fountain.errors import FountainError, ProviderError
 from fountain.generation.plan import (
     DERIVATION,
     SEED,
@@ -37,43 +33,34 @@ from fountain.generation.plan import (
     derivation_tasks,
     seed_tasks,
 )
-from fountain.generation.worker import (
-    PROVIDER_ERROR,
-    Outcome,
-    Worker,
-    resolve_mode,
-    spec_fingerprint,
-)
+from fountain.generation.requests import resolve_mode, spec_fingerprint
+from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
-from fountain.run.atomic import AtomicFile
+from fountain.run.finish import finish_round
 from fountain.run.journal import (
     Journal,
     RecordReader,
-    dumps_record,
-    scan_journal,
 )
-from fountain.run.options import (
-    DEFAULT_API_CONCURRENCY,
-    DEFAULT_CONCURRENCY,
+from fountain.run.options import (  # make_provider: re-exported (the runner, batch)
     RunOptions,
     RunResult,
     effective_spec,
+    make_dispatcher,
+    make_provider,
     output_folder,
+    run_concurrency,
 )
 from fountain.run.outputs import (
-    CACHE_FILE,
-    DATASET_FILES,
     DERIVATIONS,
     DERIVATIONS_FILE,
     JOURNALS,
-    REJECTS,
     REJECTS_FILE,
     SEEDS,
     SEEDS_FILE,
 )
-from fountain.run.samples import ResultSamples, SampleIndex
+from fountain.run.samples import SampleIndex
 from fountain.spec.directions import distinct_directions
-from fountain.types import Sample, Usage
+from fountain.types import Usage
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.providers.dispatch import Dispatcher, RunStats
@@ -310,69 +297,13 @@ class Engine:
 
     def _load_previous(self) -> None:
         """Index the journals a previous session left (streamed: one record in memory at a time)."""
-        for source, name in ((SEEDS, SEEDS_FILE), (DERIVATIONS, DERIVATIONS_FILE)):
-            scan = scan_journal(self.output_dir / name)
-            for number, (offset, raw, record) in enumerate(scan, 1):
-                try:
-                    sample = Sample.from_record(record)
-                except (KeyError, TypeError, ValueError) as error:
-                    raise OutputError(
-                        f"{name} record {number} is not a sample ({error})",
-                        location=f"{self.output_dir / name}:{number}",
-                        hint="the file was edited or damaged; fix or remove that "
-                        "record, or write to another folder with --output",
-                    ) from None
-                if sample.id in self.samples:
-                    continue  # the first record of an id wins
-                canonical = raw == (dumps_record(sample.to_record()) + "\n").encode("utf-8")
-                self.samples.add(sample, source, offset, len(raw), canonical=canonical, remember=False)
-            if scan.warning:
-                self.warnings.append(scan.warning)
-        scan = scan_journal(self.output_dir / REJECTS_FILE)
-        for offset, raw, record in scan:
-            if isinstance(record.get("id"), str):
-                self.rejects[record["id"]] = (record.get("reason"), offset, len(raw))
-        if scan.warning:
-            self.warnings.append(scan.warning)
+        self.warnings.extend(self.samples.load_journals(self.output_dir, self.rejects))
 
     def _make_dispatcher(self, stats: RunStats) -> Dispatcher:
-        from fountain.providers.dispatch import Dispatcher
-
-        options = self.options
-        cache = None
-        if not options.no_cache:
-            from fountain.providers.cache import ResponseCache
-
-            path = Path(options.cache) if options.cache else self.output_dir / CACHE_FILE
-            cache = ResponseCache(path)
-        try:
-            prices = None
-            if options.prices is not None:
-                from fountain.providers.cost import PriceTable
-
-                prices = PriceTable.load(options.prices)
-            concurrency = self.concurrency()
-            return Dispatcher(
-                self.provider,
-                cache=cache,
-                concurrency=concurrency,
-                rpm=options.rpm or self.spec.model.rpm,
-                tpm=options.tpm or self.spec.model.tpm,
-                budget_usd=options.budget_usd,
-                prices=prices,
-                stats=stats,
-                max_error_rate=options.max_error_rate,
-            )
-        except BaseException:
-            if cache is not None:
-                cache.close()
-            raise
+        return make_dispatcher(self.spec, self.options, self.provider, self.output_dir, stats)
 
     def concurrency(self) -> int:
-        value = self.options.concurrency or self.spec.model.concurrency
-        if value is None:
-            value = DEFAULT_CONCURRENCY.get(self.provider.name, DEFAULT_API_CONCURRENCY)
-        return max(1, int(value))
+        return run_concurrency(self.spec, self.options, self.provider.name)
 
     async def run(self) -> RunResult:
         """Generate into the output folder, holding its lock (one run per folder at a time)."""
@@ -433,7 +364,7 @@ class Engine:
         queue: asyncio.Queue[Task] = asyncio.Queue()
         pending = [t for t in seeds if not self._done(t.id)]
         accepted_seeds = sorted(
-            (sample_id for sample_id, entry in self.samples.entries() if entry.kind == SEED), key=self._sort_key
+            (sample_id for sample_id, entry in self.samples.entries() if entry.kind == SEED), key=self.sort_key
         )
         for sample_id in accepted_seeds:
             entry = self.samples.entry(sample_id)
@@ -505,7 +436,7 @@ class Engine:
             raise error
         return result
 
-    def _sort_key(self, sample_id: str) -> tuple[Any, ...]:
+    def sort_key(self, sample_id: str) -> tuple[Any, ...]:
         return (*self.order.get(sample_id, (3,)), sample_id)
 
     def _nothing_accepted_error(self) -> FountainError | None:
@@ -525,122 +456,9 @@ class Engine:
         )
 
     def _finish(self, started: float, interrupted: bool) -> RunResult:
-        """Rewrite the journals in plan order, export the dataset, write the manifest.
-
-        Streamed: the new journals are written next to the old ones, each line copied from where
-        the index says it is; then the old files are closed and replaced, and the dataset is
-        exported from the new journals."""
-        from fountain.run.export import export_lines
-
-        samples = self.samples
-        reader = samples.reader
-        assert reader is not None
-        ordered = sorted(samples, key=self._sort_key)
-        seeds = [i for i in ordered if samples.entry(i).kind == SEED]
-        derivations = [i for i in ordered if samples.entry(i).kind != SEED]
-        del ordered
-        rejects = sorted((i for i in self.rejects if i not in samples), key=self._sort_key)
-        with (
-            AtomicFile(self.output_dir / SEEDS_FILE) as new_seeds,
-            AtomicFile(self.output_dir / DERIVATIONS_FILE) as new_derivations,
-            AtomicFile(self.output_dir / REJECTS_FILE) as new_rejects,
-        ):
-            parts = []
-            for out, ids in ((new_seeds, seeds), (new_derivations, derivations)):
-                offsets = array("q", (out.write(samples.line(i)) for i in ids))
-                offsets.append(out.size)
-                parts.append((out.path, offsets))
-            for sample_id in rejects:
-                new_rejects.write(dumps_record(reader.record(REJECTS, *self.rejects[sample_id][1:])) + "\n")
-            reader.close()  # the old files are replaced now (and Windows cannot replace open files)
-            for out in (new_seeds, new_derivations, new_rejects):
-                out.commit()
-        fmt = self.options.format or getattr(self.spec.output, "format", None) or "messages"
-        system = getattr(self.spec.output, "system_message", None)
-        if self.final:
-            dataset, records = export_lines(
-                self._journal_lines(parts),
-                self.output_dir,
-                fmt,
-                system_message=system,
-                prefix_loss=self.options.prefix_loss or "keep",
-            )
-        else:
-            dataset = self.output_dir / DATASET_FILES.get(fmt, DATASET_FILES["messages"])
-            records = sum(len(offsets) - 1 for _, offsets in parts)
-
-        rejected: dict[str, int] = {}
-        utterances: dict[str, int] = {}  # turn-by-turn utterances asked again (ids "<task>~u<n>")
-        for sample_id in rejects:
-            reject_reason = str(self.rejects[sample_id][0])
-            into = utterances if "~u" in sample_id else rejected
-            into[reject_reason] = into.get(reject_reason, 0) + 1
-        counts = {
-            "seeds_requested": self.seeds_requested,
-            "derivations_planned": self.planned_derivations,
-            "accepted": {"seed": len(seeds), "derivation": len(derivations)},
-            "rejected": dict(sorted(rejected.items())),
-            "utterance_rejects": dict(sorted(utterances.items())),
-            "dataset_records": records,
-        }
-        if self.gen.target:
-            counts["target"] = self.gen.target  # --target: what count accuracy is measured against
-        self.manifest.counts.update(counts)
-        self._drop_stale_dataset(dataset, fmt)
-        self.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": self.mode}
-        servers = getattr(self.provider, "servers", None)  # a fleet: what each server did this session
-        if callable(servers):
-            self.manifest.extra["servers"] = servers()
-        elapsed = time.monotonic() - started
-        reason: str | None
-        if self.crash is not None:
-            status, reason = "failed", f"{type(self.crash).__name__}: {self.crash}"
-        elif interrupted:
-            status, reason = "stopped", "interrupted"
-        elif self.stop_error is not None:
-            status, reason = "stopped", self.stop_error.message
-        else:
-            status, reason = ("completed" if self.final else "running"), None
-        self.manifest.end(status, reason=reason, stats=self.stats, session_elapsed_s=elapsed)
-        manifest_path = self.manifest.write(self.output_dir)
-        return RunResult(
-            output_dir=self.output_dir,
-            dataset_path=dataset,
-            dataset_records=records,
-            samples=ResultSamples(parts),
-            counts=counts,
-            retries=self.retries,
-            stats=self.stats,
-            elapsed_s=elapsed,
-            warnings=list(self.warnings),
-            stopped=self.stop_error,
-            manifest_path=manifest_path,
-            resumed=bool(self.manifest.runs[:-1]),
-            mode=self.mode,
-        )
-
-    def _drop_stale_dataset(self, dataset: Path, fmt: str) -> None:
-        """An earlier session exported another file (``--format janus`` after ``messages``): it
-        no longer matches the journals, so it goes (it is rebuilt, free from the cache, by running
-        again with its format), and the run says so."""
-        earlier = self.manifest.exported_dataset()
-        if earlier is None or earlier[0] == dataset.name:
-            return
-        name, earlier_fmt = earlier
-        stale = self.output_dir / name
-        if stale.is_file():
-            stale.unlink()
-            self.warnings.append(
-                f"removed {name} (format {earlier_fmt}) written by an earlier "
-                f"session: the dataset is now {dataset.name} (format {fmt})"
-            )
-
-    @staticmethod
-    def _journal_lines(parts: Sequence[tuple[Path, array[int]]]) -> Iterator[bytes]:
-        for path, offsets in parts:
-            if len(offsets) > 1:
-                with open(path, "rb") as handle:
-                    yield from handle
+        """Rewrite the journals in plan order, export the dataset, write the manifest
+        (:func:`fountain.run.finish.finish_round`)."""
+        return finish_round(self, started, interrupted)
 
 
 def _is_fatal(error: ProviderError) -> bool:
@@ -650,34 +468,6 @@ def _is_fatal(error: ProviderError) -> bool:
 
 
 # --- entry points ------------------------------------------------------------------------------
-
-
-def make_provider(spec: Spec, options: RunOptions) -> Provider:
-    """The provider a run uses: CLI options > environment > the spec's model block > local."""
-    from fountain.providers import create_provider, resolve_provider_config
-
-    name = options.provider
-    if options.replay is not None:
-        if name not in (None, "fake"):
-            raise FountainError(
-                "--replay works with the fake provider only",
-                location="--replay",
-                hint="drop --provider, or use --provider fake",
-            )
-        name = "fake"
-    config = resolve_provider_config(
-        spec.model,
-        provider=name,
-        model=options.model,
-        base_url=options.base_url,
-        allow_key_envs=options.allow_key_env,
-        base_urls=options.base_urls,
-        timeout_s=options.timeout,
-        structured_output=options.structured_output,
-    )
-    if options.replay is not None:
-        config = replace(config, replay=str(options.replay))
-    return create_provider(config)
 
 
 async def run_async(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:

@@ -232,3 +232,21 @@ def record_validator() -> Any:  # a jsonschema Draft202012Validator (no type hin
     from fountain.resources import load_schema
 
     return Draft202012Validator(load_schema("sft_record.schema.json"))
+
+
+def drop_stale_dataset(manifest: Any, output_dir: Path, dataset: Path, fmt: str) -> str | None:
+    """An earlier session exported another file (``--format janus`` after ``messages``): it no
+    longer matches the journals, so it goes (it is rebuilt, free from the cache, by running again
+    with its format). Returns the warning that says so, or None."""
+    earlier = manifest.exported_dataset()
+    if earlier is None or earlier[0] == dataset.name:
+        return None
+    name, earlier_fmt = earlier
+    stale = output_dir / name
+    if not stale.is_file():
+        return None
+    stale.unlink()
+    return (
+        f"removed {name} (format {earlier_fmt}) written by an earlier "
+        f"session: the dataset is now {dataset.name} (format {fmt})"
+    )

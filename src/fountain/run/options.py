@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import FountainError
+from fountain.providers.base import Provider
+from fountain.run.outputs import CACHE_FILE
 from fountain.types import Sample
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fountain.providers.dispatch import Dispatcher
     from fountain.spec.model import Spec
 
 DEFAULT_CONCURRENCY = {"local": 1, "fake": 8}
@@ -142,3 +145,73 @@ def output_folder(spec: Spec, options: RunOptions) -> Path:
     folder = getattr(getattr(spec, "output", None), "folder", None) or "output"
     path = Path(folder)
     return path if path.is_absolute() else Path(spec.folder) / path
+
+
+def make_provider(spec: Spec, options: RunOptions) -> Provider:
+    """The provider a run uses: CLI options > environment > the spec's model block > local."""
+    from fountain.providers import create_provider, resolve_provider_config
+
+    name = options.provider
+    if options.replay is not None:
+        if name not in (None, "fake"):
+            raise FountainError(
+                "--replay works with the fake provider only",
+                location="--replay",
+                hint="drop --provider, or use --provider fake",
+            )
+        name = "fake"
+    config = resolve_provider_config(
+        spec.model,
+        provider=name,
+        model=options.model,
+        base_url=options.base_url,
+        allow_key_envs=options.allow_key_env,
+        base_urls=options.base_urls,
+        timeout_s=options.timeout,
+        structured_output=options.structured_output,
+    )
+    if options.replay is not None:
+        config = replace(config, replay=str(options.replay))
+    return create_provider(config)
+
+
+def run_concurrency(spec: Spec, options: RunOptions, provider_name: str) -> int:
+    """Requests in flight at once: ``--concurrency``, else the spec's, else the provider's default."""
+    value = options.concurrency or spec.model.concurrency
+    if value is None:
+        value = DEFAULT_CONCURRENCY.get(provider_name, DEFAULT_API_CONCURRENCY)
+    return max(1, int(value))
+
+
+def make_dispatcher(spec: Spec, options: RunOptions, provider: Provider, output_dir: Path, stats: Any) -> Dispatcher:
+    """The request path of a run (:class:`~fountain.providers.dispatch.Dispatcher`): the response
+    cache (``--cache``, else the output folder's), the price table, rate limits, the budget and the
+    error-rate stop. The cache is closed again if anything else fails."""
+    from fountain.providers.dispatch import Dispatcher
+
+    cache = None
+    if not options.no_cache:
+        from fountain.providers.cache import ResponseCache
+
+        cache = ResponseCache(Path(options.cache) if options.cache else output_dir / CACHE_FILE)
+    try:
+        prices = None
+        if options.prices is not None:
+            from fountain.providers.cost import PriceTable
+
+            prices = PriceTable.load(options.prices)
+        return Dispatcher(
+            provider,
+            cache=cache,
+            concurrency=run_concurrency(spec, options, provider.name),
+            rpm=options.rpm or spec.model.rpm,
+            tpm=options.tpm or spec.model.tpm,
+            budget_usd=options.budget_usd,
+            prices=prices,
+            stats=stats,
+            max_error_rate=options.max_error_rate,
+        )
+    except BaseException:
+        if cache is not None:
+            cache.close()
+        raise

@@ -8,14 +8,16 @@ import operator
 import os
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Sequence as SequenceABC
 from pathlib import Path
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from fountain.errors import OutputError
-from fountain.run.journal import RecordReader, dumps_record
-from fountain.run.outputs import JOURNALS
+from fountain.generation.plan import SEED
+from fountain.run.atomic import AtomicFile
+from fountain.run.journal import RecordReader, dumps_record, scan_journal
+from fountain.run.outputs import DERIVATIONS, DERIVATIONS_FILE, JOURNALS, REJECTS, REJECTS_FILE, SEEDS, SEEDS_FILE
 from fountain.types import Sample
 
 
@@ -103,6 +105,77 @@ class SampleIndex(Mapping[str, Sample]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def load_journals(self, output_dir: Path, rejects: dict[str, tuple[Any, int, int]]) -> list[str]:
+        """Index the journals a previous session left in ``output_dir`` (streamed: one record in
+        memory at a time); the rejects go into ``rejects`` (id -> reason, offset, length). Returns
+        the warnings of torn or repaired lines."""
+        warnings: list[str] = []
+        for source, name in ((SEEDS, SEEDS_FILE), (DERIVATIONS, DERIVATIONS_FILE)):
+            scan = scan_journal(output_dir / name)
+            for number, (offset, raw, record) in enumerate(scan, 1):
+                try:
+                    sample = Sample.from_record(record)
+                except (KeyError, TypeError, ValueError) as error:
+                    raise OutputError(
+                        f"{name} record {number} is not a sample ({error})",
+                        location=f"{output_dir / name}:{number}",
+                        hint="the file was edited or damaged; fix or remove that "
+                        "record, or write to another folder with --output",
+                    ) from None
+                if sample.id in self:
+                    continue  # the first record of an id wins
+                canonical = raw == (dumps_record(sample.to_record()) + "\n").encode("utf-8")
+                self.add(sample, source, offset, len(raw), canonical=canonical, remember=False)
+            if scan.warning:
+                warnings.append(scan.warning)
+        scan = scan_journal(output_dir / REJECTS_FILE)
+        for offset, raw, record in scan:
+            if isinstance(record.get("id"), str):
+                rejects[record["id"]] = (record.get("reason"), offset, len(raw))
+        if scan.warning:
+            warnings.append(scan.warning)
+        return warnings
+
+    def rewrite_journals(
+        self, output_dir: Path, rejects: dict[str, tuple[Any, int, int]], sort_key: Callable[[str], Any]
+    ) -> tuple[list[tuple[Path, array[int]]], list[str], list[str], list[str]]:
+        """Rewrite the journals in plan order (``sort_key``): the new files are written next to the
+        old ones, each line copied from where the index says it is, then the old files are closed
+        and replaced. Returns each samples journal's path and line offsets (the file's size
+        appended), and the seed, derivation and reject ids in their new order."""
+        samples = self
+        reader = samples.reader
+        assert reader is not None
+        ordered = sorted(samples, key=sort_key)
+        seeds = [i for i in ordered if samples.entry(i).kind == SEED]
+        derivations = [i for i in ordered if samples.entry(i).kind != SEED]
+        del ordered
+        rejects_sorted = sorted((i for i in rejects if i not in samples), key=sort_key)
+        with (
+            AtomicFile(output_dir / SEEDS_FILE) as new_seeds,
+            AtomicFile(output_dir / DERIVATIONS_FILE) as new_derivations,
+            AtomicFile(output_dir / REJECTS_FILE) as new_rejects,
+        ):
+            parts = []
+            for out, ids in ((new_seeds, seeds), (new_derivations, derivations)):
+                offsets = array("q", (out.write(samples.line(i)) for i in ids))
+                offsets.append(out.size)
+                parts.append((out.path, offsets))
+            for sample_id in rejects_sorted:
+                new_rejects.write(dumps_record(reader.record(REJECTS, *rejects[sample_id][1:])) + "\n")
+            reader.close()  # the old files are replaced now (and Windows cannot replace open files)
+            for out in (new_seeds, new_derivations, new_rejects):
+                out.commit()
+        return parts, seeds, derivations, rejects_sorted
+
+
+def journal_lines(parts: Sequence[tuple[Path, array[int]]]) -> Iterator[bytes]:
+    """The lines of the rewritten samples journals, seeds first (what the exporter reads)."""
+    for path, offsets in parts:
+        if len(offsets) > 1:
+            with open(path, "rb") as handle:
+                yield from handle
 
 
 class ResultSamples(SequenceABC[Sample]):

@@ -81,7 +81,7 @@ def check(folder: Path, texts: dict[str, str], provider: str | None = None) -> d
 def _preview(spec: Spec, provider: str | None) -> dict[str, Any]:
     """The rendered first requests and the dry-run plan of ``spec`` with ``provider``."""
     from fountain.generation.preview import preview_requests
-    from fountain.generation.worker import resolve_mode
+    from fountain.generation.requests import resolve_mode
     from fountain.providers import resolve_provider_config
     from fountain.providers.cost import PriceTable, estimate_run, estimate_tokens
 
