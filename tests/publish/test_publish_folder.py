@@ -204,3 +204,17 @@ def test_a_sharegpt_output_publishes_and_loads(output, tmp_path, capsys):
     assert {m["from"] for m in first} <= {"system", "human", "gpt"}
     info = json.loads((target / "dataset_info.json").read_text())
     assert next(iter(info.values()))["tags"]["assistant_tag"] == "gpt"
+
+
+def test_a_conversation_dropped_in_the_hand_review_is_not_published(output, tmp_path, capsys):
+    from fountain.run.review import append_decision
+
+    records = [json.loads(line) for line in (output / "dataset.jsonl").read_text().splitlines() if line.strip()]
+    dropped = records[0]["metadata"]["id"]
+    append_decision(output, dropped, "drop")  # as fountain studio's Drop does, before any re-export
+    target = tmp_path / "published"
+    code, text = run_cli(["publish", str(output), "--to", str(target), "--test-size", "0", "--no-embed"], capsys)
+    assert code == 0, text
+    published = [json.loads(line) for line in (target / "data" / "train.jsonl").read_text().splitlines() if line]
+    assert len(published) == len(records) - 1
+    assert dropped not in {r["metadata"]["id"] for r in published}

@@ -10,6 +10,7 @@ from typing import Any
 
 from fountain.errors import FountainError, OutputError
 from fountain.run.outputs import DATASET_FILES, MANIFEST_FILE
+from fountain.run.review import dropped_ids
 from fountain.spec.model import Spec
 
 
@@ -100,6 +101,10 @@ def read_source(output: str | Path, *, spec_folder: str | Path | None = None) ->
         )
         raise PublishError("no dataset.jsonl to publish", location=str(folder), hint=hint)
     records, fmt = _read_records(dataset)
+    # The hand review (fountain studio's Drop, review.jsonl) wins even before a re-export.
+    dropped = dropped_ids(folder)
+    if dropped:
+        records = [r for r in records if (r.get("metadata") or {}).get("id") not in dropped]
     if not records:
         raise PublishError("the dataset is empty", location=str(dataset), hint="nothing to publish yet")
     manifest: dict[str, Any] = {}
