@@ -81,8 +81,8 @@ class RunOptions:
         """The options as written into the manifest's run history (paths as text, no secrets)."""
         out = {}
         for key, value in asdict(self).items():
-            if value is None or key in ("quiet", "progress"):
-                continue
+            if value is None or value == () or key in ("quiet", "progress"):
+                continue  # an empty tuple is a repeatable option left out (--allow-key-env)
             out[key] = str(value) if isinstance(value, Path) else value
         return out
 

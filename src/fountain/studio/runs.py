@@ -149,6 +149,9 @@ RESUMABLE = {
     "budget_usd": "budget",
     "max_error_rate": "max-error-rate",
     "personas": "personas",
+    "prefix_loss": "prefix-loss",
+    "timeout": "timeout",
+    "structured_output": "structured-output",
 }
 SESSION_ONLY = frozenset({"fsync", "resume", "no_cache", "quiet", "progress", "output"})
 
@@ -174,7 +177,7 @@ def last_options(folder: Path, output: Path) -> dict[str, Any]:
     recorded = manifest.runs[-1].get("options") or {}
     options: dict[str, Any] = {}
     for name, value in recorded.items():
-        if value is None or name in SESSION_ONLY or (name == "max_error_rate" and value == 0.5):
+        if value in (None, [], ()) or name in SESSION_ONLY or (name == "max_error_rate" and value == 0.5):
             continue
         if name not in RESUMABLE:
             raise FountainError(
