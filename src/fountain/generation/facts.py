@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fountain.generation.stopwords import STOP_WORDS
@@ -166,8 +167,9 @@ COMMON_WORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A crude stem: lower-cased, a common suffix off, cut to :data:`STEM_CHARS` letters."""
+    """A crude stem (memoised: the same words come back in every conversation): lower-cased, a common suffix off, cut to :data:`STEM_CHARS` letters."""
     word = word.lower()
     for suffix in ("ing", "ed", "es", "s", "ly"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:

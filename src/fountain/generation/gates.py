@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from fountain.generation.facts import Fact, mentioned_facts, scene_facts
@@ -156,43 +157,52 @@ _SERVICE = re.compile(
 )
 
 
+@lru_cache(maxsize=64)
+def _role_patterns(
+    user_role: str, assistant_role: str, relations: tuple[str, ...]
+) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None, re.Pattern[str] | None]:
+    """The role-reversal patterns of a scene, compiled once: a role label, the user introducing
+    itself as the assistant's role, "your <relation>" (user side), "my <relation>" (assistant side)."""
+    names = {"user", "assistant", _label_words(user_role).lower(), _label_words(assistant_role).lower()}
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True) if n)
+    label = re.compile(rf"(?:^|\n)\s*[*_\"'>#]*\s*(?:the\s+)?(?:{alternatives})\s*[*_]*\s*:", re.I)
+    other = _label_words(assistant_role).lower()
+    me = re.compile(
+        rf"\b(?:i(?:'m| am)|i work as|my work as|as your) (?:a |an |the |your )?(?:\w+ ){{0,2}}{re.escape(other)}\b",
+        re.I,
+    )
+    if not relations:
+        return label, me, None, None
+    joined = "|".join(re.escape(n) for n in relations)
+    return label, me, re.compile(rf"\byour (?:{joined})\b", re.I), re.compile(rf"\bmy (?:{joined})\b", re.I)
+
+
 class RoleReversal:
     """Role labels inside a message; a user message that speaks as the assistant's role."""
 
     name = "role_reversal"
 
     def check_message(self, role: str, text: str, scene: Scene) -> Verdict:
-        names = {"user", "assistant", _label_words(scene.user_role).lower(), _label_words(scene.assistant_role).lower()}
-        alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True) if n)
-        label = re.compile(rf"(?:^|\n)\s*[*_\"'>#]*\s*(?:the\s+)?(?:{alternatives})\s*[*_]*\s*:", re.I)
+        label, me, yours, mine = _role_patterns(scene.user_role, scene.assistant_role, tuple(scene.user_relations))
         match = label.search(text)
         if match:
             return False, f"the {role} message carries a role label: {_show(text[match.start() :])}"
         if role == "user":
             other = _label_words(scene.assistant_role).lower()
-            me = re.search(
-                rf"\b(?:i(?:'m| am)|i work as|my work as|as your) (?:a |an |the |your )?(?:\w+ ){{0,2}}"
-                rf"{re.escape(other)}\b",
-                text,
-                re.I,
-            )
-            if other not in ("assistant",) and me:
+            if other not in ("assistant",) and me.search(text):
                 return False, f"the user introduces itself as the {other}: {_show(text)}"
             service = _SERVICE.search(text)
             if service:
                 return False, f"the user speaks as the {other} ({service.group(0)!r}): {_show(text)}"
-            if scene.user_relations:
-                relations = "|".join(re.escape(n) for n in scene.user_relations)
-                yours = re.search(rf"\byour (?:{relations})\b", text, re.I)
-                if yours:
-                    return False, f"the user speaks as the {other} ({yours.group(0)!r}): {_show(text)}"
-        elif scene.user_relations:
+            found = yours.search(text) if yours is not None else None
+            if found:
+                return False, f"the user speaks as the {other} ({found.group(0)!r}): {_show(text)}"
+        elif mine is not None:
             # The assistant's side has no partner in the scene: "my husband" is the user speaking.
-            relations = "|".join(re.escape(n) for n in scene.user_relations)
-            mine = re.search(rf"\bmy (?:{relations})\b", text, re.I)
-            if mine:
+            found = mine.search(text)
+            if found:
                 user = _label_words(scene.user_role).lower()
-                return False, f"the assistant speaks as the {user} ({mine.group(0)!r}): {_show(text)}"
+                return False, f"the assistant speaks as the {user} ({found.group(0)!r}): {_show(text)}"
         return KEEP
 
     def check(self, conversation: Conversation, scene: Scene) -> Verdict:
@@ -272,12 +282,15 @@ def prose(text: str) -> str:
     return _CODE.sub(" ", text) if "`" in text else text
 
 
-def prose_grams(text: str) -> set[tuple[str, ...]]:
-    return set(_grams(words(prose(text))))
+@lru_cache(maxsize=4096)
+def prose_grams(text: str) -> frozenset[tuple[str, ...]]:
+    """The word 4-grams of a message's prose (code left out); memoised, since the echo gate
+    compares each message with every earlier one."""
+    return frozenset(_grams(words(prose(text))))
 
 
 def echoes(
-    grams: set[tuple[str, ...]], before: set[tuple[str, ...]], threshold: float, *, previous: bool = False
+    grams: frozenset[tuple[str, ...]], before: frozenset[tuple[str, ...]], threshold: float, *, previous: bool = False
 ) -> bool:
     """True when a message (``grams``) is mostly an earlier one (``before``): it holds at least
     ``threshold`` of the earlier message's 4-grams and they make at least a third of its own, or
@@ -342,7 +355,7 @@ class Echo:
                 return False, "the continuation's first turn repeats the prefix's last turn"
         messages = conversation.messages()
         start = 2 * len(prefix)
-        earlier: list[tuple[str, set[tuple[str, ...]]]] = []
+        earlier: list[tuple[str, frozenset[tuple[str, ...]]]] = []
         for i, (role, text) in enumerate(messages):
             grams = prose_grams(text)
             if i >= start and grams:

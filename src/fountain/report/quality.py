@@ -101,7 +101,7 @@ def quality_section(
     repetition: list[float] = []
     for conversation in conversations:
         texts = [(r, t) for r, t in conversation if r in ("user", "assistant")]
-        earlier: list[set[tuple[str, ...]]] = []
+        earlier: list[frozenset[tuple[str, ...]]] = []
         for r, text in texts:
             messages += 1
             cut_n += not cut.check_message(r, text, scene)[0]
