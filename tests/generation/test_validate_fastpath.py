@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fountain.generation.rules import Rejected, Rules
-from fountain.generation.shape import _fast_shape, check_shape, normalize_shape
-from fountain.generation.validate import _REFUSAL, _may_refuse, _validator, check_turns
+from fountain.generation.shape import _fast_shape, _validator, check_shape, normalize_shape
+from fountain.generation.validate import _REFUSAL, _may_refuse, check_turns
 from fountain.types import Turn
 
 TEXTS = ["", " ", "\u00a0", "\u2003x", "a", "hello there", "\n\t", "\u200b", "\x1c", "\x85", "\u3000"]

@@ -23,24 +23,14 @@ from functools import lru_cache
 from typing import Any
 
 from fountain.generation.extract import ExtractionError, extract_json
-from fountain.generation.rules import CONVERSATION, INSTRUCT, LEAK_WORDS, Accepted, Rejected, Rules, _rules  # noqa: F401
-from fountain.generation.shape import (  # noqa: F401
-    _fast_shape,
-    _from_messages,
-    _inline,
-    _is_turn_list,
-    _path,
-    _schema,
-    _text_ok,
-    _turn_ok,
-    _turns_of,
-    _validator,
+from fountain.generation.rules import LEAK_WORDS, Accepted, Rejected, Rules, _rules
+from fountain.generation.shape import (
     check_shape,
     normalize_shape,
     request_schema,
     validation_schema,
 )
-from fountain.generation.stopwords import STOP_WORDS  # noqa: F401
+from fountain.generation.stopwords import STOP_WORDS
 from fountain.types import Turn
 
 # --- turn and elimination rules ----------------------------------------------------------------

@@ -21,14 +21,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fountain.errors import ProviderError
 from fountain.generation.gates import check_utterance_gates
 from fountain.generation.plan import DERIVATION, SEED, Task
-from fountain.generation.requests import (  # noqa: F401
-    MODES,
+from fountain.generation.requests import (
     canonical_direction,
     json_messages,
     messages_hash,
-    resolve_mode,
     short_hash,
-    spec_fingerprint,
     spec_sampling,
 )
 from fountain.generation.rules import Accepted, Rejected, Rules

@@ -21,7 +21,7 @@ import numpy as np
 from fountain.errors import FountainError, MissingDependencyError
 from fountain.report import grounding, metrics, quality, vectors
 from fountain.report.counts import counts_section, privacy_section
-from fountain.report.embeddings import _Embeddings, _load_default_embedder, encode_items  # noqa: F401
+from fountain.report.embeddings import _Embeddings
 from fountain.report.load import Dataset, Item, load_dataset, load_real
 
 DEFAULT_SAMPLE = 500

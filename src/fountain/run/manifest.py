@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 from fountain import __version__
 from fountain.errors import OutputError
 from fountain.run.atomic import write_text_atomic
-from fountain.run.outputs import LOCK_FILE, MANIFEST_FILE
+from fountain.run.outputs import MANIFEST_FILE
 from fountain.safety import safe_text
 
 MANIFEST_NAME = MANIFEST_FILE
-LOCK_NAME = LOCK_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.spec.model import Spec
