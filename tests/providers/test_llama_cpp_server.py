@@ -2,8 +2,8 @@
 serving the bundled SmolLM2-135M model on a loopback port (slow: a real model).
 
 That server answers ``response_format: json_schema`` with an HTTP 500 and handles one request at a
-time: the default (json) mode must step down to ``json_object`` with the schema and still write
-records.
+time: the default (json) mode must step down to ``json_object`` with the schema and every answer must
+come back as JSON in the schema's shape.
 """
 
 from __future__ import annotations
@@ -84,7 +84,12 @@ def test_default_mode_writes_records_against_llama_cpp_server(llama_server, tmp_
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["output"]["mode"] == "json"  # the default mode for an API provider
     records = [json.loads(line) for line in (output / "dataset.jsonl").read_text().splitlines()]
-    assert records, (output / "rejects.jsonl").read_text()[:2000]
+    rejects = [json.loads(line) for line in (output / "rejects.jsonl").read_text().splitlines()]
+    # The 500 on json_schema was a step down, not a failure: every answer came back as JSON in the
+    # schema's shape. Whether the 135M model's lines pass validation is up to its sampling (CI saw
+    # all 8 rejected as bare names), so each seed is either a record or a validation reject.
+    assert not [r for r in rejects if r["reason"] == "provider_error"], rejects[:2]
+    assert all(r["reason"].startswith(("elimination:", "gate:")) for r in rejects), rejects[:2]
+    assert all("conversation" in json.loads(r["raw"]) for r in rejects), rejects[:2]
+    assert len(records) + len(rejects) == 8
     assert all(r["messages"][-1]["role"] == "assistant" and r["messages"][-1]["content"] for r in records)
-    rejects = (output / "rejects.jsonl").read_text()
-    assert "provider_error" not in rejects  # the 500 on json_schema was a step down, not a failure
