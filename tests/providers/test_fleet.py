@@ -138,3 +138,9 @@ def test_cli_run_over_a_fleet_with_one_failing_server(servers, tmp_path, capsys,
     failing = by_url[servers_urls[2]]
     assert failing["answered"] == 0 and failing["failed"] == len(failing_requests) >= 1
     assert by_url[servers_urls[0]]["answered"] > 0
+    # `fountain status` shows what each server did, as a table line and in --json
+    code, text = run_cli(["status", str(output)], capsys)
+    assert code == 0, text
+    assert f"server    {servers_urls[2]}: 0 answered, {len(failing_requests)} failed" in text
+    code, text = run_cli(["status", str(output), "--json"], capsys)
+    assert json.loads(text)["servers"] == manifest["servers"]

@@ -112,6 +112,12 @@ def _print_status(status: dict) -> None:
         f"completion tokens; cost {cost}; {status['elapsed_s']:.0f} s over "
         f"{status['sessions']} session(s)"
     )
+    for server in status.get("servers", ()):
+        console.print(
+            f"server    {escape(str(server.get('base_url')))}: {server.get('answered', 0):,} answered, "
+            f"{server.get('failed', 0):,} failed, taken out {server.get('times_out', 0):,} time(s)"
+            + (" [yellow](out at the end of the session)[/]" if server.get("out") else "")
+        )
     for problem in status.get("problems", ()):
         console.print(f"[yellow]warning:[/] {escape(problem)}")
     if status.get("usage_source") == "journals":

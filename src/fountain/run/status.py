@@ -165,6 +165,8 @@ def collect_status(
         "torn_lines": torn,
         "problems": problems,
         "privacy": manifest.privacy,
+        # a fleet of servers: what each one answered in the last session that ended (not a killed one)
+        "servers": manifest.extra.get("servers") or [],
     }
     if check_spec:
         compared = _spec_to_compare(manifest, folder, spec_folder)
