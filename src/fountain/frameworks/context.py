@@ -28,7 +28,7 @@ class RunContext:
     def __init__(self, plan: FrameworkPlan, options: RunOptions, provider: Any, *, rounds: bool, enriches: bool):
         self.plan = plan
         self.source: Spec = plan.spec
-        self.options = replace(options, target=None) if rounds else options
+        self.options = options.with_(target=None) if rounds else options
         effective = effective_spec(self.source, self.options)
         if rounds and effective.generation.target is not None:
             effective = replace(effective, generation=replace(effective.generation, target=None))

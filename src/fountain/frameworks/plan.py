@@ -125,14 +125,14 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
 
     options = options or RunOptions()
     framework = _resolve_name(
-        options.framework or spec.framework or "Gen",
+        options.rating.framework or spec.framework or "Gen",
         FRAMEWORKS,
         "framework",
-        "--framework" if options.framework else "framework",
+        "--framework" if options.rating.framework else "framework",
     )
-    rater_name = options.rater or spec.raters.rater
+    rater_name = options.rating.rater or spec.raters.rater
     rater = (
-        _resolve_name(rater_name, RATERS, "rater", "--rater" if options.rater else "raters.rater")
+        _resolve_name(rater_name, RATERS, "rater", "--rater" if options.rating.rater else "raters.rater")
         if rater_name
         else None
     )
@@ -141,7 +141,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     if framework in ("Gen", "GenLLM") and rater:
         raise FountainError(
             f"the {framework} framework does not use a rater (--rater {rater})",
-            location="--rater" if options.rater else "raters.rater",
+            location="--rater" if options.rating.rater else "raters.rater",
             hint="--framework Filter rates and accumulates, --framework Feedback runs "
             "Private Evolution (PE); or drop the rater",
         )
@@ -150,12 +150,12 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         if rater == "RF":
             raise FountainError(
                 "Feedback needs the PE rater; RF cannot steer it (RF is not differentially private)",
-                location="--rater" if options.rater else "raters.rater",
+                location="--rater" if options.rating.rater else "raters.rater",
                 hint="use --rater PE, or --framework Filter --rater RF"
-                if options.rater
+                if options.rating.rater
                 else "set raters.rater: PE in setup.yaml, or framework: Filter to rate with RF",
             )
-        if options.framework:
+        if options.rating.framework:
             raise FountainError(
                 "the Feedback framework (Private Evolution) needs --rater PE",
                 location="--framework",
@@ -169,7 +169,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
             "setup.yaml, or pass --rater PE --real-data FILE --epsilon E",
         )
 
-    personas = options.personas
+    personas = options.rating.personas
     if personas is not None and framework != "GenLLM":
         raise FountainError(
             "the number of personas only applies to GenLLM, which generates them",
@@ -185,16 +185,16 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
                 f"the number of personas must lie between 1 and {MAX_PERSONAS}, got {personas}", location="--personas"
             )
 
-    if options.iterations is not None and framework in ("Gen", "GenLLM"):
+    if options.rating.iterations is not None and framework in ("Gen", "GenLLM"):
         raise FountainError(
             f"{framework} makes one pass: it has no iterations",
             location="--iterations",
             hint="rounds are for --framework Filter or Feedback",
         )
-    if options.iterations is not None:
-        iterations = options.iterations
+    if options.rating.iterations is not None:
+        iterations = options.rating.iterations
     elif framework == "Filter" and not _spec_has(spec, "privacy", "iterations"):
-        target_given = options.target is not None or spec.generation.target is not None
+        target_given = options.generation.target is not None or spec.generation.target is not None
         iterations = DEFAULT_FILTER_ROUNDS if target_given else 1
     else:
         iterations = spec.privacy.iterations
@@ -202,8 +202,8 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         raise FountainError(f"iterations must be a positive integer, got {iterations!r}", location="--iterations")
     iterations = int(iterations)
 
-    target = options.target if options.target is not None else spec.generation.target
-    if options.target is not None and framework == "Feedback":
+    target = options.generation.target if options.generation.target is not None else spec.generation.target
+    if options.generation.target is not None and framework == "Feedback":
         raise FountainError(
             "Feedback has no target: its dataset is the last population",
             location="--target",
@@ -214,36 +214,36 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     if target is not None and target < 1:
         raise FountainError(f"the target must be at least 1, got {target}", location="--target")
 
-    epsilon = options.epsilon if options.epsilon is not None else spec.privacy.epsilon
-    if options.epsilon is not None and rater != "PE":
+    epsilon = options.rating.epsilon if options.rating.epsilon is not None else spec.privacy.epsilon
+    if options.rating.epsilon is not None and rater != "PE":
         raise FountainError(
             "a privacy budget applies to the PE rater only"
             + ("; RF is NOT differentially private" if rater == "RF" else ""),
             location="--epsilon",
             hint="use --rater PE (with --framework Feedback or Filter), or drop --epsilon",
         )
-    if options.sigma is not None and rater != "PE":
+    if options.rating.sigma is not None and rater != "PE":
         raise FountainError(
             "sigma is the noise of the PE rater only", location="--sigma", hint="use --rater PE, or drop --sigma"
         )
-    if options.delta is not None and rater != "PE":
+    if options.rating.delta is not None and rater != "PE":
         raise FountainError(
             "delta is part of the PE rater's privacy budget", location="--delta", hint="use --rater PE, or drop --delta"
         )
 
     k = (
-        options.k
-        if options.k is not None
+        options.rating.k
+        if options.rating.k is not None
         else (spec.raters.k if _spec_has(spec, "raters", "k") else DEFAULT_K.get(rater or "", 1))
     )
     if k < 1:
         raise FountainError(f"k must be at least 1, got {k}", location="--k")
 
     edges: tuple[str, ...] = ()
-    if options.edge:
+    if options.rating.edge:
         from fountain.edge.client import check_edge_plan
 
-        edges = check_edge_plan(options.edge, framework, rater, options, notes)
+        edges = check_edge_plan(options.rating.edge, framework, rater, options.rating, notes)
         epsilon = spec.privacy.epsilon  # each owner's edge holds its own budget
 
     # Real data: the CLI's path is relative to the working folder, the spec's to the spec folder.
@@ -251,15 +251,15 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
     real_text = None
     if edges:
         pass
-    elif options.real_data is not None:
+    elif options.rating.real_data is not None:
         if not rater:
             raise FountainError(
                 "real data is only read by a rater",
                 location="--real-data",
                 hint="add --rater PE (differentially private) or --rater RF (not private)",
             )
-        real_text = str(options.real_data)
-        real_path = Path(options.real_data).expanduser()
+        real_text = str(options.rating.real_data)
+        real_path = Path(options.rating.real_data).expanduser()
     elif spec.raters.real_data and rater:
         real_text = spec.raters.real_data
         real_path = Path(spec.raters.real_data).expanduser()
@@ -308,7 +308,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         if not epsilon > 0:
             raise PrivacyBudgetError(f"epsilon must be positive, got {epsilon}", location="--epsilon")
         n = len(real or ())
-        delta = options.delta if options.delta is not None else spec.privacy.delta
+        delta = options.rating.delta if options.rating.delta is not None else spec.privacy.delta
         if delta is not None:
             source = "given"
             if not 0.0 < delta < 1.0:
@@ -320,7 +320,11 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         else:
             source = "1/(N ln N)"
             delta = accountant.default_delta(n)
-        sigma = options.sigma if options.sigma is not None else accountant.sigma_for(epsilon, iterations, delta)
+        sigma = (
+            options.rating.sigma
+            if options.rating.sigma is not None
+            else accountant.sigma_for(epsilon, iterations, delta)
+        )
         if sigma < 0 or math.isnan(sigma):
             raise FountainError(f"sigma must be non-negative, got {sigma}", location="--sigma")
         # A plan whose epsilon exceeds the budget does not start (PrivacyBudgetError).
@@ -331,7 +335,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         notes.extend(_weak_privacy_notes(n, delta, source, sigma))
     selection = spec.raters.selection
     threshold = spec.raters.threshold
-    embedder = options.embedder or spec.raters.embedder
+    embedder = options.rating.embedder or spec.raters.embedder
 
     # The run's settings go into the spec it fingerprints: an output folder holds one framework,
     # one rater and one budget. The keys that differ from setup.yaml are kept in the manifest.
@@ -342,7 +346,7 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         "raters.embedder": embedder,
         "raters.real_data": real_text if rater and not edges else spec.raters.real_data,
         "privacy.epsilon": epsilon if rater == "PE" and not edges else spec.privacy.epsilon,
-        "privacy.delta": options.delta if options.delta is not None else spec.privacy.delta,
+        "privacy.delta": options.rating.delta if options.rating.delta is not None else spec.privacy.delta,
         "privacy.iterations": iterations if framework in ("Filter", "Feedback") else spec.privacy.iterations,
     }
     overrides = {key: value for key, value in wanted.items() if value != _setting(spec, key)}

@@ -80,7 +80,7 @@ class Runner:
         decision = check_resume(
             self.ctx.output_dir,
             self.ctx.source,
-            self.ctx.options.resume,
+            self.ctx.options.export.resume,
             provider=public_identity(self.ctx.provider.identity()),
         )
         self.ctx.resuming = decision.resuming
@@ -167,9 +167,9 @@ class Runner:
     def _export(self, dataset: list[Sample]) -> Path:
         from fountain.run.export import export_dataset
 
-        fmt = self.ctx.options.format or getattr(self.ctx.effective.output, "format", None) or "messages"
+        fmt = self.ctx.options.export.format or getattr(self.ctx.effective.output, "format", None) or "messages"
         system = getattr(self.ctx.effective.output, "system_message", None)
-        prefix_loss = self.ctx.options.prefix_loss or "keep"
+        prefix_loss = self.ctx.options.export.prefix_loss or "keep"
         return export_dataset(dataset, self.ctx.output_dir, fmt, system_message=system, prefix_loss=prefix_loss)
 
     def _warn_empty(self, path: Path, rejects: list[dict[str, Any]]) -> None:
@@ -242,7 +242,7 @@ class Runner:
         mode = (
             last.mode
             if last is not None
-            else resolve_mode(self.ctx.effective, self.ctx.provider.name, self.ctx.options.mode)
+            else resolve_mode(self.ctx.effective, self.ctx.provider.name, self.ctx.options.generation.mode)
         )
         return RunResult(
             output_dir=self.ctx.output_dir,
@@ -267,7 +267,7 @@ class Runner:
 async def run_framework_async(
     spec: Any, options: RunOptions | None = None, *, provider: Any = None, embedder: Any = None, noise_rng: Any = None
 ) -> RunResult:
-    """Run ``spec`` with its framework (``options.framework`` > ``spec.framework`` > Gen).
+    """Run ``spec`` with its framework (``options.rating.framework`` > ``spec.framework`` > Gen).
 
     ``provider`` overrides the one the spec and options name (tests pass a fake); ``embedder``
     any :class:`~fountain.embed.embedder.Embedder` (default: ``--embedder``, else the bundled one).

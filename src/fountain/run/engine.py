@@ -96,8 +96,8 @@ class Engine:
         self.provider = provider
         self.gen = spec.generation
         self.type = self.gen.type
-        self.mode = resolve_mode(spec, provider.name, options.mode)
-        self.seed = options.seed
+        self.mode = resolve_mode(spec, provider.name, options.generation.mode)
+        self.seed = options.generation.seed
         self.max_retries = max(0, self.gen.max_retries)
         self.output_dir = output_folder(spec, options)
         self.roleplay: Any = None
@@ -145,7 +145,7 @@ class Engine:
 
     def _check_executor(self) -> None:
         """An unknown ``--executor``, or Ray not installed, is an error before the run starts."""
-        name = self.options.executor or "local"
+        name = self.options.execution.executor or "local"
         if name == "local":
             return
         if name != "ray":
@@ -322,7 +322,7 @@ class Engine:
         started = time.monotonic()
         self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was
         identity = public_identity(self.provider.identity())
-        decision = check_resume(self.output_dir, self.source_spec, self.options.resume, provider=identity)
+        decision = check_resume(self.output_dir, self.source_spec, self.options.export.resume, provider=identity)
         self.warnings.extend(decision.notes)
         if decision.resuming and decision.manifest is not None:
             manifest = decision.manifest
@@ -347,10 +347,12 @@ class Engine:
                 self.dispatcher.cache.close()
             raise
         self.manifest = manifest
-        self.progress = Progress(enabled=self.options.progress, quiet=self.options.quiet, stats=stats)
+        self.progress = Progress(
+            enabled=self.options.execution.progress, quiet=self.options.execution.quiet, stats=stats
+        )
         await self.prepare()
         self.worker = self._make_worker()
-        if (self.options.executor or "local") != "local":
+        if (self.options.execution.executor or "local") != "local":
             try:
                 self.executor = self._start_executor(self.worker)
             except BaseException:
@@ -385,9 +387,9 @@ class Engine:
         )
         manifest.write(self.output_dir)
 
-        self.seeds_journal = Journal(self.output_dir / SEEDS_FILE, fsync=self.options.fsync)
-        self.derivations_journal = Journal(self.output_dir / DERIVATIONS_FILE, fsync=self.options.fsync)
-        self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.fsync)
+        self.seeds_journal = Journal(self.output_dir / SEEDS_FILE, fsync=self.options.execution.fsync)
+        self.derivations_journal = Journal(self.output_dir / DERIVATIONS_FILE, fsync=self.options.execution.fsync)
+        self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.execution.fsync)
         # Opened once the three files exist, before anything can replace them (see RecordReader).
         self.samples.reader = RecordReader([self.output_dir / name for name in JOURNALS])
         done_before = len(self.samples) + sum(

@@ -26,7 +26,7 @@ def finish_round(engine: Engine, started: float, interrupted: bool) -> RunResult
     parts, seeds, derivations, rejects = engine.samples.rewrite_journals(
         engine.output_dir, engine.rejects, engine.sort_key
     )
-    fmt = engine.options.format or getattr(engine.spec.output, "format", None) or "messages"
+    fmt = engine.options.export.format or getattr(engine.spec.output, "format", None) or "messages"
     system = getattr(engine.spec.output, "system_message", None)
     if engine.final:
         dataset, records = export_lines(
@@ -34,7 +34,7 @@ def finish_round(engine: Engine, started: float, interrupted: bool) -> RunResult
             engine.output_dir,
             fmt,
             system_message=system,
-            prefix_loss=engine.options.prefix_loss or "keep",
+            prefix_loss=engine.options.export.prefix_loss or "keep",
         )
     else:
         dataset = engine.output_dir / DATASET_FILES.get(fmt, DATASET_FILES["messages"])
