@@ -79,7 +79,11 @@ class RunContext:
             stats = getattr(engine, "stats", None)
             if stats is not None:
                 self.stats.append(stats)
-            self.round_failed = sys.exc_info()[1]
+            if getattr(engine, "manifest", None) is not None:
+                # The round wrote into the folder (its manifest first): the runner salvages what
+                # it made. A round that stopped before (Ray missing, a bad --cache) left the
+                # folder as it was, and nothing is exported into it.
+                self.round_failed = sys.exc_info()[1]
             raise
         self.annotate_manifest()
         self.results.append(result)

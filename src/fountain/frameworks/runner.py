@@ -26,6 +26,7 @@ from fountain.frameworks.records import STATE_FILE, _combine_stats, _is_framewor
 from fountain.generation.plan import SEED, count_derivations
 from fountain.generation.requests import resolve_mode
 from fountain.run.engine import make_provider
+from fountain.run.finish import count_rejects
 from fountain.run.options import RunOptions, RunResult
 from fountain.run.outputs import REJECTS_FILE
 from fountain.spec.directions import distinct_directions
@@ -210,11 +211,13 @@ class Runner:
             )
             + self.ctx.variations_planned
         )
+        rejected, utterances = count_rejects((str(r.get("id")), r.get("reason")) for r in rejects)
         counts = {
             "seeds_requested": self.ctx.seeds_requested,
             "derivations_planned": derivations_planned,
             "accepted": {"seed": len(seeds), "derivation": len(everything) - len(seeds)},
-            "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
+            "rejected": rejected,
+            "utterance_rejects": utterances,
             "dataset_records": written,
         }
         manifest = Manifest.read(self.ctx.output_dir)

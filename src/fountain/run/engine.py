@@ -9,9 +9,11 @@
    task through the file-free :class:`~fountain.generation.worker.Worker`; every accepted seed
    immediately plans its derivation tasks;
 3. journal each outcome as it comes (append-only, group commit);
-4. at the end (or when the run stops) the journals are rewritten in plan order, the dataset is
-   exported (:mod:`fountain.run.export`, unless a framework exports later) and ``manifest.json``
-   records what happened.
+4. at the end (or when the run stops) the engine hands what the round did to
+   :func:`fountain.run.finish.finish_round` (a :class:`~fountain.run.finish.RoundEnd`): the
+   journals are rewritten in plan order and ``manifest.json`` records what happened. A round
+   never exports: the framework runner (:mod:`fountain.frameworks.runner`, what `fountain run`
+   and :func:`fountain.generate` call) rates the round's samples and exports the dataset once.
 
 Memory does not grow with the run: accepted samples live in the journals, and the engine keeps an
 index of where each one is (plus what planning needs); a derivation's parent is read back from its
@@ -24,7 +26,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from fountain import aio
 from fountain.errors import FountainError, ProviderError
 from fountain.generation.plan import (
     DERIVATION,
@@ -36,7 +37,7 @@ from fountain.generation.plan import (
 from fountain.generation.requests import resolve_mode, spec_fingerprint
 from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
-from fountain.run.finish import finish_round
+from fountain.run.finish import RoundEnd, finish_round
 from fountain.run.journal import (
     Journal,
     RecordReader,
@@ -44,7 +45,6 @@ from fountain.run.journal import (
 from fountain.run.options import (  # make_provider: re-exported (the runner, batch)
     RunOptions,
     RunResult,
-    effective_spec,
     make_dispatcher,
     make_provider,
     output_folder,
@@ -66,30 +66,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from fountain.providers.dispatch import Dispatcher, RunStats
     from fountain.spec.model import Spec
 
-__all__ = [
-    "Engine",
-    "RunOptions",
-    "RunResult",
-    "effective_spec",
-    "make_provider",
-    "output_folder",
-    "resolve_mode",
-    "run",
-    "run_async",
-]
+__all__ = ["Engine", "RunOptions", "RunResult", "make_provider", "output_folder"]
 
 
 class Engine:
-    """One run of one spec into one output folder. Use :func:`run` / :func:`run_async`."""
+    """One round of one spec into one output folder, as a framework run drives it
+    (:class:`fountain.frameworks.rounds.RoundEngine`): the journals and the manifest, never the
+    dataset; a completed round leaves the manifest ``running`` for the runner to complete."""
 
-    def __init__(
-        self, spec: Spec, options: RunOptions, provider: Provider, *, source_spec: Any = None, final: bool = True
-    ):
-        """``final=False``: a round of a framework run, which exports the dataset and completes
-        the manifest itself after rating; the engine then rewrites the journals only, and a
-        completed round leaves the manifest ``running``."""
+    def __init__(self, spec: Spec, options: RunOptions, provider: Provider, *, source_spec: Any = None):
         self.spec = spec
-        self.final = final
         self._reserve = 0  # derivations a pending seed holds in the progress total
         self.source_spec = source_spec if source_spec is not None else spec
         self.options = options
@@ -457,36 +443,37 @@ class Engine:
             "rejects.jsonl lists each failure; run the same command again to retry them",
         )
 
+    def round_end(self, started: float, interrupted: bool) -> RoundEnd:
+        """What this round did, for :func:`fountain.run.finish.finish_round`."""
+        servers = getattr(self.provider, "servers", None)  # a fleet: what each server did
+        return RoundEnd(
+            output_dir=self.output_dir,
+            samples=self.samples,
+            rejects=self.rejects,
+            sort_key=self.sort_key,
+            dataset_format=self.options.export.format or getattr(self.spec.output, "format", None) or "messages",
+            mode=self.mode,
+            seeds_requested=self.seeds_requested,
+            derivations_planned=self.planned_derivations,
+            target=self.gen.target,
+            manifest=self.manifest,
+            stats=self.stats,
+            retries=self.retries,
+            warnings=list(self.warnings),
+            servers=servers() if callable(servers) else None,
+            started=started,
+            interrupted=interrupted,
+            crash=self.crash,
+            stop_error=self.stop_error,
+        )
+
     def _finish(self, started: float, interrupted: bool) -> RunResult:
-        """Rewrite the journals in plan order, export the dataset, write the manifest
-        (:func:`fountain.run.finish.finish_round`)."""
-        return finish_round(self, started, interrupted)
+        """Hand the round's end to :func:`fountain.run.finish.finish_round` (journals rewritten in
+        plan order, the manifest written)."""
+        return finish_round(self.round_end(started, interrupted))
 
 
 def _is_fatal(error: ProviderError) -> bool:
     from fountain.providers.dispatch import FATAL_ERRORS
 
     return isinstance(error, FATAL_ERRORS)
-
-
-# --- entry points ------------------------------------------------------------------------------
-
-
-async def run_async(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
-    """Generate ``spec``'s dataset (see the module docstring). ``provider`` overrides the one the
-    spec and options name (tests pass a fake); a provider made here is closed at the end."""
-    options = options or RunOptions()
-    effective = effective_spec(spec, options)
-    own = provider is None
-    if provider is None:
-        provider = make_provider(effective, options)
-    try:
-        return await Engine(effective, options, provider, source_spec=spec).run()
-    finally:
-        if own:
-            await provider.aclose()
-
-
-def run(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
-    """Synchronous :func:`run_async`."""
-    return aio.run(run_async(spec, options, provider=provider))
