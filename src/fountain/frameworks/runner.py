@@ -27,7 +27,7 @@ from fountain.generation.plan import SEED, count_derivations
 from fountain.generation.requests import resolve_mode
 from fountain.run.engine import make_provider
 from fountain.run.finish import count_rejects
-from fountain.run.options import RunOptions, RunResult
+from fountain.run.options import RunOptions, RunResult, dataset_format
 from fountain.run.outputs import REJECTS_FILE
 from fountain.spec.directions import distinct_directions
 from fountain.types import Sample
@@ -168,7 +168,7 @@ class Runner:
     def _export(self, dataset: list[Sample]) -> Path:
         from fountain.run.export import export_dataset
 
-        fmt = self.ctx.options.export.format or getattr(self.ctx.effective.output, "format", None) or "messages"
+        fmt = dataset_format(self.ctx.effective, self.ctx.options)
         system = getattr(self.ctx.effective.output, "system_message", None)
         prefix_loss = self.ctx.options.export.prefix_loss or "keep"
         return export_dataset(dataset, self.ctx.output_dir, fmt, system_message=system, prefix_loss=prefix_loss)

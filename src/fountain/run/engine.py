@@ -45,6 +45,7 @@ from fountain.run.journal import (
 from fountain.run.options import (  # make_provider: re-exported (the runner, batch)
     RunOptions,
     RunResult,
+    dataset_format,
     make_dispatcher,
     make_provider,
     output_folder,
@@ -451,7 +452,7 @@ class Engine:
             samples=self.samples,
             rejects=self.rejects,
             sort_key=self.sort_key,
-            dataset_format=self.options.export.format or getattr(self.spec.output, "format", None) or "messages",
+            dataset_format=dataset_format(self.spec, self.options),
             mode=self.mode,
             seeds_requested=self.seeds_requested,
             derivations_planned=self.planned_derivations,

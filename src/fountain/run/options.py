@@ -197,6 +197,11 @@ def output_folder(spec: Spec, options: RunOptions) -> Path:
     return path if path.is_absolute() else Path(spec.folder) / path
 
 
+def dataset_format(spec: Spec, options: RunOptions) -> str:
+    """The dataset's format: ``--format``, else the spec's ``output.format``, else ``messages``."""
+    return options.export.format or getattr(getattr(spec, "output", None), "format", None) or "messages"
+
+
 def make_provider(spec: Spec, options: RunOptions) -> Provider:
     """The provider a run uses: CLI options > environment > the spec's model block > local."""
     from fountain.providers import create_provider, resolve_provider_config
