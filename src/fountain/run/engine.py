@@ -1,6 +1,7 @@
-"""A run of one spec into one output folder: resume, schedule, journal, export, manifest.
+"""One round of one spec into one output folder: resume, schedule, journal, manifest.
 
-:func:`run` (sync) and :func:`run_async` generate a spec's dataset into an output folder:
+:class:`Engine` ``.run()`` (a framework round, :class:`fountain.frameworks.rounds.RoundEngine`,
+drives it) generates into an output folder:
 
 1. decide whether the folder is a new run or a resumable one (:func:`fountain.run.resume.check_resume`)
    and index the journals a previous run left (``seeds.jsonl``, ``derivations.jsonl``,
@@ -17,7 +18,7 @@
 
 Memory does not grow with the run: accepted samples live in the journals, and the engine keeps an
 index of where each one is (plus what planning needs); a derivation's parent is read back from its
-journal when its task runs, and the final rewrite and export stream line by line.
+journal when its task runs, and the final rewrite streams line by line.
 """
 
 from __future__ import annotations
