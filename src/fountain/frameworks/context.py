@@ -120,6 +120,28 @@ class RunContext:
                 out.setdefault(sample.id, sample)
         return out
 
+    def journal_tally(self) -> tuple[list[int], int]:
+        """The turn counts of the accepted seeds, and how many samples were accepted (each id
+        once), streamed from the journals: what the end of a run counts, without holding the
+        samples (:meth:`journal_samples` reads them all)."""
+        from fountain.generation.plan import SEED
+        from fountain.run.journal import scan_journal
+
+        seen: set[str] = set()
+        seed_turns: list[int] = []
+        for name in (SEEDS_FILE, DERIVATIONS_FILE):
+            for line in scan_journal(self.output_dir / name):
+                try:
+                    sample = Sample.from_record(line.record)
+                except (KeyError, TypeError, ValueError):
+                    continue  # the engine reports damaged records when it reads them
+                if sample.id in seen:
+                    continue
+                seen.add(sample.id)
+                if sample.provenance.kind == SEED:
+                    seed_turns.append(len(sample.turns))
+        return seed_turns, len(seen)
+
     def new_state(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,

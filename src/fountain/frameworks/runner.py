@@ -23,7 +23,7 @@ from fountain.frameworks.plan import FrameworkPlan, plan_framework
 from fountain.frameworks.privacy_account import PrivacyAccount
 from fountain.frameworks.rating import Rating
 from fountain.frameworks.records import STATE_FILE, _combine_stats, _is_framework_reject, load_state
-from fountain.generation.plan import SEED, count_derivations
+from fountain.generation.plan import count_derivations
 from fountain.generation.requests import resolve_mode
 from fountain.run.engine import make_provider
 from fountain.run.finish import count_rejects
@@ -198,12 +198,11 @@ class Runner:
         path = self._export(dataset)
         dropped = dropped_ids(self.ctx.output_dir)  # the hand review's drops are not exported
         written = sum(1 for s in dataset if s.id not in dropped) if dropped else len(dataset)
-        everything = self.ctx.journal_samples()
-        seeds = [s for s in everything.values() if s.provenance.kind == SEED]
+        seed_turns, accepted = self.ctx.journal_tally()
         gen = self.ctx.effective.generation
         derivations_planned = (
             count_derivations(
-                [len(s.turns) for s in seeds],
+                seed_turns,
                 len(distinct_directions(self.ctx.effective.derivational_directions)),
                 gen.derivations_per_direction,
                 max_prefix_turns=gen.max_prefix_turns,
@@ -215,7 +214,7 @@ class Runner:
         counts = {
             "seeds_requested": self.ctx.seeds_requested,
             "derivations_planned": derivations_planned,
-            "accepted": {"seed": len(seeds), "derivation": len(everything) - len(seeds)},
+            "accepted": {"seed": len(seed_turns), "derivation": accepted - len(seed_turns)},
             "rejected": rejected,
             "utterance_rejects": utterances,
             "dataset_records": written,
