@@ -47,10 +47,10 @@ def options(out: Path, **kw) -> RunOptions:
 
 
 def run_round(spec, opts: RunOptions, provider):
-    """One engine round as the framework runner drives it (journals and manifest, no export):
-    for tests of what a round hands the runner (its result's samples, its manifest)."""
+    """One engine round exactly as the framework runner drives it (RoundEngine: journals and
+    manifest, no export): for tests of what a round hands the runner (its samples, its manifest)."""
     from fountain import aio
-    from fountain.run.engine import Engine
+    from fountain.frameworks.rounds import RoundEngine
     from fountain.run.options import effective_spec
 
-    return aio.run(Engine(effective_spec(spec, opts), opts, provider, source_spec=spec).run())
+    return aio.run(RoundEngine(effective_spec(spec, opts), opts, provider, source_spec=spec).run())
