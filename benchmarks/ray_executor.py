@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fountain.run.engine import run
+from fountain import generate
 from fountain.run.options import RunOptions
 from fountain.spec.load import load_spec
 from fountain.testing.mock_server import start_in_thread
@@ -68,7 +68,7 @@ def _one(spec, root: Path, name: str, server, **options) -> tuple[float, int, fl
     """(wall seconds, dataset records, seconds from the first request sent to the last answer)."""
     server.reset_counts()
     started = time.monotonic()
-    result = run(
+    result = generate(
         spec,
         RunOptions(
             output=root / name,

@@ -509,7 +509,8 @@ def engine_memory_phase(records: int) -> dict[str, Any]:
 
     import yaml
 
-    from fountain.run.engine import RunOptions, run_async
+    from fountain import generate_async
+    from fountain.run.options import RunOptions
     from fountain.spec.load import load_spec
 
     baseline_mb = peak_rss_mb()
@@ -533,7 +534,7 @@ def engine_memory_phase(records: int) -> dict[str, Any]:
             quiet=True,
         )
         start = time.perf_counter()
-        result = aio.run(run_async(spec, options, provider=InstantProvider()))
+        result = aio.run(generate_async(spec, options, provider=InstantProvider()))
         sizes = {
             name: (folder / "out" / name).stat().st_size / 1e6
             for name in ("seeds.jsonl", "dataset.jsonl", "cache.sqlite")

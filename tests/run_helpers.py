@@ -44,3 +44,13 @@ def options(out: Path, **kw) -> RunOptions:
     kw.setdefault("seed", 1)
     kw.setdefault("fsync", False)
     return RunOptions(output=out, quiet=True, **kw)
+
+
+def run_round(spec, opts: RunOptions, provider):
+    """One engine round exactly as the framework runner drives it (RoundEngine: journals and
+    manifest, no export): for tests of what a round hands the runner (its samples, its manifest)."""
+    from fountain import aio
+    from fountain.frameworks.rounds import RoundEngine
+    from fountain.run.options import effective_spec
+
+    return aio.run(RoundEngine(effective_spec(spec, opts), opts, provider, source_spec=spec).run())

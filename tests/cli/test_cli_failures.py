@@ -92,8 +92,8 @@ def test_an_unreachable_endpoint_fails_the_run(tmp_path, capsys, monkeypatch):
 
 
 def test_zero_accepted_because_of_provider_errors_is_an_error(tmp_path):
+    from fountain import generate
     from fountain.errors import BadRequestError
-    from fountain.run.engine import run
     from fountain.spec.load import load_spec
     from run_helpers import options
 
@@ -113,7 +113,7 @@ def test_zero_accepted_because_of_provider_errors_is_an_error(tmp_path):
 
     out = tmp_path / "out"
     with pytest.raises(Exception) as info:
-        run(
+        generate(
             load_spec(make_spec(tmp_path)),
             options(out, seeds_per_direction=1, derivations_per_direction=0),
             provider=Refusing(),
@@ -165,18 +165,18 @@ def test_bad_prices_write_nothing(tmp_path, capsys):
 
 
 def test_engine_checks_the_cache_before_the_manifest(tmp_path):
+    from fountain import generate
     from fountain.errors import FountainError
-    from fountain.run.engine import run
     from fountain.spec.load import load_spec
     from run_helpers import options
 
     spec, out = load_spec(make_spec(tmp_path)), tmp_path / "out"
-    run(spec, options(out, provider="fake"))
+    generate(spec, options(out, provider="fake"))
     before = (out / "manifest.json").read_bytes()
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(FountainError):
-        run(spec, options(out, provider="fake", cache=blocker / "c.sqlite"))
+        generate(spec, options(out, provider="fake", cache=blocker / "c.sqlite"))
     assert (out / "manifest.json").read_bytes() == before
 
 
@@ -184,8 +184,8 @@ def test_engine_checks_the_cache_before_the_manifest(tmp_path):
 
 
 def test_the_plan_is_in_the_manifest_while_the_run_goes(tmp_path):
+    from fountain import generate
     from fountain.providers.fake import FakeProvider
-    from fountain.run.engine import run
     from fountain.spec.load import load_spec
     from run_helpers import options
 
@@ -200,7 +200,7 @@ def test_the_plan_is_in_the_manifest_while_the_run_goes(tmp_path):
 
     from fountain.providers.base import ProviderConfig
 
-    run(load_spec(make_spec(tmp_path)), options(out), provider=Peeking(ProviderConfig(provider="fake")))
+    generate(load_spec(make_spec(tmp_path)), options(out), provider=Peeking(ProviderConfig(provider="fake")))
     manifest = seen[0]
     assert manifest["status"] == "running"
     assert manifest["counts"]["seeds_requested"] == 4

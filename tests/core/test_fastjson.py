@@ -89,8 +89,9 @@ def test_a_completion_never_holds_a_lone_surrogate():
 
 def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tmp_path):
     """A model answer holding "\\ud83d" (half an emoji) is stored, exported and replayed as is."""
+    from fountain import generate
     from fountain.providers.base import Completion
-    from fountain.run.engine import RunOptions, run
+    from fountain.run.options import RunOptions
     from fountain.spec.load import load_spec
     from fountain.types import Usage
     from run_helpers import make_spec
@@ -118,7 +119,7 @@ def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tm
     out = tmp_path / "out"
 
     def go():
-        return run(
+        return generate(
             spec,
             RunOptions(
                 output=out,
@@ -133,11 +134,12 @@ def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tm
         )
 
     first = go()
-    assert first.dataset_records == 2 and HalfEmojiProvider.calls == 2
+    # Both seeds get the same answer: Gen's dedup keeps one (as `fountain run` does).
+    assert first.dataset_records == 1 and HalfEmojiProvider.calls == 2
     dataset = (out / "dataset.jsonl").read_bytes()
     first_record = json.loads(dataset.decode("utf-8").splitlines()[0])  # valid UTF-8, escaped
     assert first_record["messages"][0]["content"] == "How do we split rent \ud83d fairly in our marriage?"
     (out / "dataset.jsonl").unlink()
     again = go()
     assert HalfEmojiProvider.calls == 2  # every answer came from the cache
-    assert again.dataset_records == 2 and (out / "dataset.jsonl").read_bytes() == dataset
+    assert again.dataset_records == 1 and (out / "dataset.jsonl").read_bytes() == dataset

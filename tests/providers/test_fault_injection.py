@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fountain.run.engine import RunOptions, run_async
+from fountain import generate_async
+from fountain.run.options import RunOptions
 from fountain.spec.load import load_spec
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "marriage_counsel"
@@ -45,7 +46,7 @@ async def test_twenty_percent_faults_every_failure_retried_or_rejected(spec_fold
         derivations_per_direction=1,
         quiet=True,
     )
-    result = await run_async(load_spec(spec_folder), options)
+    result = await generate_async(load_spec(spec_folder), options)
 
     statuses = mock_server.stats()["statuses"]
     faults = {k: v for k, v in statuses.items() if k != "200"}

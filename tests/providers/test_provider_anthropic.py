@@ -22,55 +22,21 @@ from fountain.errors import (  # noqa: E402
     TransientProviderError,
 )
 from fountain.providers import create_provider  # noqa: E402
-from fountain.providers.base import Message, ProviderConfig, Request, Sampling  # noqa: E402
+from fountain.providers.base import ProviderConfig, Request, Sampling  # noqa: E402
+from provider_helpers import conversation_schema, make_request, provider_maker  # noqa: E402
 
 KEY = "sk-ant-test-0a1b2c3d4e5f-secret"
-SCHEMA = {
-    "title": "conversation",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["conversations"],
-    "properties": {
-        "conversations": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 3,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["user", "assistant"],
-                "properties": {
-                    "user": {"type": "string", "minLength": 1},
-                    "assistant": {"type": "string", "minLength": 1},
-                },
-            },
-        }
-    },
-}
+SCHEMA = conversation_schema()
 
 
 def _request(**overrides) -> Request:
-    fields = dict(
-        messages=(Message("system", "You write dialogues."), Message("user", "Write one.")),
-        schema=SCHEMA,
-        seed=7,
-        sample_index=1,
-    )
-    fields.update(overrides)
-    return Request(**fields)
+    return make_request(**{"schema": SCHEMA, **overrides})
 
 
 @pytest.fixture
 def make(mock_server, monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-
-    def build(**config):
-        config.setdefault("model", "claude-test")
-        config.setdefault("base_url", mock_server.url)
-        config.setdefault("timeout_s", 5.0)
-        return create_provider(ProviderConfig(provider="anthropic", **config))
-
-    return build
+    env = {"ANTHROPIC_API_KEY": KEY}
+    return provider_maker(monkeypatch, "anthropic", env=env, model="claude-test", base_url=mock_server.url)
 
 
 async def test_schema_becomes_a_forced_tool_and_answer_is_parsed(mock_server, make):

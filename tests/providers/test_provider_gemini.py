@@ -23,60 +23,28 @@ from fountain.errors import (  # noqa: E402
 from fountain.providers import create_provider  # noqa: E402
 from fountain.providers.base import Message, ProviderConfig, Request, Sampling  # noqa: E402
 from fountain.providers.gemini import _retry_delay, openapi_schema  # noqa: E402
+from provider_helpers import MESSAGES, conversation_schema, make_request, provider_maker  # noqa: E402
 
 KEY = "AIza-test-1122334455-secret"
-SCHEMA = {
-    "title": "conversation",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["conversations"],
-    "properties": {
-        "conversations": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 3,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["user", "assistant"],
-                "properties": {
-                    "user": {"type": "string", "minLength": 1},
-                    "assistant": {"type": "string", "minLength": 1},
-                },
-            },
-        }
-    },
-}
+SCHEMA = conversation_schema()
 
 
 def _request(**overrides) -> Request:
-    fields = dict(
-        messages=(
-            Message("system", "You write dialogues."),
-            Message("user", "Write one."),
-            Message("assistant", "Sure."),
-            Message("user", "Go on."),
-        ),
-        schema=SCHEMA,
-        seed=5,
-        sample_index=2,
+    return make_request(
+        **{
+            "schema": SCHEMA,
+            "messages": (*MESSAGES, Message("assistant", "Sure."), Message("user", "Go on.")),
+            "seed": 5,
+            "sample_index": 2,
+            **overrides,
+        },
     )
-    fields.update(overrides)
-    return Request(**fields)
 
 
 @pytest.fixture
 def make(mock_server, monkeypatch):
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-
-    def build(**config):
-        config.setdefault("model", "gemini-test")
-        config.setdefault("base_url", mock_server.url)
-        config.setdefault("timeout_s", 5.0)
-        return create_provider(ProviderConfig(provider="gemini", **config))
-
-    return build
+    env, unset = {"GEMINI_API_KEY": KEY}, ("GOOGLE_API_KEY",)
+    return provider_maker(monkeypatch, "gemini", env=env, unset=unset, model="gemini-test", base_url=mock_server.url)
 
 
 async def test_schema_is_sent_natively_and_answer_parsed(mock_server, make):

@@ -20,33 +20,12 @@ from fountain.errors import (
     RateLimitError,
     TransientProviderError,
 )
-from fountain.providers import create_provider
-from fountain.providers.base import Message, ProviderConfig, Request, Sampling
+from fountain.providers.base import ProviderConfig, Request, Sampling
 from fountain.providers.openai import OpenAIProvider, normalize_base_url
+from provider_helpers import conversation_schema, make_request, provider_maker
 
 KEY = "sk-test-9f8e7d6c5b4a-secret"
-SCHEMA = {
-    "title": "conversation",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["conversations"],
-    "properties": {
-        "conversations": {
-            "type": "array",
-            "minItems": 2,
-            "maxItems": 4,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["user", "assistant"],
-                "properties": {
-                    "user": {"type": "string", "minLength": 1},
-                    "assistant": {"type": "string", "minLength": 1},
-                },
-            },
-        }
-    },
-}
+SCHEMA = conversation_schema(min_items=2, max_items=4)
 
 
 @pytest.fixture(autouse=True, params=["aiohttp", "pyreqwest"])
@@ -59,27 +38,13 @@ def http_client(request, monkeypatch):
 
 
 def _request(**overrides) -> Request:
-    fields = dict(
-        messages=(Message("system", "You write dialogues."), Message("user", "Write one.")),
-        schema=SCHEMA,
-        seed=7,
-        sample_index=3,
-    )
-    fields.update(overrides)
-    return Request(**fields)
+    return make_request(**{"schema": SCHEMA, "sample_index": 3, **overrides})
 
 
 @pytest.fixture
 def provider_factory(mock_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-
-    def make(**config):
-        config.setdefault("model", "gpt-test")
-        config.setdefault("base_url", mock_server.openai_base_url)
-        config.setdefault("timeout_s", 5.0)
-        return create_provider(ProviderConfig(provider="openai", **config))
-
-    return make  # each test closes its provider: the session belongs to the test's event loop
+    env = {"OPENAI_API_KEY": KEY}
+    return provider_maker(monkeypatch, "openai", env=env, model="gpt-test", base_url=mock_server.openai_base_url)
 
 
 async def test_schema_is_sent_natively_and_answer_parsed(mock_server, provider_factory):

@@ -164,8 +164,8 @@ def test_an_evaluation_of_the_output_goes_on_the_card(output, tmp_path, capsys):
 
 def test_a_sample_specs_fake_run_publishes_and_loads_with_both_splits(tmp_path, capsys):
     datasets = pytest.importorskip("datasets")
+    from fountain import generate
     from fountain.providers.fake import FakeProvider
-    from fountain.run.engine import run
     from fountain.run.options import RunOptions
     from fountain.spec.load import load_spec
 
@@ -173,7 +173,7 @@ def test_a_sample_specs_fake_run_publishes_and_loads_with_both_splits(tmp_path, 
     shutil.copytree(Path(__file__).parents[2] / "samples" / "marriage_counsel", spec_folder)
     spec = load_spec(spec_folder)
     options = RunOptions(output=spec_folder / "output", quiet=True, seed=1, fsync=False, seeds_per_direction=3)
-    result = run(spec, options, provider=FakeProvider())
+    result = generate(spec, options, provider=FakeProvider())
     target = tmp_path / "published"
     code, text = run_cli(
         ["publish", str(result.output_dir), "--to", str(target), "--test-size", "0.3", "--no-embed"], capsys

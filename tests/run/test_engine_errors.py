@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from fountain import generate
 from fountain.errors import (
     AuthenticationError,
     BadRequestError,
@@ -14,7 +15,7 @@ from fountain.errors import (
     QuotaExceededError,
 )
 from fountain.providers.fake import ScriptedProvider
-from fountain.run.engine import RunOptions, run
+from fountain.run.options import RunOptions
 from fountain.spec.load import load_spec
 from run_helpers import make_spec, records
 
@@ -96,7 +97,7 @@ def spec(tmp_path):
 def test_bad_output_is_retried_then_rejected(case, spec, tmp_path):
     text, reason = BAD[case]
     provider = ScriptedProvider([text])
-    result = run(spec, opts(tmp_path / "out"), provider=provider)
+    result = generate(spec, opts(tmp_path / "out"), provider=provider)
     assert len(provider.requests) == 2  # first try + max_retries (1)
     assert result.retries == 1
     rejects = records(tmp_path / "out" / "rejects.jsonl")
@@ -117,7 +118,7 @@ def test_bad_output_is_retried_then_rejected(case, spec, tmp_path):
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_output_then_good_is_accepted(case, spec, tmp_path):
     provider = ScriptedProvider([BAD[case][0], GOOD])
-    result = run(spec, opts(tmp_path / "out"), provider=provider)
+    result = generate(spec, opts(tmp_path / "out"), provider=provider)
     assert result.dataset_records == 1
     seed = records(tmp_path / "out" / "seeds.jsonl")[0]
     assert seed["metadata"]["attempt"] == 1
@@ -126,7 +127,7 @@ def test_bad_output_then_good_is_accepted(case, spec, tmp_path):
 
 def test_prose_around_json_is_accepted_without_retry(spec, tmp_path):
     provider = ScriptedProvider([f"Sure! Here it is:\n```json\n{GOOD}\n```\nHope it helps."])
-    result = run(spec, opts(tmp_path / "out"), provider=provider)
+    result = generate(spec, opts(tmp_path / "out"), provider=provider)
     assert len(provider.requests) == 1 and result.dataset_records == 1
 
 
@@ -146,7 +147,7 @@ def test_garbage_never_crashes(spec, tmp_path):
     spec_many = load_spec(
         make_spec(tmp_path, SETUP.replace("seeds_per_direction: 1", "seeds_per_direction: 5"), name="many")
     )
-    result = run(spec_many, opts(tmp_path / "out"), provider=ScriptedProvider(script))
+    result = generate(spec_many, opts(tmp_path / "out"), provider=ScriptedProvider(script))
     assert result.counts["accepted"]["seed"] == 0
     assert sum(result.counts["rejected"].values()) == 5
 
@@ -154,7 +155,7 @@ def test_garbage_never_crashes(spec, tmp_path):
 def test_local_provider_is_not_reasked_with_the_error(spec, tmp_path):
     provider = ScriptedProvider([BAD["wrong_keys"][0], GOOD])
     provider.name = "local"  # the local model gets the same prompt with a new seed
-    run(spec, opts(tmp_path / "out", mode="json"), provider=provider)
+    generate(spec, opts(tmp_path / "out", mode="json"), provider=provider)
     assert provider.requests[1].messages == provider.requests[0].messages
     assert provider.requests[1].seed != provider.requests[0].seed
 
@@ -168,7 +169,7 @@ def test_fatal_provider_error_stops_cleanly(spec, tmp_path, error):
     out = tmp_path / "out"
     provider = ScriptedProvider([GOOD, error])
     with pytest.raises(FountainError) as info:
-        run(spec, opts(out, concurrency=1), provider=provider)
+        generate(spec, opts(out, concurrency=1), provider=provider)
     assert "run the same command again" in info.value.hint
     # what was done is saved, the manifest says why it stopped
     assert len(records(out / "seeds.jsonl")) == 1
@@ -177,7 +178,7 @@ def test_fatal_provider_error_stops_cleanly(spec, tmp_path, error):
     assert manifest["status"] == "stopped" and manifest["stop_reason"]
     # the same command continues where it stopped
     again = ScriptedProvider([GOOD])
-    result = run(spec, opts(out), provider=again)
+    result = generate(spec, opts(out), provider=again)
     assert result.counts["accepted"]["seed"] == 3
     assert len(again.requests) == 2
 
@@ -187,13 +188,13 @@ def test_non_fatal_provider_error_rejects_and_resume_retries(spec, tmp_path):
     provider = ScriptedProvider([BadRequestError("prompt too long for the context", status=400)])
     # Nothing accepted because the provider failed: an error naming the last provider error.
     with pytest.raises(ProviderError, match="no conversation was accepted.*prompt too long"):
-        run(spec, opts(out), provider=provider)
+        generate(spec, opts(out), provider=provider)
     rejects = records(out / "rejects.jsonl")
     assert [r["reason"] for r in rejects] == ["provider_error"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["rejected"] == {"provider_error": 1} and manifest["status"] == "stopped"
     again = ScriptedProvider([GOOD])
-    result = run(spec, opts(out), provider=again)
+    result = generate(spec, opts(out), provider=again)
     assert len(again.requests) == 1  # provider errors are tried again on resume
     assert result.counts["accepted"]["seed"] == 1
     assert records(out / "rejects.jsonl") == []
@@ -207,7 +208,7 @@ def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
         "Let us look at when the fights start. COUNSELEE: ok",
     ]
     provider = ScriptedProvider(script)
-    run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
+    generate(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
     seeds = records(tmp_path / "out" / "seeds.jsonl")
     assert len(seeds) == 1
     assert [m["content"] for m in seeds[0]["messages"]] == [
@@ -219,7 +220,7 @@ def test_turns_mode_bad_utterances_are_retried(spec, tmp_path):
 
 def test_turns_mode_rejects_after_retries(spec, tmp_path):
     provider = ScriptedProvider(["...", "?!"])
-    result = run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
+    result = generate(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=provider)
     assert result.counts["rejected"] == {"elimination:stopwords_only": 1}
     assert result.counts["utterance_rejects"] == {"elimination:stopwords_only": 2}
     rejects = records(tmp_path / "out" / "rejects.jsonl")
@@ -247,6 +248,6 @@ def test_turns_mode_user_line_is_its_first_real_paragraph(spec, tmp_path):
         "COUNSELEE:\n\nWe keep fighting about money in our marriage.\n\nCOUNSELOR: I see.",
         "Let us look at when the fights start.",
     ]
-    run(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=ScriptedProvider(script))
+    generate(spec, opts(tmp_path / "out", mode="turns", max_turns=1), provider=ScriptedProvider(script))
     seed = records(tmp_path / "out" / "seeds.jsonl")[0]
     assert seed["messages"][0]["content"] == "We keep fighting about money in our marriage."

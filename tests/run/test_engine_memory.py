@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from fountain import generate
 from fountain.errors import OutputError
 from fountain.providers.fake import FakeProvider
-from fountain.run.engine import run
 from fountain.run.journal import RecordReader
 from fountain.run.samples import SampleIndex
 from fountain.spec.load import load_spec
-from run_helpers import make_spec, options, records
+from run_helpers import make_spec, options, records, run_round
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def spec(tmp_path):
 
 
 def test_parents_read_back_from_the_journal_give_the_same_dataset(spec, tmp_path, monkeypatch):
-    reference = run(spec, options(tmp_path / "ref"), provider=FakeProvider())
+    reference = generate(spec, options(tmp_path / "ref"), provider=FakeProvider())
     reads = []
     real = RecordReader.record
 
@@ -32,34 +32,34 @@ def test_parents_read_back_from_the_journal_give_the_same_dataset(spec, tmp_path
 
     monkeypatch.setattr(RecordReader, "record", spy)
     monkeypatch.setattr(SampleIndex, "RECENT", 1)  # keep (almost) nothing in memory
-    result = run(spec, options(tmp_path / "small"), provider=FakeProvider())
+    result = generate(spec, options(tmp_path / "small"), provider=FakeProvider())
     assert reads.count(0) > 1, "derivation parents were read back from seeds.jsonl"
     for name in ("dataset.jsonl", "seeds.jsonl", "derivations.jsonl"):
         assert (tmp_path / "small" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
     assert result.dataset_records == reference.dataset_records > 4
 
 
-def test_result_samples_are_read_on_demand(spec, tmp_path):
+def test_a_rounds_result_samples_are_read_on_demand(spec, tmp_path):
     out = tmp_path / "out"
-    result = run(spec, options(out), provider=FakeProvider())
-    dataset = records(out / "dataset.jsonl")
-    ids = [d["metadata"]["id"] for d in dataset]
+    result = run_round(spec, options(out), FakeProvider())
+    journals = records(out / "seeds.jsonl") + records(out / "derivations.jsonl")
+    ids = [d["metadata"]["id"] for d in journals]
     assert len(result.samples) == result.dataset_records == len(ids)
     assert [s.id for s in result.samples] == ids
     assert result.samples[0].id == ids[0] and result.samples[-1].id == ids[-1]
     assert [s.id for s in result.samples[1:3]] == ids[1:3]
-    assert result.samples[-1].to_record() == dataset[-1]  # no system message in this spec
+    assert result.samples[-1].to_record() == journals[-1]
     with pytest.raises(IndexError):
         result.samples[len(ids)]
     # Another run in the folder rewrites the journals: the old result refuses to read them.
-    run(spec, options(out), provider=FakeProvider())
+    generate(spec, options(out), provider=FakeProvider())
     with pytest.raises(OutputError):
         list(result.samples)
 
 
 def test_a_resumed_journal_line_is_rewritten_in_canonical_form(spec, tmp_path):
     out = tmp_path / "out"
-    run(spec, options(out), provider=FakeProvider())
+    generate(spec, options(out), provider=FakeProvider())
     seeds = (out / "seeds.jsonl").read_text(encoding="utf-8").splitlines()
     dataset = (out / "dataset.jsonl").read_bytes()
     record = json.loads(seeds[0])
@@ -67,7 +67,7 @@ def test_a_resumed_journal_line_is_rewritten_in_canonical_form(spec, tmp_path):
     edited = {"metadata": dict(reversed(list(meta.items())), note="not a field"), **record}
     (out / "seeds.jsonl").write_text("\n".join([json.dumps(edited)] + seeds[1:]) + "\n", encoding="utf-8")
     provider = FakeProvider()
-    run(spec, options(out), provider=provider)
+    generate(spec, options(out), provider=provider)
     assert provider.requests == []  # nothing left to do
     assert (out / "seeds.jsonl").read_text(encoding="utf-8").splitlines() == seeds
     assert (out / "dataset.jsonl").read_bytes() == dataset

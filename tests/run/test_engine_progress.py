@@ -6,8 +6,9 @@ import io
 
 from rich.console import Console
 
+from fountain import generate
 from fountain.providers.fake import FakeProvider
-from fountain.run.engine import RunOptions, run
+from fountain.run.options import RunOptions
 from fountain.run.progress import Progress, summary_table
 from fountain.spec.load import load_spec
 from run_helpers import make_spec
@@ -32,7 +33,9 @@ def test_quiet_disables_the_bar():
 
 def test_run_with_the_bar_and_summary(tmp_path):
     spec = load_spec(make_spec(tmp_path))
-    result = run(spec, RunOptions(output=tmp_path / "out", progress=True, seed=1, fsync=False), provider=FakeProvider())
+    result = generate(
+        spec, RunOptions(output=tmp_path / "out", progress=True, seed=1, fsync=False), provider=FakeProvider()
+    )
     buffer = io.StringIO()
     Console(file=buffer, width=120).print(summary_table(result))
     text = buffer.getvalue()

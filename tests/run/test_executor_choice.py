@@ -6,8 +6,8 @@ import builtins
 
 import pytest
 
+from fountain import generate
 from fountain.errors import FountainError, MissingDependencyError
-from fountain.run.engine import run
 from fountain.run.options import RunOptions
 from fountain.spec.load import load_spec
 from spec_helpers import make_spec
@@ -24,7 +24,7 @@ def test_executor_ray_without_ray_names_the_extra_and_writes_no_journal(tmp_path
     monkeypatch.setattr(builtins, "__import__", no_ray)
     spec = load_spec(make_spec(tmp_path))
     with pytest.raises(MissingDependencyError, match="Ray") as info:
-        run(spec, RunOptions(output=tmp_path / "out", provider="fake", executor="ray", quiet=True))
+        generate(spec, RunOptions(output=tmp_path / "out", provider="fake", executor="ray", quiet=True))
     assert "fountain[ray]" in (info.value.hint or "")
     assert not (tmp_path / "out").exists()  # nothing written
 
@@ -32,7 +32,7 @@ def test_executor_ray_without_ray_names_the_extra_and_writes_no_journal(tmp_path
 def test_unknown_executor_is_a_user_error(tmp_path):
     spec = load_spec(make_spec(tmp_path))
     with pytest.raises(FountainError, match="unknown executor"):
-        run(spec, RunOptions(output=tmp_path / "out", provider="fake", executor="dask", quiet=True))
+        generate(spec, RunOptions(output=tmp_path / "out", provider="fake", executor="dask", quiet=True))
 
 
 def test_local_executor_is_the_default_and_needs_no_ray(tmp_path, monkeypatch):
@@ -45,5 +45,5 @@ def test_local_executor_is_the_default_and_needs_no_ray(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     spec = load_spec(make_spec(tmp_path))
-    result = run(spec, RunOptions(output=tmp_path / "out", provider="fake", seed=1, quiet=True))
+    result = generate(spec, RunOptions(output=tmp_path / "out", provider="fake", seed=1, quiet=True))
     assert result.dataset_records > 0

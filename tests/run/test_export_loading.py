@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fountain.resources import load_schema
-from fountain.run.export import export_dataset, export_lines, record_validator
+from fountain.run.export import export_dataset, record_validator
 from fountain.run.features import METADATA_FIELDS, datasets_features, record_features
 from fountain.types import Provenance, Sample, Turn, Usage
 
@@ -78,13 +78,12 @@ def test_prefix_loss_mask_weighs_only_the_parents_turns(tmp_path):
         assert not list(record_validator().iter_errors(record))
 
 
-def test_prefix_loss_mask_applies_to_journal_lines_and_sharegpt(tmp_path):
-    lines = [(json.dumps(s.to_record()) + "\n").encode() for s in (_sample(0), _sample(1, "derivation", prefix=1))]
-    path, count = export_lines(lines, tmp_path / "m", prefix_loss="mask")
-    assert count == 2
+def test_prefix_loss_mask_applies_to_messages_and_sharegpt(tmp_path):
+    samples = [_sample(0), _sample(1, "derivation", prefix=1)]
+    path = export_dataset(samples, tmp_path / "m", prefix_loss="mask")
     derivation = json.loads(path.read_text().splitlines()[1])
     assert [m["weight"] for m in derivation["messages"] if m["role"] == "assistant"] == [0, 1, 1]
-    path, _ = export_lines(lines, tmp_path / "s", "sharegpt", prefix_loss="mask")
+    path = export_dataset(samples, tmp_path / "s", "sharegpt", prefix_loss="mask")
     derivation = json.loads(path.read_text().splitlines()[1])
     assert [m["weight"] for m in derivation["conversations"] if m["from"] == "gpt"] == [0, 1, 1]
 
@@ -147,13 +146,13 @@ def test_card_features_parse_as_datasets_features():
 
 
 def test_a_run_with_prefix_loss_mask_weighs_its_dataset_and_keeps_journals_plain(tmp_path):
+    from fountain import generate
     from fountain.providers.fake import FakeProvider
-    from fountain.run.engine import run
     from fountain.spec.load import load_spec
     from run_helpers import make_spec, options, records
 
     spec = load_spec(make_spec(tmp_path))
-    result = run(spec, options(tmp_path / "out", prefix_loss="mask"), provider=FakeProvider())
+    result = generate(spec, options(tmp_path / "out", prefix_loss="mask"), provider=FakeProvider())
     dataset = records(result.dataset_path)
     derived = [r for r in dataset if r["metadata"]["kind"] != "seed" and r["metadata"]["prefix_turns"]]
     assert derived

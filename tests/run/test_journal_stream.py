@@ -12,7 +12,7 @@ import pytest
 
 from fountain.errors import OutputError
 from fountain.run.atomic import AtomicFile, write_lines_atomic
-from fountain.run.export import export_dataset, export_lines
+from fountain.run.export import export_dataset
 from fountain.run.journal import (
     Journal,
     RecordReader,
@@ -196,17 +196,6 @@ def _samples() -> list[Sample]:
         sample(3),
         Sample("empty", (), Provenance(kind="seed", direction="d", category="c")),
     ]
-
-
-@pytest.mark.parametrize("fmt", ["messages", "sharegpt", "janus"])
-@pytest.mark.parametrize("system", [None, "", 'Be kind — "always".'])
-def test_export_lines_writes_what_export_dataset_writes(tmp_path, fmt, system):
-    samples = _samples()
-    lines = [(dumps_record(s.to_record()) + "\n").encode("utf-8") for s in samples]
-    path, count = export_lines(iter(lines), tmp_path / "a", fmt, system_message=system)
-    expected = export_dataset(samples, tmp_path / "b", fmt, system_message=system)
-    assert count == len(samples)
-    assert path.name == expected.name and path.read_bytes() == expected.read_bytes()
 
 
 def test_janus_export_is_the_original_indented_list(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fountain.run.engine import run
+from fountain import generate
 from fountain.run.options import RunOptions
 from fountain.spec.load import load_spec
 from fountain.testing.mock_server import start_in_thread
@@ -58,8 +58,8 @@ def _conversations(folder: Path) -> list[str]:
 
 def test_ray_executor_gives_the_local_executors_dataset(local_ray, tmp_path):
     spec = _spec(tmp_path, seeds=6)
-    local = run(spec, RunOptions(output=tmp_path / "local", provider="fake", seed=3, quiet=True))
-    on_ray = run(
+    local = generate(spec, RunOptions(output=tmp_path / "local", provider="fake", seed=3, quiet=True))
+    on_ray = generate(
         spec, RunOptions(output=tmp_path / "ray", provider="fake", seed=3, quiet=True, executor="ray", ray_actors=2)
     )
     assert local.dataset_records == on_ray.dataset_records > 6
@@ -86,7 +86,7 @@ def test_rpm_limit_holds_across_two_actors(local_ray, tmp_path):
             quiet=True,
             no_cache=True,
         )
-        result = run(spec, options)
+        result = generate(spec, options)
         times = sorted(r.received_at for r in server.requests)
     finally:
         server.stop()

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from fountain.errors import OutputError
-from fountain.run.export import export_dataset, export_lines
-from fountain.run.journal import dumps_record
+from fountain.run.export import export_dataset
 from fountain.run.review import REVIEW_FILE, append_decision, dropped_ids, load_review
 from fountain.types import Provenance, Sample, Turn
 
@@ -56,15 +55,6 @@ def test_export_dataset_leaves_dropped_records_out(tmp_path, fmt):
     append_decision(tmp_path, "s-2", "keep")
     path = export_dataset([_sample(i) for i in range(4)], tmp_path, fmt)
     assert _ids(path) == ["s-0", "s-2", "s-3"]
-
-
-def test_export_lines_leaves_dropped_records_out_and_counts_what_it_wrote(tmp_path):
-    lines = [(dumps_record(_sample(i).to_record()) + "\n").encode() for i in range(3)]
-    append_decision(tmp_path, "s-0", "drop")
-    path, count = export_lines(iter(lines), tmp_path, "messages", system_message="Be kind.")
-    assert count == 2
-    assert _ids(path) == ["s-1", "s-2"]
-    assert json.loads(path.read_text().splitlines()[0])["messages"][0] == {"role": "system", "content": "Be kind."}
 
 
 def test_a_resumed_run_reexports_without_the_dropped_record_and_keeps_the_journals(tmp_path):

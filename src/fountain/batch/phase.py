@@ -78,7 +78,7 @@ class BatchPhase:
         self.options = options
         self.provider = provider
         self.output_dir = output_folder(self.spec, options)
-        mode = resolve_mode(self.spec, provider.name, options.mode)
+        mode = resolve_mode(self.spec, provider.name, options.generation.mode)
         if mode != "json":
             raise FountainError(
                 f"--batch needs the json generation mode (this run would use {mode}: one request per "
@@ -86,7 +86,7 @@ class BatchPhase:
                 location="--mode",
                 hint="run with --mode json, or without --batch",
             )
-        if options.no_cache:
+        if options.budget.no_cache:
             raise FountainError(
                 "--batch keeps the answers in the response cache: it cannot run with --no-cache",
                 location="--no-cache",
@@ -100,9 +100,9 @@ class BatchPhase:
         self.identity = cache_identity(provider)
         self.ledger = Ledger(self.output_dir)
         self.fingerprint = spec_fingerprint(spec)
-        prices = PriceTable.load(options.prices)
+        prices = PriceTable.load(options.budget.prices)
         self.price: Price | None = prices.lookup(provider.name, getattr(provider, "model", None))
-        if options.budget_usd is not None and self.price is None:
+        if options.budget.budget_usd is not None and self.price is None:
             raise FountainError(
                 f"--budget needs a price for {provider.name} model {getattr(provider, 'model', None)!r}, and none is known",
                 hint="add the model to a price table and pass it with --prices FILE, or run without --budget",
@@ -114,7 +114,7 @@ class BatchPhase:
     # --- the loop --------------------------------------------------------------------------------
 
     async def run(self) -> BatchReport:
-        path = Path(self.options.cache) if self.options.cache else self.output_dir / CACHE_FILE
+        path = Path(self.options.budget.cache) if self.options.budget.cache else self.output_dir / CACHE_FILE
         self._check_folder()
         self.cache = ResponseCache(path)
         try:
@@ -166,7 +166,7 @@ class BatchPhase:
         from fountain.run.resume import check_resume
 
         check_resume(
-            self.output_dir, self.source, self.options.resume, provider=public_identity(self.provider.identity())
+            self.output_dir, self.source, self.options.export.resume, provider=public_identity(self.provider.identity())
         )
         others = [job for job in self.ledger.pending() if job.fingerprint and job.fingerprint != self.fingerprint]
         if others:
@@ -202,7 +202,7 @@ class BatchPhase:
             provider_name=self.provider.name,
             provider_model=str(getattr(self.provider, "model", "") or ""),
             mode="json",
-            seed=self.options.seed,
+            seed=self.options.generation.seed,
             fingerprint=self.fingerprint,
         )
         queue: list[tuple[Task, Sample | None]] = [
@@ -257,7 +257,7 @@ class BatchPhase:
 
     async def _submit(self, new: dict[str, Request]) -> None:
         keys = list(new)
-        if self.options.budget_usd is not None:
+        if self.options.budget.budget_usd is not None:
             keys = self._within_budget(keys, new)
         lines = [(key, self.api.line(key, new[key])) for key in keys]
         for chunk in split(lines, self.limits):
@@ -296,7 +296,7 @@ class BatchPhase:
         return self.price.cost(Usage(estimate_tokens(request.prompt_text()), completion)) * BATCH_DISCOUNT
 
     def _within_budget(self, keys: list[str], new: dict[str, Request]) -> list[str]:
-        budget = float(self.options.budget_usd or 0.0)
+        budget = float(self.options.budget.budget_usd or 0.0)
         room = budget - self.ledger.spent_usd() - self.ledger.reserved_usd()
         chosen: list[str] = []
         for key in keys:

@@ -272,15 +272,14 @@ def run_command(
     --framework composes rounds of generation and rating (docs/raters.md, "Frameworks").
     """
     from fountain.frameworks import plan_framework, run_framework
-    from fountain.run.options import RunOptions
+    from fountain.run.options import GROUP_OF, RunOptions
     from fountain.spec.load import load_spec
 
     urls = options.pop("base_url", None) or ()
     options["base_url"] = urls[0] if urls else None
     options["base_urls"] = tuple(urls) if len(urls) > 1 else None
-    # Every option whose name is a RunOptions field passes through as it is.
-    fields = set(RunOptions.__dataclass_fields__)
-    run_options = RunOptions(quiet=quiet, **{k: v for k, v in options.items() if k in fields and v is not None})
+    # Every option whose name is a RunOptions one (a flat name of its groups) passes through as it is.
+    run_options = RunOptions(quiet=quiet, **{k: v for k, v in options.items() if k in GROUP_OF and v is not None})
     spec = load_spec(target_folder, type_override=conversation_type, allow_paths=allow_path)
     # Framework, rater, real data and privacy budget are checked before any token is spent.
     plan = plan_framework(spec, run_options)
@@ -332,14 +331,14 @@ def run_command(
 def _check_run_files(options) -> None:
     """Open --cache and load --prices before anything is written (or a model loaded), so a bad
     path fails at once and leaves the output folder as it was."""
-    if options.prices is not None:
+    if options.budget.prices is not None:
         from fountain.providers.cost import PriceTable
 
-        PriceTable.load(options.prices)
-    if options.cache is not None and not options.no_cache:
+        PriceTable.load(options.budget.prices)
+    if options.budget.cache is not None and not options.budget.no_cache:
         from fountain.providers.cache import ResponseCache
 
-        ResponseCache(options.cache).close()
+        ResponseCache(options.budget.cache).close()
 
 
 def _print_dry_run(spec, options) -> None:
@@ -357,21 +356,21 @@ def _print_dry_run(spec, options) -> None:
     from fountain.run.resume import check_resume
 
     effective = effective_spec(spec, options)
-    name = options.provider if options.replay is None else "fake"
+    name = options.llm.provider if options.llm.replay is None else "fake"
     config = resolve_provider_config(
         effective.model,
         provider=name,
-        model=options.model,
-        base_url=options.base_url,
-        allow_key_envs=options.allow_key_env,
-        base_urls=options.base_urls,
+        model=options.llm.model,
+        base_url=options.llm.base_url,
+        allow_key_envs=options.llm.allow_key_env,
+        base_urls=options.llm.base_urls,
     )
-    mode = resolve_mode(effective, config.provider, options.mode)
+    mode = resolve_mode(effective, config.provider, options.generation.mode)
     prompts = []
-    for _, request in preview_requests(effective, mode=mode, seed=options.seed):
+    for _, request in preview_requests(effective, mode=mode, seed=options.generation.seed):
         schema = json.dumps(request.schema) if request.schema is not None else ""
         prompts.append(estimate_tokens(request.prompt_text()) + estimate_tokens(schema))
-    prices = PriceTable.load(options.prices)
+    prices = PriceTable.load(options.budget.prices)
     estimate = estimate_run(
         effective,
         prices,
@@ -408,18 +407,18 @@ def _print_dry_run(spec, options) -> None:
             f"cost: [yellow]unknown[/] (no price for {escape(config.provider)} model "
             f"{escape(str(config.model))}; give one with --prices FILE)"
         )
-        if options.budget_usd is not None:
+        if options.budget.budget_usd is not None:
             console.print("[yellow]--budget needs a price for the model: the run would refuse to start without one[/]")
     else:
         console.print(
             f"estimated cost: ${estimate.cost_low:,.4f} – ${estimate.cost_high:,.4f}"
-            + (f"  (budget ${options.budget_usd:,.2f})" if options.budget_usd is not None else "")
+            + (f"  (budget ${options.budget.budget_usd:,.2f})" if options.budget.budget_usd is not None else "")
         )
     folder = output_folder(effective, options)
     # a fleet's identity names no server (fountain.providers.fleet): the run resumes as servers change
     base_url = "fleet" if config.base_urls else config.base_url
     identity = {"provider": config.provider, "model": config.model, "base_url": base_url}
-    decision = check_resume(folder, spec, options.resume, provider=identity)
+    decision = check_resume(folder, spec, options.export.resume, provider=identity)
     if decision.resuming:
         console.print(
             f"output: would resume the run in {escape(str(folder))} (answers already "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from fountain.diagram.model import _OTHER_DIAGRAMS
 from fountain.errors import DiagramError
@@ -98,96 +99,144 @@ def _open_block(clean: str) -> tuple[int, str] | None:
     return clean.count("\n", 0, opened) + 1, clean[start : end if end >= 0 else len(clean)]
 
 
-def _explain(error, source: Source, clean: str) -> DiagramError:  # noqa: C901 - complexity debt, listed in docs/architecture.md
-    """A Lark parse error, told in words: what was found, what was expected there, and a hint."""
+@dataclass
+class _Failure:
+    """Where the parser stopped, what it found there and what it expected instead."""
+
+    expected: set[str]
+    line: int
+    column: int
+    found_text: str  # the text at the error position ("" at the end)
+    found: str  # the same, told in words
+    token: Any = None  # the token the parser stopped at (None: a lexer error)
+
+
+def _failure(error: Any, clean: str) -> _Failure:
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
     if isinstance(error, UnexpectedToken):
         token = error.token
         expected = set(error.expected)
-        if token.type == "$END":
-            line, column = _end_position(clean)
-        else:
-            line, column = token.line, token.column
+        line, column = _end_position(clean) if token.type == "$END" else (token.line, token.column)
         found_text = str(token) if token.type != "$END" else ""
         found = _found(token)
         if token.type not in expected and token.type in ("LABEL_TEXT", "ATTR_GENERIC"):
             # The lexer's fallback read a long run of text: point at its first character instead.
             found = f"the character `{found_text[0]}`"
-    elif isinstance(error, UnexpectedCharacters):
-        expected = set(error.allowed or ())
-        line, column = error.line, error.column
+        return _Failure(expected, line, column, found_text, found, token)
+    if isinstance(error, UnexpectedCharacters):
         assert error.pos_in_stream is not None  # always set on UnexpectedCharacters
         found_text = clean[error.pos_in_stream :].split("\n", 1)[0]
         char = clean[error.pos_in_stream] if error.pos_in_stream < len(clean) else ""
-        found = f"the character `{char}`"
-        token = None
-    else:  # UnexpectedEOF (not raised by LALR, kept for safety)
-        expected = set(getattr(error, "expected", ()) or ())
-        line, column = _end_position(clean)
-        found_text, found, token = "", "the end of the diagram", None
-    line_text = source.line_text(line)
+        return _Failure(set(error.allowed or ()), error.line, error.column, found_text, f"the character `{char}`")
+    # UnexpectedEOF (not raised by LALR, kept for safety)
+    line, column = _end_position(clean)
+    return _Failure(set(getattr(error, "expected", ()) or ()), line, column, "", "the end of the diagram")
 
-    # Missing or wrong header.
-    if "HEADER" in expected:
-        word = (found_text.split() or [""])[0]
-        if word.lower() == "erdiagram":
-            return source.error(
-                f"`{word}` must be written `erDiagram`",
-                line,
-                column,
-                hint="the first statement must be `erDiagram` (mermaid reads it case-sensitively)",
-            )
-        if word.lower() in _OTHER_DIAGRAMS:
-            return source.error(
-                f"this is a mermaid `{word}`, not an `erDiagram`",
-                line,
-                column,
-                hint="fountain reads entity-relationship diagrams: the first statement must be `erDiagram`",
-            )
+
+def _explain(error: Any, source: Source, clean: str) -> DiagramError:
+    """A Lark parse error, told in words: what was found, what was expected there, and a hint."""
+    f = _failure(error, clean)
+    line_text = source.line_text(f.line)
+    explained = _header_error(f, source) or _comment_error(f, source) or _quote_error(f, source, line_text)
+    if explained is not None:
+        return explained
+    opened = _open_block(clean[: _offset(clean, f.line, f.column)])
+    explained = _open_block_error(f, source, opened)
+    if explained is not None:
+        return explained
+    context = _context(f.expected)
+    # Only the statement the error is in counts: the text after the last `;` before the column.
+    segment = line_text[: f.column - 1].rfind(";") + 1
+    if context == "after-entity" and "_COLON" in f.expected and _LINK_BEFORE.search(line_text[segment : f.column - 1]):
+        # Right after an entity name the LALR tables merge both ends of a relationship; a link
+        # earlier on the line means this is the second entity, which needs `: label` next.
+        context = "before-label"
+    if context == "after-entity" and f.found_text:
+        explained = _after_entity_error(f, source, line_text, segment)
+        if explained is not None:
+            return explained
+    what, hint = _EXPECTATIONS.get(context, (None, None))
+    if what is None:
+        what = _generic_expectation(f.expected)
+    if context in ("in-block", "attribute-name", "after-attribute", "key") and opened:
+        hint = (
+            hint or ""
+        ) + f" (the block opened on line {opened[0] + source.line_shift} is still open here: is a `}}` missing?)"
+    return source.error(f"expected {what}, found {f.found}", f.line, f.column, hint=hint)
+
+
+def _header_error(f: _Failure, source: Source) -> DiagramError | None:
+    """A missing or wrong header."""
+    if "HEADER" not in f.expected:
+        return None
+    word = (f.found_text.split() or [""])[0]
+    if word.lower() == "erdiagram":
         return source.error(
-            "the diagram does not start with `erDiagram`",
-            line,
-            column,
-            hint="the first statement must be `erDiagram` (front matter, `%%{init}%%` "
-            "directives and `%%` comments may come before it)",
+            f"`{word}` must be written `erDiagram`",
+            f.line,
+            f.column,
+            hint="the first statement must be `erDiagram` (mermaid reads it case-sensitively)",
         )
-
-    # A stray `%%` after a statement: mermaid only knows whole-line comments.
-    if found_text.startswith("%%"):
+    if word.lower() in _OTHER_DIAGRAMS:
         return source.error(
-            "a `%%` comment must be on a line of its own",
-            line,
-            column,
-            hint="move the comment to its own line; it then becomes a note of the scene",
+            f"this is a mermaid `{word}`, not an `erDiagram`",
+            f.line,
+            f.column,
+            hint="fountain reads entity-relationship diagrams: the first statement must be `erDiagram`",
         )
+    return source.error(
+        "the diagram does not start with `erDiagram`",
+        f.line,
+        f.column,
+        hint="the first statement must be `erDiagram` (front matter, `%%{init}%%` "
+        "directives and `%%` comments may come before it)",
+    )
 
-    # Quotes: unterminated, empty, or holding a character names may not contain.
-    if found_text.startswith('"'):
-        rest = line_text[column:] if column - 1 < len(line_text) else ""
-        if '"' not in rest:
-            return source.error("this quote is never closed", line, column, hint='close it with `"` on the same line')
-        if {"QUOTED_NAME"} & expected:
-            content = rest[: rest.index('"')]
-            if not content:
-                return source.error(
-                    "an entity name cannot be empty quotes",
-                    line,
-                    column,
-                    hint='write the name between the quotes, e.g. `"Delivery address"`',
-                )
-            bad = re.search(r"[%\\\x0b\x08]", content)
-            if bad:
-                shown = {"\x0b": "a vertical tab", "\x08": "a backspace"}.get(bad.group(0), f"`{bad.group(0)}`")
-                return source.error(
-                    f"a quoted entity name cannot contain {shown}",
-                    line,
-                    column + 1 + bad.start(),
-                    hint="remove the character (mermaid rejects `%` and `\\` in names)",
-                )
 
-    # A block left open: `accDescr {` without its `}`, or an attribute block at the end.
-    opened = _open_block(clean[: _offset(clean, line, column)])
+def _comment_error(f: _Failure, source: Source) -> DiagramError | None:
+    """A stray `%%` after a statement: mermaid only knows whole-line comments."""
+    if not f.found_text.startswith("%%"):
+        return None
+    return source.error(
+        "a `%%` comment must be on a line of its own",
+        f.line,
+        f.column,
+        hint="move the comment to its own line; it then becomes a note of the scene",
+    )
+
+
+def _quote_error(f: _Failure, source: Source, line_text: str) -> DiagramError | None:
+    """Quotes: unterminated, empty, or holding a character names may not contain."""
+    if not f.found_text.startswith('"'):
+        return None
+    rest = line_text[f.column :] if f.column - 1 < len(line_text) else ""
+    if '"' not in rest:
+        return source.error("this quote is never closed", f.line, f.column, hint='close it with `"` on the same line')
+    if "QUOTED_NAME" not in f.expected:
+        return None
+    content = rest[: rest.index('"')]
+    if not content:
+        return source.error(
+            "an entity name cannot be empty quotes",
+            f.line,
+            f.column,
+            hint='write the name between the quotes, e.g. `"Delivery address"`',
+        )
+    bad = re.search(r"[%\\\x0b\x08]", content)
+    if bad is None:
+        return None
+    shown = {"\x0b": "a vertical tab", "\x08": "a backspace"}.get(bad.group(0), f"`{bad.group(0)}`")
+    return source.error(
+        f"a quoted entity name cannot contain {shown}",
+        f.line,
+        f.column + 1 + bad.start(),
+        hint="remove the character (mermaid rejects `%` and `\\` in names)",
+    )
+
+
+def _open_block_error(f: _Failure, source: Source, opened: tuple[int, str] | None) -> DiagramError | None:
+    """A block left open: `accDescr {` without its `}`, or an attribute block at the end."""
     if opened and re.match(r"\s*accDescr\s*\{", opened[1], re.I):
         return source.error(
             "the `accDescr {` block is never closed",
@@ -195,49 +244,42 @@ def _explain(error, source: Source, clean: str) -> DiagramError:  # noqa: C901 -
             opened[1].index("{") + 1,
             hint="end the description with `}`",
         )
-    if token is not None and token.type == "$END" and ("_RBRACE" in expected or opened):
+    if f.token is not None and f.token.type == "$END" and ("_RBRACE" in f.expected or opened):
         where = f" opened on line {opened[0] + source.line_shift}" if opened else ""
-        return source.error(f"the attribute block{where} is never closed", line, column, hint="end the block with `}`")
+        return source.error(
+            f"the attribute block{where} is never closed", f.line, f.column, hint="end the block with `}`"
+        )
+    return None
 
-    context = _context(expected)
-    # Only the statement the error is in counts: the text after the last `;` before the column.
-    segment = line_text[: column - 1].rfind(";") + 1
-    if context == "after-entity" and "_COLON" in expected and _LINK_BEFORE.search(line_text[segment : column - 1]):
-        # Right after an entity name the LALR tables merge both ends of a relationship; a link
-        # earlier on the line means this is the second entity, which needs `: label` next.
-        context = "before-label"
-    if context == "after-entity" and found_text:
-        before = line_text[segment : column - 1]
-        name_tail = re.search(r"\S*\Z", before)
-        assert name_tail is not None  # \S*\Z matches every string
-        name_start = segment + len(before) - len(name_tail.group(0))
-        if name_start < column - 1 and found_text[0] not in '|}{:["':
-            # A character a bare name cannot hold, in the middle of a name (`Blo~rf`).
-            name_rest = re.match(r"\S*", line_text[column - 1 :])
-            assert name_rest is not None  # \S* matches every string
-            name = line_text[name_start : column - 1] + name_rest.group(0)
+
+def _after_entity_error(f: _Failure, source: Source, line_text: str, segment: int) -> DiagramError | None:
+    """Right after an entity name: a character a bare name cannot hold, or an unknown cardinality."""
+    column = f.column
+    before = line_text[segment : column - 1]
+    name_tail = re.search(r"\S*\Z", before)
+    assert name_tail is not None  # \S*\Z matches every string
+    name_start = segment + len(before) - len(name_tail.group(0))
+    first = f.found_text[0]
+    if name_start < column - 1 and first not in '|}{:["':
+        # A character a bare name cannot hold, in the middle of a name (`Blo~rf`).
+        name_rest = re.match(r"\S*", line_text[column - 1 :])
+        assert name_rest is not None  # \S* matches every string
+        name = line_text[name_start : column - 1] + name_rest.group(0)
+        return source.error(
+            f"`{first}` cannot appear in an unquoted entity name",
+            f.line,
+            column,
+            hint=f'put the name in quotes: `"{name}"` (bare names hold letters, digits, '
+            "`_`, `-`, `*`, `.` and non-ASCII characters)",
+        )
+    if first in ":|}{o-.<>=":
+        # `A xxx B : label` or `A |x--o{ B`: the word after the first entity is no cardinality.
+        match = re.compile(r'\s*("[^"]*"|[^\s"\[{:]+)(\[[^\]]*\])?(:::\S+)?\s+(\S+)').match(line_text, segment)
+        if match and match.start(4) + 1 <= column:
             return source.error(
-                f"`{found_text[0]}` cannot appear in an unquoted entity name",
-                line,
-                column,
-                hint=f'put the name in quotes: `"{name}"` (bare names hold letters, digits, '
-                "`_`, `-`, `*`, `.` and non-ASCII characters)",
+                f"unknown cardinality `{match.group(4)}`", f.line, match.start(4) + 1, hint=_CARDINALITY_HINT
             )
-        if found_text[0] in ":|}{o-.<>=":
-            # `A xxx B : label` or `A |x--o{ B`: the word after the first entity is no cardinality.
-            match = re.compile(r'\s*("[^"]*"|[^\s"\[{:]+)(\[[^\]]*\])?(:::\S+)?\s+(\S+)').match(line_text, segment)
-            if match and match.start(4) + 1 <= column:
-                return source.error(
-                    f"unknown cardinality `{match.group(4)}`", line, match.start(4) + 1, hint=_CARDINALITY_HINT
-                )
-    what, hint = _EXPECTATIONS.get(context, (None, None))
-    if what is None:
-        what = _generic_expectation(expected)
-    if context in ("in-block", "attribute-name", "after-attribute", "key") and opened:
-        hint = (
-            hint or ""
-        ) + f" (the block opened on line {opened[0] + source.line_shift} is still open here: is a `}}` missing?)"
-    return source.error(f"expected {what}, found {found}", line, column, hint=hint)
+    return None
 
 
 def _offset(clean: str, line: int, column: int) -> int:

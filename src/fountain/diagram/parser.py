@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
 
+from fountain.diagram.builder import DiagramBuilder
 from fountain.diagram.explain import Source, _explain
 from fountain.diagram.model import (
-    _CARDINALITY,
-    _IDENTIFYING_LINKS,
-    DIRECTIONS,
     Attribute,
     Diagram,
-    Entity,
-    Relationship,
 )
 from fountain.errors import DiagramError
 
@@ -60,81 +55,89 @@ def _parser():
     )
 
 
+class _ShapeRules:
+    """One method per grammar rule, turning it into plain tuples while parsing (mixed into a Lark
+    ``Transformer`` by :func:`_shaper`, so that lark is imported only when a diagram is parsed)."""
+
+    def start(self, items):
+        from lark import Token
+
+        return [item for item in items[1:] if not isinstance(item, Token)]
+
+    def name(self, items):
+        return items[0]
+
+    def alias(self, items):
+        return ("alias", items[0])
+
+    def classes(self, items):
+        return ("classes", [str(t) for t in items])
+
+    def entity_ref(self, items):
+        alias = next((i[1] for i in items[1:] if i[0] == "alias"), None)
+        classes: list[str] = next((i[1] for i in items[1:] if i[0] == "classes"), [])
+        return (items[0], alias, classes)
+
+    def entity(self, items):
+        return ("entity", items[0], items[1] if len(items) > 1 else None)
+
+    def relationship(self, items):
+        left, card_left, link, card_right, right, label = items
+        return ("relationship", left, card_left, link, card_right, right, label)
+
+    def label(self, items):
+        return items[0]
+
+    def block(self, items):
+        return list(items)
+
+    def attribute(self, items):
+        from lark import Token
+
+        type_, name = items[0], items[1]
+        keys = next((i for i in items[2:] if isinstance(i, list)), [])
+        comment = next((i for i in items[2:] if isinstance(i, Token)), None)
+        return Attribute(
+            type=type_,
+            name=name,
+            keys=tuple(keys),
+            comment=(comment[1:-1] or None) if comment is not None else None,
+        )
+
+    def attr_type(self, items):
+        return _attr_word(items[0]) + ("?" if len(items) > 1 else "")
+
+    def attr_name(self, items):
+        return _attr_word(items[0])
+
+    def keys(self, items):
+        return [str(t).upper() for t in items]
+
+    def style(self, items):
+        return ("style", items[0])
+
+    def class_def(self, items):
+        return ("class_def", items[0])
+
+    def class_assign(self, items):
+        return ("class", items[0])
+
+    def acc_title(self, items):
+        return ("acc_title", items[0])
+
+    def acc_descr(self, items):
+        return ("acc_descr", items[0])
+
+    def direction(self, items):
+        return ("direction", items[0])
+
+
 @lru_cache(maxsize=1)
-def _shaper():  # noqa: C901 - complexity debt, listed in docs/architecture.md
+def _shaper():
     """A stateless Lark transformer that turns rules into plain tuples while parsing."""
-    from lark import Token, Transformer
+    from lark import Transformer
 
-    class Shape(Transformer):
-        def start(self, items):
-            return [item for item in items[1:] if not isinstance(item, Token)]
-
-        def name(self, items):
-            return items[0]
-
-        def alias(self, items):
-            return ("alias", items[0])
-
-        def classes(self, items):
-            return ("classes", [str(t) for t in items])
-
-        def entity_ref(self, items):
-            alias = next((i[1] for i in items[1:] if i[0] == "alias"), None)
-            classes: list[str] = next((i[1] for i in items[1:] if i[0] == "classes"), [])
-            return (items[0], alias, classes)
-
-        def entity(self, items):
-            return ("entity", items[0], items[1] if len(items) > 1 else None)
-
-        def relationship(self, items):
-            left, card_left, link, card_right, right, label = items
-            return ("relationship", left, card_left, link, card_right, right, label)
-
-        def label(self, items):
-            return items[0]
-
-        def block(self, items):
-            return list(items)
-
-        def attribute(self, items):
-            type_, name = items[0], items[1]
-            keys = next((i for i in items[2:] if isinstance(i, list)), [])
-            comment = next((i for i in items[2:] if isinstance(i, Token)), None)
-            return Attribute(
-                type=type_,
-                name=name,
-                keys=tuple(keys),
-                comment=(comment[1:-1] or None) if comment is not None else None,
-            )
-
-        def attr_type(self, items):
-            return _attr_word(items[0]) + ("?" if len(items) > 1 else "")
-
-        def attr_name(self, items):
-            return _attr_word(items[0])
-
-        def keys(self, items):
-            return [str(t).upper() for t in items]
-
-        def style(self, items):
-            return ("style", items[0])
-
-        def class_def(self, items):
-            return ("class_def", items[0])
-
-        def class_assign(self, items):
-            return ("class", items[0])
-
-        def acc_title(self, items):
-            return ("acc_title", items[0])
-
-        def acc_descr(self, items):
-            return ("acc_descr", items[0])
-
-        def direction(self, items):
-            return ("direction", items[0])
-
-    return Shape()
+    return type("Shape", (_ShapeRules, Transformer), {})()
 
 
 def _attr_word(token) -> str:
@@ -294,128 +297,8 @@ def _parse(text: str, *, path: str | None, require_header: bool, first_line: int
     return _build(statements, source, text)
 
 
-def _name(token) -> str:
-    return token[1:-1] if token.type == "QUOTED_NAME" else str(token)
-
-
-def _build(statements: list, source: Source, text: str) -> Diagram:  # noqa: C901 - complexity debt, listed in docs/architecture.md
-    entities: dict[str, dict[str, Any]] = {}
-    relationships: list[Relationship] = []
-    styles: dict[str, list[str]] = {}
-    class_defs: dict[str, list[str]] = {}
-    classes: dict[str, list[str]] = {}
-    meta: dict[str, str | None] = {"acc_title": None, "acc_descr": None, "direction": None}
-
-    def add_entity(token, alias=None, class_names=()) -> str:
-        if token.type == "NAME" and token.lower() == "erdiagram":
-            raise source.error(
-                "`erDiagram` appears a second time",
-                token.line,
-                token.column,
-                hint="a file holds one diagram: remove the extra `erDiagram` line",
-            )
-        name = _name(token)
-        record = entities.setdefault(name, {"alias": None, "attributes": []})
-        if alias is not None and record["alias"] is None:  # mermaid keeps the first alias
-            record["alias"] = _name(alias)
-        for class_name in class_names:
-            _append_unique(classes.setdefault(name, []), class_name)
-        return name
-
+def _build(statements: list, source: Source, text: str) -> Diagram:
+    builder = DiagramBuilder(source)
     for statement in statements:
-        kind = statement[0]
-        if kind == "entity":
-            (token, alias, class_names), block = statement[1], statement[2]
-            name = add_entity(token, alias, class_names)
-            if block:
-                entities[name]["attributes"].extend(block)
-        elif kind == "relationship":
-            _, left, card_left, link, card_right, right, label = statement
-            left_name = add_entity(*left)
-            right_name = add_entity(*right)
-            relationships.append(
-                Relationship(
-                    left=left_name,
-                    right=right_name,
-                    left_cardinality=_CARDINALITY[" ".join(card_left.lower().split())],
-                    right_cardinality=_CARDINALITY[" ".join(card_right.lower().split())],
-                    identifying=" ".join(link.lower().split()) in _IDENTIFYING_LINKS,
-                    label=label[1:-1] if label.type == "QUOTED_LABEL" else label.strip(),
-                    line=left[0].line + source.line_shift,
-                )
-            )
-        elif kind == "style":
-            ids, rest = _ids_and_rest(_argument(statement[1]))
-            for entity_id in ids:
-                styles.setdefault(entity_id, []).extend(_comma_list(rest))
-        elif kind == "class_def":
-            ids, rest = _ids_and_rest(_argument(statement[1]))
-            for class_name in ids:
-                class_defs[class_name] = _comma_list(rest)
-        elif kind == "class":
-            ids, rest = _ids_and_rest(_argument(statement[1]))
-            for entity_id in ids:
-                for class_name in _comma_list(rest):
-                    _append_unique(classes.setdefault(entity_id, []), class_name)
-        elif kind == "acc_title":
-            meta["acc_title"] = statement[1].split(":", 1)[1].strip() or None
-        elif kind == "acc_descr":
-            token = statement[1]
-            if token.type == "ACC_DESCR":
-                meta["acc_descr"] = token.split(":", 1)[1].strip() or None
-            else:  # accDescr { ... }: mermaid trims and drops each line's indentation
-                body = token[token.index("{") + 1 : -1].strip()
-                meta["acc_descr"] = re.sub(r"\n\s+", "\n", body) or None
-        elif kind == "direction":
-            token = statement[1]
-            value = _argument(token).split()[0].upper()
-            if value not in DIRECTIONS:
-                column = token.column + token.index(_argument(token).split()[0])
-                hint = "use TB, BT, LR or RL" + (" (TD is the flowchart spelling of TB)" if value == "TD" else "")
-                raise source.error(f"unknown direction `{_argument(token).split()[0]}`", token.line, column, hint=hint)
-            meta["direction"] = value
-
-    built = {
-        name: Entity(
-            name=name,
-            alias=record["alias"],
-            attributes=tuple(record["attributes"]),
-            classes=tuple(classes.get(name, ())),
-        )
-        for name, record in entities.items()
-    }
-    return Diagram(
-        text=text,
-        entities=built,
-        relationships=relationships,
-        notes=source.notes,
-        title=source.title,
-        acc_title=meta["acc_title"],
-        acc_descr=meta["acc_descr"],
-        direction=meta["direction"],
-        styles={k: tuple(v) for k, v in styles.items()},
-        class_defs={k: tuple(v) for k, v in class_defs.items()},
-        path=source.path,
-    )
-
-
-def _append_unique(items: list[str], item: str) -> None:
-    if item not in items:
-        items.append(item)
-
-
-def _argument(token) -> str:
-    """What follows the keyword of a ``style``/``classDef``/``class``/``direction`` statement."""
-    return token.split(None, 1)[1].strip() if len(token.split(None, 1)) > 1 else ""
-
-
-def _ids_and_rest(argument: str) -> tuple[list[str], str]:
-    """``A, B fill:#f9f,stroke:red`` -> (["A", "B"], "fill:#f9f,stroke:red")."""
-    match = re.match(r"\s*([^\s,]+(?:\s*,\s*[^\s,]+)*)\s*(.*)\Z", argument, re.S)
-    if not match:
-        return [], ""
-    return [part.strip() for part in match.group(1).split(",")], match.group(2)
-
-
-def _comma_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+        builder.add(statement)
+    return builder.diagram(text)

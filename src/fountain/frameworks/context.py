@@ -28,7 +28,7 @@ class RunContext:
     def __init__(self, plan: FrameworkPlan, options: RunOptions, provider: Any, *, rounds: bool, enriches: bool):
         self.plan = plan
         self.source: Spec = plan.spec
-        self.options = replace(options, target=None) if rounds else options
+        self.options = options.with_(target=None) if rounds else options
         effective = effective_spec(self.source, self.options)
         if rounds and effective.generation.target is not None:
             effective = replace(effective, generation=replace(effective.generation, target=None))
@@ -79,7 +79,11 @@ class RunContext:
             stats = getattr(engine, "stats", None)
             if stats is not None:
                 self.stats.append(stats)
-            self.round_failed = sys.exc_info()[1]
+            if getattr(engine, "manifest", None) is not None:
+                # The round wrote into the folder (its manifest first): the runner salvages what
+                # it made. A round that stopped before (Ray missing, a bad --cache) left the
+                # folder as it was, and nothing is exported into it.
+                self.round_failed = sys.exc_info()[1]
             raise
         self.annotate_manifest()
         self.results.append(result)
@@ -115,6 +119,28 @@ class RunContext:
                     continue  # the engine reports damaged records when it reads them
                 out.setdefault(sample.id, sample)
         return out
+
+    def journal_tally(self) -> tuple[list[int], int]:
+        """The turn counts of the accepted seeds, and how many samples were accepted (each id
+        once), streamed from the journals: what the end of a run counts, without holding the
+        samples (:meth:`journal_samples` reads them all)."""
+        from fountain.generation.plan import SEED
+        from fountain.run.journal import scan_journal
+
+        seen: set[str] = set()
+        seed_turns: list[int] = []
+        for name in (SEEDS_FILE, DERIVATIONS_FILE):
+            for line in scan_journal(self.output_dir / name):
+                try:
+                    sample = Sample.from_record(line.record)
+                except (KeyError, TypeError, ValueError):
+                    continue  # the engine reports damaged records when it reads them
+                if sample.id in seen:
+                    continue
+                seen.add(sample.id)
+                if sample.provenance.kind == SEED:
+                    seed_turns.append(len(sample.turns))
+        return seed_turns, len(seen)
 
     def new_state(self) -> dict[str, Any]:
         return {

@@ -58,7 +58,7 @@ class Embeddings:
         while isinstance(embedder, CachedEmbedder):  # private texts must never meet a persisted cache
             embedder = embedder.embedder
         self.embedder = embedder
-        if self.ctx.options.no_cache:
+        if self.ctx.options.budget.no_cache:
             self.synthetic = CachedEmbedder(embedder)
         else:
             self.synthetic = CachedEmbedder(embedder, self.ctx.output_dir / EMBEDDINGS_FILE, persist=True)

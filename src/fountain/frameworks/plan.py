@@ -4,21 +4,28 @@ rater, iterations, target, real data, privacy budget), and the run's overrides o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from fountain.errors import FountainError, PrivacyBudgetError, RealDataError
+from fountain.errors import FountainError, PrivacyBudgetError
+from fountain.frameworks.plan_checks import (
+    FRAMEWORKS,
+    RATERS,
+    check_pe_only_options,
+    framework_and_rater,
+    iterations_of,
+    k_of,
+    load_rated_real_data,
+    personas_to_generate,
+    real_data_source,
+    target_of,
+)
+from fountain.run.option_groups import RatingOptions
 from fountain.run.options import RunOptions
 from fountain.spec.overrides import apply_overrides
 
-FRAMEWORKS = ("Gen", "GenLLM", "Filter", "Feedback")
-RATERS = ("PE", "RF")
-# Filter with a --target and no --iterations stops after this many rounds at most.
-DEFAULT_FILTER_ROUNDS = 10
-DEFAULT_K = {"PE": 1, "RF": 5}
+__all__ = ["FRAMEWORKS", "RATERS", "FrameworkPlan", "PrivacyPlan", "plan_framework"]
 
 
 # --- the plan: every check that can be made before a token is spent -----------------------------
@@ -98,241 +105,38 @@ class FrameworkPlan:
         return text
 
 
-def _resolve_name(value: str, choices: Sequence[str], what: str, location: str) -> str:
-    for choice in choices:
-        if value.strip().casefold() == choice.casefold():
-            return choice
-    lowered = {c.casefold(): c for c in choices}
-    close = get_close_matches(value.strip().casefold(), list(lowered), n=1, cutoff=0.5)
-    hint = (f"did you mean {lowered[close[0]]}? " if close else "") + f"{what}s: {', '.join(choices)}"
-    raise FountainError(f"unknown {what} {value!r}", location=location, hint=hint)
-
-
-def _spec_has(spec: Any, block: str, key: str) -> bool:
-    data = getattr(spec, "data", None) or {}
-    section = data.get(block) if isinstance(data, dict) else None
-    return isinstance(section, dict) and section.get(key) is not None
-
-
-def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPlan:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPlan:
     """Check a framework run before any model is called, and plan its privacy budget.
 
     Reads the real data (``--real-data``) when a rater needs it; raises a
     :class:`~fountain.errors.FountainError` (or :class:`~fountain.errors.PrivacyBudgetError`)
-    with a hint for anything wrong. Loads no model.
+    with a hint for anything wrong. Loads no model. The checks run in a fixed order
+    (:mod:`fountain.frameworks.plan_checks`), so a run with several problems names the same first.
     """
-    from fountain.raters import privacy as accountant
-
     options = options or RunOptions()
-    framework = _resolve_name(
-        options.framework or spec.framework or "Gen",
-        FRAMEWORKS,
-        "framework",
-        "--framework" if options.framework else "framework",
-    )
-    rater_name = options.rater or spec.raters.rater
-    rater = (
-        _resolve_name(rater_name, RATERS, "rater", "--rater" if options.rater else "raters.rater")
-        if rater_name
-        else None
-    )
+    asked = options.rating
+    framework, rater = framework_and_rater(spec, asked)
     notes: list[str] = []
-
-    if framework in ("Gen", "GenLLM") and rater:
-        raise FountainError(
-            f"the {framework} framework does not use a rater (--rater {rater})",
-            location="--rater" if options.rater else "raters.rater",
-            hint="--framework Filter rates and accumulates, --framework Feedback runs "
-            "Private Evolution (PE); or drop the rater",
-        )
-    if framework == "Feedback" and rater != "PE":
-        # Name where the value came from: a command-line option, or a key of setup.yaml.
-        if rater == "RF":
-            raise FountainError(
-                "Feedback needs the PE rater; RF cannot steer it (RF is not differentially private)",
-                location="--rater" if options.rater else "raters.rater",
-                hint="use --rater PE, or --framework Filter --rater RF"
-                if options.rater
-                else "set raters.rater: PE in setup.yaml, or framework: Filter to rate with RF",
-            )
-        if options.framework:
-            raise FountainError(
-                "the Feedback framework (Private Evolution) needs --rater PE",
-                location="--framework",
-                hint="add --rater PE --real-data FILE --epsilon E",
-            )
-        locator = spec.locator
-        raise FountainError(
-            "framework: Feedback in setup.yaml (Private Evolution) needs the PE rater, and none is set",
-            location=locator.at(("framework",)) if locator is not None else "framework",
-            hint="set raters.rater: PE (with raters.real_data and privacy.epsilon) in "
-            "setup.yaml, or pass --rater PE --real-data FILE --epsilon E",
-        )
-
-    personas = options.personas
-    if personas is not None and framework != "GenLLM":
-        raise FountainError(
-            "the number of personas only applies to GenLLM, which generates them",
-            location="--personas",
-            hint="use it with --framework GenLLM",
-        )
-    if framework == "GenLLM":
-        from fountain.generation.enrich import DEFAULT_PERSONAS, MAX_PERSONAS
-
-        personas = DEFAULT_PERSONAS if personas is None else personas
-        if not 1 <= personas <= MAX_PERSONAS:
-            raise FountainError(
-                f"the number of personas must lie between 1 and {MAX_PERSONAS}, got {personas}", location="--personas"
-            )
-
-    if options.iterations is not None and framework in ("Gen", "GenLLM"):
-        raise FountainError(
-            f"{framework} makes one pass: it has no iterations",
-            location="--iterations",
-            hint="rounds are for --framework Filter or Feedback",
-        )
-    if options.iterations is not None:
-        iterations = options.iterations
-    elif framework == "Filter" and not _spec_has(spec, "privacy", "iterations"):
-        target_given = options.target is not None or spec.generation.target is not None
-        iterations = DEFAULT_FILTER_ROUNDS if target_given else 1
-    else:
-        iterations = spec.privacy.iterations
-    if int(iterations) != iterations or iterations < 1:
-        raise FountainError(f"iterations must be a positive integer, got {iterations!r}", location="--iterations")
-    iterations = int(iterations)
-
-    target = options.target if options.target is not None else spec.generation.target
-    if options.target is not None and framework == "Feedback":
-        raise FountainError(
-            "Feedback has no target: its dataset is the last population",
-            location="--target",
-            hint="use --iterations and --seeds-per-direction instead",
-        )
-    if framework == "Feedback":
-        target = None
-    if target is not None and target < 1:
-        raise FountainError(f"the target must be at least 1, got {target}", location="--target")
-
-    epsilon = options.epsilon if options.epsilon is not None else spec.privacy.epsilon
-    if options.epsilon is not None and rater != "PE":
-        raise FountainError(
-            "a privacy budget applies to the PE rater only"
-            + ("; RF is NOT differentially private" if rater == "RF" else ""),
-            location="--epsilon",
-            hint="use --rater PE (with --framework Feedback or Filter), or drop --epsilon",
-        )
-    if options.sigma is not None and rater != "PE":
-        raise FountainError(
-            "sigma is the noise of the PE rater only", location="--sigma", hint="use --rater PE, or drop --sigma"
-        )
-    if options.delta is not None and rater != "PE":
-        raise FountainError(
-            "delta is part of the PE rater's privacy budget", location="--delta", hint="use --rater PE, or drop --delta"
-        )
-
-    k = (
-        options.k
-        if options.k is not None
-        else (spec.raters.k if _spec_has(spec, "raters", "k") else DEFAULT_K.get(rater or "", 1))
-    )
-    if k < 1:
-        raise FountainError(f"k must be at least 1, got {k}", location="--k")
-
+    personas = personas_to_generate(framework, asked.personas)
+    iterations = iterations_of(spec, framework, asked.iterations, options.generation.target)
+    target = target_of(spec, framework, options.generation.target)
+    check_pe_only_options(asked, rater)
+    epsilon = asked.epsilon if asked.epsilon is not None else spec.privacy.epsilon
+    k = k_of(spec, asked.k, rater)
     edges: tuple[str, ...] = ()
-    if options.edge:
+    if asked.edge:
         from fountain.edge.client import check_edge_plan
 
-        edges = check_edge_plan(options.edge, framework, rater, options, notes)
+        edges = check_edge_plan(asked.edge, framework, rater, asked, notes)
         epsilon = spec.privacy.epsilon  # each owner's edge holds its own budget
-
-    # Real data: the CLI's path is relative to the working folder, the spec's to the spec folder.
-    real_path: Path | None = None
-    real_text = None
-    if edges:
-        pass
-    elif options.real_data is not None:
-        if not rater:
-            raise FountainError(
-                "real data is only read by a rater",
-                location="--real-data",
-                hint="add --rater PE (differentially private) or --rater RF (not private)",
-            )
-        real_text = str(options.real_data)
-        real_path = Path(options.real_data).expanduser()
-    elif spec.raters.real_data and rater:
-        real_text = spec.raters.real_data
-        real_path = Path(spec.raters.real_data).expanduser()
-        if not real_path.is_absolute():
-            real_path = Path(spec.folder) / real_path
-    if rater and real_path is None and not edges:
-        raise RealDataError(
-            f"the {rater} rater needs real conversations to compare with",
-            location="--real-data",
-            hint="pass --real-data FILE (JSONL in a format fountain exports, or a Janus "
-            "outputs.json), or set raters.real_data in setup.yaml",
-        )
+    source = None if edges else real_data_source(spec, asked, rater)
     real = None
     privacy_plan = None
-    if rater and not edges:
-        from fountain.raters.realdata import load_real_data
-
-        assert real_path is not None  # checked above
-        real = load_real_data(real_path, default_category=spec.category)
-        in_category = sum(1 for r in real if r.category == spec.category)
-        if rater == "RF" and in_category < 2:
-            raise RealDataError(
-                f"RF needs at least 2 real conversations of the spec's category "
-                f"{spec.category!r}; the real data has {in_category}",
-                location=str(real_path),
-                hint="set metadata.category (or category) of the real records to the spec's category",
-            )
-        if rater == "PE" and in_category == 0:
-            raise RealDataError(
-                f"none of the {len(real)} real conversations has the spec's category "
-                f"{spec.category!r}: nothing would vote",
-                location=str(real_path),
-                hint="set metadata.category (or category) of the real records to the spec's category",
-            )
-        if rater == "RF":
-            notes.append("RF is NOT differentially private: its decisions depend on every real conversation")
-    if rater == "PE" and not edges:
-        if epsilon is None:
-            raise PrivacyBudgetError(
-                "the PE rater needs a privacy budget",
-                location="--epsilon",
-                hint="pass --epsilon E (e.g. 4; `fountain privacy --epsilon E "
-                "--iterations T --n N` shows the noise it implies), or set "
-                "privacy.epsilon in setup.yaml",
-            )
-        if not epsilon > 0:
-            raise PrivacyBudgetError(f"epsilon must be positive, got {epsilon}", location="--epsilon")
-        n = len(real or ())
-        delta = options.delta if options.delta is not None else spec.privacy.delta
-        if delta is not None:
-            source = "given"
-            if not 0.0 < delta < 1.0:
-                raise FountainError(
-                    f"delta must lie strictly between 0 and 1, got {delta}",
-                    location="--delta",
-                    hint="the usual choice is below 1/N",
-                )
-        else:
-            source = "1/(N ln N)"
-            delta = accountant.default_delta(n)
-        sigma = options.sigma if options.sigma is not None else accountant.sigma_for(epsilon, iterations, delta)
-        if sigma < 0 or math.isnan(sigma):
-            raise FountainError(f"sigma must be non-negative, got {sigma}", location="--sigma")
-        # A plan whose epsilon exceeds the budget does not start (PrivacyBudgetError).
-        spent = accountant.check_plan(sigma, iterations, delta, epsilon)
-        privacy_plan = PrivacyPlan(sigma, iterations, delta, source, float(epsilon), spent, n)
-        if math.isinf(epsilon) or sigma == 0.0:
-            notes.append("epsilon = inf: no noise is added and there is NO privacy guarantee")
-        notes.extend(_weak_privacy_notes(n, delta, source, sigma))
-    selection = spec.raters.selection
-    threshold = spec.raters.threshold
-    embedder = options.embedder or spec.raters.embedder
-
+    if source is not None and rater:
+        real = load_rated_real_data(spec, rater, source[0], notes)
+        if rater == "PE":
+            privacy_plan = _privacy_plan(spec, asked, epsilon, iterations, len(real), notes)
+    embedder = asked.embedder or spec.raters.embedder
     # The run's settings go into the spec it fingerprints: an output folder holds one framework,
     # one rater and one budget. The keys that differ from setup.yaml are kept in the manifest.
     wanted = {
@@ -340,31 +144,69 @@ def plan_framework(spec: Any, options: RunOptions | None = None) -> FrameworkPla
         "raters.rater": rater,
         "raters.k": k,
         "raters.embedder": embedder,
-        "raters.real_data": real_text if rater and not edges else spec.raters.real_data,
-        "privacy.epsilon": epsilon if rater == "PE" and not edges else spec.privacy.epsilon,
-        "privacy.delta": options.delta if options.delta is not None else spec.privacy.delta,
+        "raters.real_data": source[1] if source is not None else spec.raters.real_data,
+        "privacy.epsilon": epsilon if privacy_plan is not None else spec.privacy.epsilon,
+        "privacy.delta": asked.delta if asked.delta is not None else spec.privacy.delta,
         "privacy.iterations": iterations if framework in ("Filter", "Feedback") else spec.privacy.iterations,
     }
     overrides = {key: value for key, value in wanted.items() if value != _setting(spec, key)}
-    planned = apply_overrides(spec, overrides)
     return FrameworkPlan(
         framework,
         rater,
-        planned,
+        apply_overrides(spec, overrides),
         iterations,
         target,
         k,
         personas,
         embedder,
-        selection,
-        threshold,
-        real_path,
+        spec.raters.selection,
+        spec.raters.threshold,
+        source[0] if source is not None else None,
         real,
         privacy_plan,
         notes,
         overrides,
         edges,
     )
+
+
+def _privacy_plan(
+    spec: Any, asked: RatingOptions, epsilon: float | None, iterations: int, n: int, notes: list[str]
+) -> PrivacyPlan:
+    """The PE budget: epsilon checked, delta (given, else 1/(N ln N)), sigma (given, else the
+    noise the budget allows); a plan whose epsilon exceeds the budget does not start."""
+    from fountain.raters import privacy as accountant
+
+    if epsilon is None:
+        raise PrivacyBudgetError(
+            "the PE rater needs a privacy budget",
+            location="--epsilon",
+            hint="pass --epsilon E (e.g. 4; `fountain privacy --epsilon E "
+            "--iterations T --n N` shows the noise it implies), or set "
+            "privacy.epsilon in setup.yaml",
+        )
+    if not epsilon > 0:
+        raise PrivacyBudgetError(f"epsilon must be positive, got {epsilon}", location="--epsilon")
+    delta = asked.delta if asked.delta is not None else spec.privacy.delta
+    if delta is not None:
+        source = "given"
+        if not 0.0 < delta < 1.0:
+            raise FountainError(
+                f"delta must lie strictly between 0 and 1, got {delta}",
+                location="--delta",
+                hint="the usual choice is below 1/N",
+            )
+    else:
+        source = "1/(N ln N)"
+        delta = accountant.default_delta(n)
+    sigma = asked.sigma if asked.sigma is not None else accountant.sigma_for(epsilon, iterations, delta)
+    if sigma < 0 or math.isnan(sigma):
+        raise FountainError(f"sigma must be non-negative, got {sigma}", location="--sigma")
+    spent = accountant.check_plan(sigma, iterations, delta, epsilon)  # PrivacyBudgetError if over
+    if math.isinf(epsilon) or sigma == 0.0:
+        notes.append("epsilon = inf: no noise is added and there is NO privacy guarantee")
+    notes.extend(_weak_privacy_notes(n, delta, source, sigma))
+    return PrivacyPlan(sigma, iterations, delta, source, float(epsilon), spent, n)
 
 
 def _setting(spec: Any, key: str) -> Any:

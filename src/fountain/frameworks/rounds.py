@@ -30,7 +30,7 @@ class RoundEngine(Engine):
         enrich_personas: int | None = None,
         reuse_enrichment: bool = True,
     ):
-        super().__init__(spec, options, provider, source_spec=source_spec, final=False)
+        super().__init__(spec, options, provider, source_spec=source_spec)
         self._seeds = seeds
         self._extra = list(extra)
         self.iteration = iteration

@@ -23,10 +23,11 @@ from fountain.frameworks.plan import FrameworkPlan, plan_framework
 from fountain.frameworks.privacy_account import PrivacyAccount
 from fountain.frameworks.rating import Rating
 from fountain.frameworks.records import STATE_FILE, _combine_stats, _is_framework_reject, load_state
-from fountain.generation.plan import SEED, count_derivations
+from fountain.generation.plan import count_derivations
 from fountain.generation.requests import resolve_mode
 from fountain.run.engine import make_provider
-from fountain.run.options import RunOptions, RunResult
+from fountain.run.finish import count_rejects
+from fountain.run.options import RunOptions, RunResult, dataset_format
 from fountain.run.outputs import REJECTS_FILE
 from fountain.spec.directions import distinct_directions
 from fountain.types import Sample
@@ -80,7 +81,7 @@ class Runner:
         decision = check_resume(
             self.ctx.output_dir,
             self.ctx.source,
-            self.ctx.options.resume,
+            self.ctx.options.export.resume,
             provider=public_identity(self.ctx.provider.identity()),
         )
         self.ctx.resuming = decision.resuming
@@ -167,9 +168,9 @@ class Runner:
     def _export(self, dataset: list[Sample]) -> Path:
         from fountain.run.export import export_dataset
 
-        fmt = self.ctx.options.format or getattr(self.ctx.effective.output, "format", None) or "messages"
+        fmt = dataset_format(self.ctx.effective, self.ctx.options)
         system = getattr(self.ctx.effective.output, "system_message", None)
-        prefix_loss = self.ctx.options.prefix_loss or "keep"
+        prefix_loss = self.ctx.options.export.prefix_loss or "keep"
         return export_dataset(dataset, self.ctx.output_dir, fmt, system_message=system, prefix_loss=prefix_loss)
 
     def _warn_empty(self, path: Path, rejects: list[dict[str, Any]]) -> None:
@@ -197,12 +198,11 @@ class Runner:
         path = self._export(dataset)
         dropped = dropped_ids(self.ctx.output_dir)  # the hand review's drops are not exported
         written = sum(1 for s in dataset if s.id not in dropped) if dropped else len(dataset)
-        everything = self.ctx.journal_samples()
-        seeds = [s for s in everything.values() if s.provenance.kind == SEED]
+        seed_turns, accepted = self.ctx.journal_tally()
         gen = self.ctx.effective.generation
         derivations_planned = (
             count_derivations(
-                [len(s.turns) for s in seeds],
+                seed_turns,
                 len(distinct_directions(self.ctx.effective.derivational_directions)),
                 gen.derivations_per_direction,
                 max_prefix_turns=gen.max_prefix_turns,
@@ -210,11 +210,13 @@ class Runner:
             )
             + self.ctx.variations_planned
         )
+        rejected, utterances = count_rejects((str(r.get("id")), r.get("reason")) for r in rejects)
         counts = {
             "seeds_requested": self.ctx.seeds_requested,
             "derivations_planned": derivations_planned,
-            "accepted": {"seed": len(seeds), "derivation": len(everything) - len(seeds)},
-            "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
+            "accepted": {"seed": len(seed_turns), "derivation": accepted - len(seed_turns)},
+            "rejected": rejected,
+            "utterance_rejects": utterances,
             "dataset_records": written,
         }
         manifest = Manifest.read(self.ctx.output_dir)
@@ -242,7 +244,7 @@ class Runner:
         mode = (
             last.mode
             if last is not None
-            else resolve_mode(self.ctx.effective, self.ctx.provider.name, self.ctx.options.mode)
+            else resolve_mode(self.ctx.effective, self.ctx.provider.name, self.ctx.options.generation.mode)
         )
         return RunResult(
             output_dir=self.ctx.output_dir,
@@ -267,7 +269,7 @@ class Runner:
 async def run_framework_async(
     spec: Any, options: RunOptions | None = None, *, provider: Any = None, embedder: Any = None, noise_rng: Any = None
 ) -> RunResult:
-    """Run ``spec`` with its framework (``options.framework`` > ``spec.framework`` > Gen).
+    """Run ``spec`` with its framework (``options.rating.framework`` > ``spec.framework`` > Gen).
 
     ``provider`` overrides the one the spec and options name (tests pass a fake); ``embedder``
     any :class:`~fountain.embed.embedder.Embedder` (default: ``--embedder``, else the bundled one).

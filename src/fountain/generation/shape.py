@@ -95,33 +95,45 @@ def _from_messages(value: Any) -> list[dict[str, Any]] | None:
     return turns
 
 
-def normalize_shape(data: Any, kind: str) -> Any:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+def normalize_shape(data: Any, kind: str) -> Any:
     """Map the unambiguous near-misses onto the schema's shape; anything else is left as it is.
 
     Accepted near-misses: a bare list of turns; a bare ``{"user", "assistant"}`` object; the
     singular/plural key swapped (``conversation`` holding a list, ``conversations`` holding one
     pair); OpenAI-style ``messages`` alternating user/assistant. Wrong keys are never renamed.
     """
+    data = _unwrap_messages(data)
+    return _as_instruct(data) if kind == INSTRUCT else _as_conversation(data)
+
+
+def _unwrap_messages(data: Any) -> Any:
+    """OpenAI-style messages (bare, or under ``messages``) as a list of turns; else ``data``."""
     if isinstance(data, dict) and set(data) == {"messages"}:
         turns = _from_messages(data["messages"])
-        if turns is not None:
-            data = turns
     elif isinstance(data, list):
         turns = _from_messages(data)
-        if turns is not None:
-            data = turns
-    if kind == INSTRUCT:
-        if isinstance(data, dict) and set(data) == {"user", "assistant"}:
-            return {"conversation": data}
-        if _is_turn_list(data) and len(data) == 1:
-            return {"conversation": data[0]}
-        if isinstance(data, dict) and len(data) == 1:
-            ((key, value),) = data.items()
-            if key in ("conversation", "conversations") and _is_turn_list(value) and len(value) == 1:
-                return {"conversation": value[0]}
-            if key == "conversations" and isinstance(value, dict):
-                return {"conversation": value}
+    else:
         return data
+    return data if turns is None else turns
+
+
+def _as_instruct(data: Any) -> Any:
+    """An instruct answer as ``{"conversation": {user, assistant}}`` when it is one pair."""
+    if isinstance(data, dict) and set(data) == {"user", "assistant"}:
+        return {"conversation": data}
+    if _is_turn_list(data) and len(data) == 1:
+        return {"conversation": data[0]}
+    if isinstance(data, dict) and len(data) == 1:
+        ((key, value),) = data.items()
+        if key in ("conversation", "conversations") and _is_turn_list(value) and len(value) == 1:
+            return {"conversation": value[0]}
+        if key == "conversations" and isinstance(value, dict):
+            return {"conversation": value}
+    return data
+
+
+def _as_conversation(data: Any) -> Any:
+    """A conversation answer as ``{"conversations": [turns]}`` when it is unambiguously one."""
     if _is_turn_list(data):
         return {"conversations": data}
     if isinstance(data, dict) and set(data) == {"user", "assistant"}:

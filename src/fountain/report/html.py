@@ -13,6 +13,7 @@ from typing import Any
 
 from fountain.errors import OutputError
 from fountain.report.build import Report, format_number, format_pct
+from fountain.report.diversity_table import diversity_rows
 from fountain.report.evaluation import evaluation_html
 from fountain.report.load import Item
 from fountain.report.plots import _figures_html, _plots, _Plotter
@@ -99,23 +100,7 @@ def _structure_html(s: dict[str, Any], real: dict[str, Any] | None) -> str:
 
 
 def _diversity_html(d: dict[str, Any]) -> str:
-    def row(label: str, m: dict[str, Any]) -> list[str]:
-        return [
-            escape(label),
-            _num(m["conversations"]),
-            _num(m["distinct_1"]),
-            _num(m["distinct_2"]),
-            _num(m["distinct_3"]),
-            _num(m["self_bleu"]),
-            _pct(m["exact_duplicate_rate"]),
-            _pct(m["minhash_duplicate_rate"]),
-            _num(m["mean_pairwise_distance"]),
-        ]
-
-    rows = [row("all", d["overall"])]
-    rows += [
-        row(f"{key[3:]}: {label}", m) for key in ("by_kind", "by_direction") for label, m in (d.get(key) or {}).items()
-    ]
+    rows = diversity_rows(d, label=escape, number=_num)
     return _table(
         [
             "group",

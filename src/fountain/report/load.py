@@ -285,34 +285,48 @@ def _items_from(records: Iterable[Any], path: Path, notes: list[str]) -> tuple[l
     return items, fmt
 
 
-def parse_record(record: Any, default_id: str = "") -> tuple[Item, str] | None:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+def parse_record(record: Any, default_id: str = "") -> tuple[Item, str] | None:
     """One record in any supported format as an :class:`Item` and the format's name, or None."""
     if not isinstance(record, dict):
         return None
     metadata = record.get("metadata")
     metadata = dict(metadata) if isinstance(metadata, dict) else {}
-    if isinstance(record.get("messages"), list):
-        fmt = "messages"
-        pairs = [(m.get("role"), m.get("content")) for m in record["messages"] if isinstance(m, dict)]
-    elif isinstance(record.get("conversations"), list) or isinstance(record.get("conversation"), dict):
-        entries = record.get("conversations")
-        if entries is None:  # the instruct output format of the original: one exchange
-            entries = [record["conversation"]]
-        if entries and all(isinstance(e, dict) and "from" in e for e in entries):
-            fmt = "sharegpt"
-            pairs = [(e.get("from"), e.get("value")) for e in entries]
-        else:
-            fmt = "janus"
-            pairs = []
-            for entry in entries:
-                if isinstance(entry, dict):
-                    pairs += [("user", entry.get("user")), ("assistant", entry.get("assistant"))]
-            # The original kept type/category/model beside the conversation, not in metadata.
-            for key in ("type", "category", "model"):
-                if key in record and key not in metadata:
-                    metadata[key] = record[key]
-    else:
+    found = _role_pairs(record, metadata)
+    if found is None:
         return None
+    fmt, pairs = found
+    messages = _messages(pairs)
+    if not any(role != "system" for role, _ in messages):
+        return None
+    item_id = str(metadata.get("id") or record.get("id") or default_id)
+    return Item(item_id, tuple(messages), metadata), fmt
+
+
+def _role_pairs(record: dict[str, Any], metadata: dict[str, Any]) -> tuple[str, list[tuple[Any, Any]]] | None:
+    """The record's format and its (role, content) pairs as written, or None for no conversation.
+    A Janus record's type/category/model go into ``metadata`` (the original kept them beside the
+    conversation)."""
+    if isinstance(record.get("messages"), list):
+        return "messages", [(m.get("role"), m.get("content")) for m in record["messages"] if isinstance(m, dict)]
+    if not (isinstance(record.get("conversations"), list) or isinstance(record.get("conversation"), dict)):
+        return None
+    entries = record.get("conversations")
+    if entries is None:  # the instruct output format of the original: one exchange
+        entries = [record["conversation"]]
+    if entries and all(isinstance(e, dict) and "from" in e for e in entries):
+        return "sharegpt", [(e.get("from"), e.get("value")) for e in entries]
+    pairs: list[tuple[Any, Any]] = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            pairs += [("user", entry.get("user")), ("assistant", entry.get("assistant"))]
+    for key in ("type", "category", "model"):
+        if key in record and key not in metadata:
+            metadata[key] = record[key]
+    return "janus", pairs
+
+
+def _messages(pairs: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
+    """(role, text) pairs with the role named user, assistant or system; anything else left out."""
     messages = []
     for role, content in pairs:
         role = str(role or "").casefold()
@@ -324,10 +338,7 @@ def parse_record(record: Any, default_id: str = "") -> tuple[Item, str] | None: 
             messages.append(("assistant", content))
         elif role in SYSTEM_ROLES:
             messages.append(("system", content))
-    if not any(role != "system" for role, _ in messages):
-        return None
-    item_id = str(metadata.get("id") or record.get("id") or default_id)
-    return Item(item_id, tuple(messages), metadata), fmt
+    return messages
 
 
 def _attach_provenance(items: list[Item], journal_items: list[Item]) -> list[Item]:

@@ -9,6 +9,7 @@ from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from fountain.report.build import Report, format_number, format_pct
+from fountain.report.diversity_table import diversity_rows
 from fountain.safety import escape_controls
 
 
@@ -148,23 +149,8 @@ def _diversity(d: dict[str, Any], console: Console) -> None:
         "pairwise dist.",
     )
 
-    def row(label: str, m: dict[str, Any]) -> None:
-        table.add_row(
-            label,
-            fmt(m["conversations"]),
-            fmt(m["distinct_1"]),
-            fmt(m["distinct_2"]),
-            fmt(m["distinct_3"]),
-            fmt(m["self_bleu"]),
-            pct(m["exact_duplicate_rate"]),
-            pct(m["minhash_duplicate_rate"]),
-            fmt(m["mean_pairwise_distance"]),
-        )
-
-    row("all", d["overall"])
-    for key in ("by_kind", "by_direction"):
-        for label, m in (d.get(key) or {}).items():
-            row(f"{key[3:]}: {escape(label)}", m)
+    for row in diversity_rows(d, label=escape, number=fmt):
+        table.add_row(*row)
     console.print(table)
 
 

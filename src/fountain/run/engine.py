@@ -1,6 +1,7 @@
-"""A run of one spec into one output folder: resume, schedule, journal, export, manifest.
+"""One round of one spec into one output folder: resume, schedule, journal, manifest.
 
-:func:`run` (sync) and :func:`run_async` generate a spec's dataset into an output folder:
+:class:`Engine` ``.run()`` (a framework round, :class:`fountain.frameworks.rounds.RoundEngine`,
+drives it) generates into an output folder:
 
 1. decide whether the folder is a new run or a resumable one (:func:`fountain.run.resume.check_resume`)
    and index the journals a previous run left (``seeds.jsonl``, ``derivations.jsonl``,
@@ -9,13 +10,15 @@
    task through the file-free :class:`~fountain.generation.worker.Worker`; every accepted seed
    immediately plans its derivation tasks;
 3. journal each outcome as it comes (append-only, group commit);
-4. at the end (or when the run stops) the journals are rewritten in plan order, the dataset is
-   exported (:mod:`fountain.run.export`, unless a framework exports later) and ``manifest.json``
-   records what happened.
+4. at the end (or when the run stops) the engine hands what the round did to
+   :func:`fountain.run.finish.finish_round` (a :class:`~fountain.run.finish.RoundEnd`): the
+   journals are rewritten in plan order and ``manifest.json`` records what happened. A round
+   never exports: the framework runner (:mod:`fountain.frameworks.runner`, what `fountain run`
+   and :func:`fountain.generate` call) rates the round's samples and exports the dataset once.
 
 Memory does not grow with the run: accepted samples live in the journals, and the engine keeps an
 index of where each one is (plus what planning needs); a derivation's parent is read back from its
-journal when its task runs, and the final rewrite and export stream line by line.
+journal when its task runs, and the final rewrite streams line by line.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from fountain import aio
 from fountain.errors import FountainError, ProviderError
 from fountain.generation.plan import (
     DERIVATION,
@@ -36,7 +38,7 @@ from fountain.generation.plan import (
 from fountain.generation.requests import resolve_mode, spec_fingerprint
 from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
-from fountain.run.finish import finish_round
+from fountain.run.finish import RoundEnd, finish_round
 from fountain.run.journal import (
     Journal,
     RecordReader,
@@ -44,7 +46,7 @@ from fountain.run.journal import (
 from fountain.run.options import (  # make_provider: re-exported (the runner, batch)
     RunOptions,
     RunResult,
-    effective_spec,
+    dataset_format,
     make_dispatcher,
     make_provider,
     output_folder,
@@ -66,38 +68,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from fountain.providers.dispatch import Dispatcher, RunStats
     from fountain.spec.model import Spec
 
-__all__ = [
-    "Engine",
-    "RunOptions",
-    "RunResult",
-    "effective_spec",
-    "make_provider",
-    "output_folder",
-    "resolve_mode",
-    "run",
-    "run_async",
-]
+__all__ = ["Engine", "RunOptions", "RunResult", "make_provider", "output_folder"]
 
 
 class Engine:
-    """One run of one spec into one output folder. Use :func:`run` / :func:`run_async`."""
+    """One round of one spec into one output folder, as a framework run drives it
+    (:class:`fountain.frameworks.rounds.RoundEngine`): the journals and the manifest, never the
+    dataset; a completed round leaves the manifest ``running`` for the runner to complete."""
 
-    def __init__(
-        self, spec: Spec, options: RunOptions, provider: Provider, *, source_spec: Any = None, final: bool = True
-    ):
-        """``final=False``: a round of a framework run, which exports the dataset and completes
-        the manifest itself after rating; the engine then rewrites the journals only, and a
-        completed round leaves the manifest ``running``."""
+    def __init__(self, spec: Spec, options: RunOptions, provider: Provider, *, source_spec: Any = None):
         self.spec = spec
-        self.final = final
         self._reserve = 0  # derivations a pending seed holds in the progress total
         self.source_spec = source_spec if source_spec is not None else spec
         self.options = options
         self.provider = provider
         self.gen = spec.generation
         self.type = self.gen.type
-        self.mode = resolve_mode(spec, provider.name, options.mode)
-        self.seed = options.seed
+        self.mode = resolve_mode(spec, provider.name, options.generation.mode)
+        self.seed = options.generation.seed
         self.max_retries = max(0, self.gen.max_retries)
         self.output_dir = output_folder(spec, options)
         self.roleplay: Any = None
@@ -145,7 +133,7 @@ class Engine:
 
     def _check_executor(self) -> None:
         """An unknown ``--executor``, or Ray not installed, is an error before the run starts."""
-        name = self.options.executor or "local"
+        name = self.options.execution.executor or "local"
         if name == "local":
             return
         if name != "ray":
@@ -322,7 +310,7 @@ class Engine:
         started = time.monotonic()
         self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was
         identity = public_identity(self.provider.identity())
-        decision = check_resume(self.output_dir, self.source_spec, self.options.resume, provider=identity)
+        decision = check_resume(self.output_dir, self.source_spec, self.options.export.resume, provider=identity)
         self.warnings.extend(decision.notes)
         if decision.resuming and decision.manifest is not None:
             manifest = decision.manifest
@@ -347,10 +335,12 @@ class Engine:
                 self.dispatcher.cache.close()
             raise
         self.manifest = manifest
-        self.progress = Progress(enabled=self.options.progress, quiet=self.options.quiet, stats=stats)
+        self.progress = Progress(
+            enabled=self.options.execution.progress, quiet=self.options.execution.quiet, stats=stats
+        )
         await self.prepare()
         self.worker = self._make_worker()
-        if (self.options.executor or "local") != "local":
+        if (self.options.execution.executor or "local") != "local":
             try:
                 self.executor = self._start_executor(self.worker)
             except BaseException:
@@ -385,9 +375,9 @@ class Engine:
         )
         manifest.write(self.output_dir)
 
-        self.seeds_journal = Journal(self.output_dir / SEEDS_FILE, fsync=self.options.fsync)
-        self.derivations_journal = Journal(self.output_dir / DERIVATIONS_FILE, fsync=self.options.fsync)
-        self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.fsync)
+        self.seeds_journal = Journal(self.output_dir / SEEDS_FILE, fsync=self.options.execution.fsync)
+        self.derivations_journal = Journal(self.output_dir / DERIVATIONS_FILE, fsync=self.options.execution.fsync)
+        self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.execution.fsync)
         # Opened once the three files exist, before anything can replace them (see RecordReader).
         self.samples.reader = RecordReader([self.output_dir / name for name in JOURNALS])
         done_before = len(self.samples) + sum(
@@ -455,36 +445,37 @@ class Engine:
             "rejects.jsonl lists each failure; run the same command again to retry them",
         )
 
+    def round_end(self, started: float, interrupted: bool) -> RoundEnd:
+        """What this round did, for :func:`fountain.run.finish.finish_round`."""
+        servers = getattr(self.provider, "servers", None)  # a fleet: what each server did
+        return RoundEnd(
+            output_dir=self.output_dir,
+            samples=self.samples,
+            rejects=self.rejects,
+            sort_key=self.sort_key,
+            dataset_format=dataset_format(self.spec, self.options),
+            mode=self.mode,
+            seeds_requested=self.seeds_requested,
+            derivations_planned=self.planned_derivations,
+            target=self.gen.target,
+            manifest=self.manifest,
+            stats=self.stats,
+            retries=self.retries,
+            warnings=list(self.warnings),
+            servers=servers() if callable(servers) else None,
+            started=started,
+            interrupted=interrupted,
+            crash=self.crash,
+            stop_error=self.stop_error,
+        )
+
     def _finish(self, started: float, interrupted: bool) -> RunResult:
-        """Rewrite the journals in plan order, export the dataset, write the manifest
-        (:func:`fountain.run.finish.finish_round`)."""
-        return finish_round(self, started, interrupted)
+        """Hand the round's end to :func:`fountain.run.finish.finish_round` (journals rewritten in
+        plan order, the manifest written)."""
+        return finish_round(self.round_end(started, interrupted))
 
 
 def _is_fatal(error: ProviderError) -> bool:
     from fountain.providers.dispatch import FATAL_ERRORS
 
     return isinstance(error, FATAL_ERRORS)
-
-
-# --- entry points ------------------------------------------------------------------------------
-
-
-async def run_async(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
-    """Generate ``spec``'s dataset (see the module docstring). ``provider`` overrides the one the
-    spec and options name (tests pass a fake); a provider made here is closed at the end."""
-    options = options or RunOptions()
-    effective = effective_spec(spec, options)
-    own = provider is None
-    if provider is None:
-        provider = make_provider(effective, options)
-    try:
-        return await Engine(effective, options, provider, source_spec=spec).run()
-    finally:
-        if own:
-            await provider.aclose()
-
-
-def run(spec: Spec, options: RunOptions | None = None, *, provider: Provider | None = None) -> RunResult:
-    """Synchronous :func:`run_async`."""
-    return aio.run(run_async(spec, options, provider=provider))

@@ -8,16 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fountain.errors import OutputError
 from fountain.run.atomic import write_jsonl_atomic, write_lines_atomic
-from fountain.run.journal import dumps_record
 from fountain.run.outputs import DATASET_FILES
 from fountain.run.review import dropped_ids
 from fountain.types import Sample
-
-_T = TypeVar("_T")
 
 FORMATS = ("messages", "sharegpt", "janus")
 PREFIX_LOSS = ("keep", "mask")  # keep: every assistant turn trains; mask: a derivation's prefix gets weight 0
@@ -136,80 +133,6 @@ def export_dataset(
     if fmt == "sharegpt":
         return write_jsonl_atomic(path, (sharegpt_record(s, system_message, prefix_loss) for s in samples))
     return write_lines_atomic(path, _janus_chunks(samples))
-
-
-def export_lines(
-    lines: Iterable[bytes],
-    folder: str | Path,
-    fmt: str = "messages",
-    *,
-    system_message: str | None = None,
-    prefix_loss: str = "keep",
-) -> tuple[Path, int]:
-    """:func:`export_dataset` for samples given as journal lines: each line is the canonical
-    record of one sample, ``dumps_record(sample.to_record())`` and a newline, as the engine's
-    journals hold them. Returns the file's path and the number of records.
-
-    In the default ``messages`` format such a line already is the dataset record, so it is copied
-    without parsing (parsed only to add ``system_message`` where the conversation has none); the
-    other formats convert each line. Streams: memory does not grow with the dataset.
-    Lines of records the folder's hand review drops are left out.
-    """
-    count = 0
-    dropped = dropped_ids(folder)
-    if dropped:
-        lines = (line for line in lines if _line_id(line) not in dropped)
-
-    def counted(items: Iterable[_T]) -> Iterator[_T]:
-        nonlocal count
-        for item in items:
-            count += 1
-            yield item
-
-    _check_prefix_loss(prefix_loss)
-    if fmt == "messages" and prefix_loss == "keep":
-        folder = _folder(folder)
-        path = folder / DATASET_FILES[fmt]
-        return write_lines_atomic(path, counted(_messages_lines(lines, system_message))), count
-    samples = (Sample.from_record(json.loads(line)) for line in lines)
-    path = export_dataset(counted(samples), folder, fmt, system_message=system_message, prefix_loss=prefix_loss)
-    return path, count
-
-
-def _line_id(line: bytes) -> str | None:
-    """The sample id of a canonical journal line (its ``metadata.id``)."""
-    metadata = json.loads(line).get("metadata") or {}
-    return metadata.get("id")
-
-
-_OPEN = b'{"messages":['
-_OWN_SYSTEM = _OPEN + b'{"role":"system",'
-_NO_SYSTEM = (_OPEN + b'{"role":"user",', _OPEN + b'{"role":"assistant",')
-
-
-def _messages_lines(lines: Iterable[bytes], system: str | None) -> Iterator[bytes]:
-    if not system:
-        yield from lines
-        return
-    head = {"role": "system", "content": system}
-    spliced = dumps_record(head).encode("utf-8") + b","
-    for line in lines:
-        # A canonical record lists its own system message first, if it has one: the usual cases
-        # are decided from the first bytes, and the system message spliced in as dumps_record
-        # would write it.
-        if line.startswith(_OWN_SYSTEM):
-            yield line
-            continue
-        if line.startswith(_NO_SYSTEM):
-            yield _OPEN + spliced + line[len(_OPEN) :]
-            continue
-        record = json.loads(line)
-        messages = record["messages"]
-        if any(m.get("role") == "system" for m in messages):
-            yield line  # it has its own (messages_record keeps it)
-            continue
-        record["messages"] = [head, *messages]
-        yield (dumps_record(record) + "\n").encode("utf-8")
 
 
 def _janus_chunks(samples: Iterable[Sample]) -> Iterator[str]:

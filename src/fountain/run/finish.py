@@ -1,93 +1,117 @@
-"""The end of an engine round: the journals rewritten in plan order, the dataset exported (a
-final round) and the manifest's counts, output and status written."""
+"""The end of an engine round: what the round did (:class:`RoundEnd`, built by the engine), and
+:func:`finish_round`, which rewrites the journals in plan order and writes the manifest's counts,
+output and status from it. Data flows one way: the engine hands its end over, finish reads
+nothing else of it. A round never exports: the framework runner decides the dataset after
+rating and exports it once (:mod:`fountain.frameworks.runner`)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from fountain.errors import FountainError
 from fountain.run.export import drop_stale_dataset
 from fountain.run.options import RunResult
 from fountain.run.outputs import DATASET_FILES
-from fountain.run.samples import ResultSamples, journal_lines
+from fountain.run.samples import ResultSamples, SampleIndex
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fountain.run.engine import Engine
+    from fountain.run.manifest import Manifest
 
 
-def finish_round(engine: Engine, started: float, interrupted: bool) -> RunResult:
-    """Rewrite the journals in plan order, export the dataset, write the manifest.
+@dataclass(frozen=True)
+class RoundEnd:
+    """What one engine round did, as the engine hands it to :func:`finish_round`."""
+
+    output_dir: Path
+    samples: SampleIndex  # the accepted samples, indexed in the journals
+    rejects: dict[str, tuple[str | None, int, int]]  # id -> (reason, offset, length) in rejects.jsonl
+    sort_key: Callable[[str], tuple[Any, ...]]  # plan order of a sample id
+    dataset_format: str  # messages | sharegpt | janus: the dataset file the runner will write
+    mode: str
+    seeds_requested: int
+    derivations_planned: int
+    target: int | None
+    manifest: Manifest
+    stats: Any  # fountain.providers.dispatch.RunStats of this session
+    retries: int
+    warnings: list[str]
+    servers: dict[str, Any] | None  # a fleet: what each server did this session
+    started: float  # time.monotonic() at the round's start
+    interrupted: bool
+    crash: BaseException | None
+    stop_error: FountainError | None
+
+    def status(self) -> tuple[str, str | None]:
+        """The manifest status the round leaves, and why: a completed round leaves ``running``
+        (the runner completes the run after rating and the export)."""
+        if self.crash is not None:
+            return "failed", f"{type(self.crash).__name__}: {self.crash}"
+        if self.interrupted:
+            return "stopped", "interrupted"
+        if self.stop_error is not None:
+            return "stopped", self.stop_error.message
+        return "running", None
+
+
+def count_rejects(rejects: Iterable[tuple[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """``(id, reason)`` pairs of rejects.jsonl counted by reason: the rejected tasks, and the
+    turn-by-turn utterances asked again (ids ``<task>~u<n>``), each sorted by reason."""
+    rejected: dict[str, int] = {}
+    utterances: dict[str, int] = {}
+    for reject_id, reason in rejects:
+        into = utterances if "~u" in str(reject_id) else rejected
+        into[str(reason)] = into.get(str(reason), 0) + 1
+    return dict(sorted(rejected.items())), dict(sorted(utterances.items()))
+
+
+def finish_round(end: RoundEnd) -> RunResult:
+    """Rewrite the journals in plan order and write the manifest.
 
     Streamed: the new journals are written next to the old ones, each line copied from where
-    the index says it is; then the old files are closed and replaced, and the dataset is
-    exported from the new journals."""
-    from fountain.run.export import export_lines
-
-    parts, seeds, derivations, rejects = engine.samples.rewrite_journals(
-        engine.output_dir, engine.rejects, engine.sort_key
-    )
-    fmt = engine.options.format or getattr(engine.spec.output, "format", None) or "messages"
-    system = getattr(engine.spec.output, "system_message", None)
-    if engine.final:
-        dataset, records = export_lines(
-            journal_lines(parts),
-            engine.output_dir,
-            fmt,
-            system_message=system,
-            prefix_loss=engine.options.prefix_loss or "keep",
-        )
-    else:
-        dataset = engine.output_dir / DATASET_FILES.get(fmt, DATASET_FILES["messages"])
-        records = sum(len(offsets) - 1 for _, offsets in parts)
-
-    rejected: dict[str, int] = {}
-    utterances: dict[str, int] = {}  # turn-by-turn utterances asked again (ids "<task>~u<n>")
-    for sample_id in rejects:
-        reject_reason = str(engine.rejects[sample_id][0])
-        into = utterances if "~u" in sample_id else rejected
-        into[reject_reason] = into.get(reject_reason, 0) + 1
-    counts = {
-        "seeds_requested": engine.seeds_requested,
-        "derivations_planned": engine.planned_derivations,
+    the index says it is; then the old files are closed and replaced."""
+    parts, seeds, derivations, rejects = end.samples.rewrite_journals(end.output_dir, end.rejects, end.sort_key)
+    dataset = end.output_dir / DATASET_FILES.get(end.dataset_format, DATASET_FILES["messages"])
+    records = sum(len(offsets) - 1 for _, offsets in parts)
+    rejected, utterances = count_rejects((i, end.rejects[i][0]) for i in rejects)
+    counts: dict[str, Any] = {
+        "seeds_requested": end.seeds_requested,
+        "derivations_planned": end.derivations_planned,
         "accepted": {"seed": len(seeds), "derivation": len(derivations)},
-        "rejected": dict(sorted(rejected.items())),
-        "utterance_rejects": dict(sorted(utterances.items())),
+        "rejected": rejected,
+        "utterance_rejects": utterances,
         "dataset_records": records,
     }
-    if engine.gen.target:
-        counts["target"] = engine.gen.target  # --target: what count accuracy is measured against
-    engine.manifest.counts.update(counts)
-    removed = drop_stale_dataset(engine.manifest, engine.output_dir, dataset, fmt)
+    if end.target:
+        counts["target"] = end.target  # --target: what count accuracy is measured against
+    warnings = list(end.warnings)
+    manifest = end.manifest
+    manifest.counts.update(counts)
+    removed = drop_stale_dataset(manifest, end.output_dir, dataset, end.dataset_format)
     if removed:
-        engine.warnings.append(removed)
-    engine.manifest.extra["output"] = {"format": fmt, "dataset": dataset.name, "mode": engine.mode}
-    servers = getattr(engine.provider, "servers", None)  # a fleet: what each server did this session
-    if callable(servers):
-        engine.manifest.extra["servers"] = servers()
-    elapsed = time.monotonic() - started
-    reason: str | None
-    if engine.crash is not None:
-        status, reason = "failed", f"{type(engine.crash).__name__}: {engine.crash}"
-    elif interrupted:
-        status, reason = "stopped", "interrupted"
-    elif engine.stop_error is not None:
-        status, reason = "stopped", engine.stop_error.message
-    else:
-        status, reason = ("completed" if engine.final else "running"), None
-    engine.manifest.end(status, reason=reason, stats=engine.stats, session_elapsed_s=elapsed)
-    manifest_path = engine.manifest.write(engine.output_dir)
+        warnings.append(removed)
+    manifest.extra["output"] = {"format": end.dataset_format, "dataset": dataset.name, "mode": end.mode}
+    if end.servers is not None:
+        manifest.extra["servers"] = end.servers
+    elapsed = time.monotonic() - end.started
+    status, reason = end.status()
+    manifest.end(status, reason=reason, stats=end.stats, session_elapsed_s=elapsed)
+    manifest_path = manifest.write(end.output_dir)
     return RunResult(
-        output_dir=engine.output_dir,
+        output_dir=end.output_dir,
         dataset_path=dataset,
         dataset_records=records,
         samples=ResultSamples(parts),
         counts=counts,
-        retries=engine.retries,
-        stats=engine.stats,
+        retries=end.retries,
+        stats=end.stats,
         elapsed_s=elapsed,
-        warnings=list(engine.warnings),
-        stopped=engine.stop_error,
+        warnings=warnings,
+        stopped=end.stop_error,
         manifest_path=manifest_path,
-        resumed=bool(engine.manifest.runs[:-1]),
-        mode=engine.mode,
+        resumed=bool(manifest.runs[:-1]),
+        mode=end.mode,
     )

@@ -3,13 +3,22 @@ and the spec and output folder the options make of a spec."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import FountainError
 from fountain.providers.base import Provider
+from fountain.run.option_groups import (
+    GROUPS,
+    BudgetOptions,
+    ExecutionOptions,
+    ExportOptions,
+    GenerationOptions,
+    LLMOptions,
+    RatingOptions,
+)
 from fountain.run.outputs import CACHE_FILE
 from fountain.types import Sample
 
@@ -21,70 +30,110 @@ DEFAULT_CONCURRENCY = {"local": 1, "fake": 8}
 DEFAULT_API_CONCURRENCY = 16
 
 
-@dataclass
-class RunOptions:
-    """Everything a run can be told besides the spec. ``None`` means: the spec's value, else the
-    default. The CLI's ``run`` command fills one of these; library users build it directly."""
+#: Each flat option name (the CLI's, the manifest's) and the group that holds it.
+GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
+# What the manifest leaves out of a session's options (display only).
+_NOT_RECORDED = frozenset({"quiet", "progress"})
 
-    output: str | Path | None = None  # default: <spec folder>/<output.folder> ("output")
-    provider: str | None = None
-    model: str | None = None
-    base_url: str | None = None
-    replay: str | Path | None = None  # fake provider: replay recorded outputs
-    format: str | None = None  # messages | sharegpt | janus
-    concurrency: int | None = None
-    seed: int | None = None  # makes fake/local runs reproducible
-    seeds_per_direction: int | None = None
-    derivations_per_direction: int | None = None
-    min_turns: int | None = None
-    max_turns: int | None = None
-    max_prefix_turns: int | None = None
-    max_retries: int | None = None
-    target: int | None = None
-    mode: str | None = None  # auto | json | turns
-    prefix_loss: str | None = None  # keep (default) | mask: weight 0 on a derivation's prefix turns
-    quiet: bool = False
-    progress: bool | None = None  # None: shown on a terminal unless quiet
-    fsync: bool = True  # journal lines reach the disk by group commit (see fountain.run.journal)
-    # --- production runs (dispatch, cache, manifest) ---
-    resume: str = "if-compatible"  # if-compatible | always | never
-    cache: str | Path | None = None  # default: <output>/cache.sqlite
-    no_cache: bool = False
-    rpm: float | None = None
-    tpm: float | None = None
-    budget_usd: float | None = None
-    prices: str | Path | None = None
-    max_error_rate: float = 0.5
-    # --- consent for what a spec may not do on its own (docs/security.md) ---
-    allow_key_env: tuple[str, ...] = ()  # key variables a spec's own base_url may receive
-    # --- frameworks and raters (fountain.frameworks; None: the spec's value, else the default) ---
-    framework: str | None = None  # Gen | GenLLM | Filter | Feedback
-    rater: str | None = None  # PE | RF
-    real_data: str | Path | None = None
-    epsilon: float | None = None
-    delta: float | None = None
-    sigma: float | None = None  # PE noise per iteration (default: from epsilon, delta, iterations)
-    iterations: int | None = None
-    embedder: str | None = None
-    k: int | None = None
-    personas: int | None = None  # GenLLM: personas the model generates
-    edge: tuple[str, ...] | None = None  # Feedback/PE: edge services that vote (fountain.edge)
-    # --- servers and executors (issue 15) ---
-    base_urls: tuple[str, ...] | None = None  # several --base-url: a fleet (base_url is the first)
-    timeout: float | None = None  # seconds per request (default: model.timeout_s, else 120)
-    structured_output: str | None = None  # auto | json_schema | json_object | none
-    executor: str | None = None  # local (asyncio, default) | ray
-    ray_address: str | None = None  # a Ray cluster (default: a local Ray)
-    ray_actors: int | None = None  # generation actors on the Ray executor (default 2)
+
+@dataclass(frozen=True, init=False)
+class RunOptions:
+    """Everything a run can be told besides the spec, in groups by concern (see
+    :mod:`fountain.run.option_groups`). ``None`` means: the spec's value, else the default. The
+    CLI's ``run`` command fills one of these; library users build it directly, with groups or
+    with the flat names the CLI and the manifest use::
+
+        RunOptions(provider="fake", output="out", seed=1)
+        RunOptions(llm=LLMOptions(provider="fake"), export=ExportOptions(output="out"))
+
+    A flat name given next to its group overrides the group's value. Stages read the groups
+    (``options.llm.provider``); reading a flat name (``options.provider``) still works."""
+
+    export: ExportOptions = ExportOptions()
+    llm: LLMOptions = LLMOptions()
+    generation: GenerationOptions = GenerationOptions()
+    budget: BudgetOptions = BudgetOptions()
+    execution: ExecutionOptions = ExecutionOptions()
+    rating: RatingOptions = RatingOptions()
+
+    def __init__(
+        self,
+        *,
+        export: ExportOptions | None = None,
+        llm: LLMOptions | None = None,
+        generation: GenerationOptions | None = None,
+        budget: BudgetOptions | None = None,
+        execution: ExecutionOptions | None = None,
+        rating: RatingOptions | None = None,
+        **flat: Any,
+    ) -> None:
+        given = {
+            "export": export,
+            "llm": llm,
+            "generation": generation,
+            "budget": budget,
+            "execution": execution,
+            "rating": rating,
+        }
+        for name, cls in GROUPS.items():
+            group: Any = given[name] if given[name] is not None else cls()
+            values = {key: flat.pop(key) for key in list(flat) if GROUP_OF.get(key) == name}
+            object.__setattr__(self, name, replace(group, **values) if values else group)
+        for f in fields(self):  # an option outside the groups (a later addition) is set as it is
+            if f.name in GROUPS:
+                continue
+            if f.name in flat:
+                value = flat.pop(f.name)
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
+        if flat:
+            raise TypeError(f"RunOptions() got unexpected keyword argument(s): {', '.join(sorted(flat))}")
+
+    if not TYPE_CHECKING:  # runtime only: in-tree code reads the groups, and mypy holds it to that
+
+        def __getattr__(self, name: str) -> Any:
+            """A flat name (``options.provider``) reads its group's value (compatibility)."""
+            group = self.__dict__.get(GROUP_OF.get(name, ""))
+            if group is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            return getattr(group, name)
+
+    def with_(self, **changes: Any) -> RunOptions:
+        """A copy with ``changes`` (flat names or whole groups) applied."""
+        current: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        return RunOptions(**{**current, **changes})
+
+    def flat(self) -> dict[str, Any]:
+        """Every option by its flat name (groups unfolded), as the CLI and the manifest name them."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in GROUPS:
+                out.update({g.name: getattr(value, g.name) for g in fields(value)})
+            else:
+                out[f.name] = value
+        return out
 
     def record(self) -> dict[str, Any]:
-        """The options as written into the manifest's run history (paths as text, no secrets)."""
+        """The options as written into the manifest's run history: flat names, as every earlier
+        version wrote them (paths as text, no secrets; unset options left out)."""
         out = {}
-        for key, value in asdict(self).items():
-            if value is None or value == () or key in ("quiet", "progress"):
+        for key, value in self.flat().items():
+            if value is None or value == () or key in _NOT_RECORDED:
                 continue  # an empty tuple is a repeatable option left out (--allow-key-env)
             out[key] = str(value) if isinstance(value, Path) else value
         return out
+
+    @classmethod
+    def from_record(cls, recorded: Mapping[str, Any]) -> RunOptions:
+        """The options a manifest recorded (:meth:`record`, of this version or an earlier one).
+        Names this version does not know are left out; JSON lists become tuples again."""
+        known = set(GROUP_OF) | {f.name for f in fields(cls) if f.name not in GROUPS}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in known}
+        return cls(**values)
 
 
 @dataclass
@@ -109,6 +158,7 @@ class RunResult:
 def effective_spec(spec: Spec, options: RunOptions) -> Spec:
     """``spec`` with the run's overrides of the generation settings applied."""
     gen = spec.generation
+    asked = options.generation
     changes: dict[str, Any] = {}
     for name in (
         "seeds_per_direction",
@@ -118,15 +168,15 @@ def effective_spec(spec: Spec, options: RunOptions) -> Spec:
         "target",
         "mode",
     ):
-        value = getattr(options, name)
+        value = getattr(asked, name)
         if value is not None:
             changes[name] = value
-    if options.max_turns is not None:
-        changes["max_turns"] = options.max_turns
-        if options.min_turns is None and gen.min_turns > options.max_turns:
-            changes["min_turns"] = options.max_turns
-    if options.min_turns is not None:
-        changes["min_turns"] = options.min_turns
+    if asked.max_turns is not None:
+        changes["max_turns"] = asked.max_turns
+        if asked.min_turns is None and gen.min_turns > asked.max_turns:
+            changes["min_turns"] = asked.max_turns
+    if asked.min_turns is not None:
+        changes["min_turns"] = asked.min_turns
     lo = changes.get("min_turns", gen.min_turns)
     hi = changes.get("max_turns", gen.max_turns)
     if lo > hi:
@@ -140,19 +190,25 @@ def effective_spec(spec: Spec, options: RunOptions) -> Spec:
 
 def output_folder(spec: Spec, options: RunOptions) -> Path:
     """Where a run writes: ``--output``, else the spec's ``output.folder`` inside the spec folder."""
-    if options.output is not None:
-        return Path(options.output)
+    if options.export.output is not None:
+        return Path(options.export.output)
     folder = getattr(getattr(spec, "output", None), "folder", None) or "output"
     path = Path(folder)
     return path if path.is_absolute() else Path(spec.folder) / path
+
+
+def dataset_format(spec: Spec, options: RunOptions) -> str:
+    """The dataset's format: ``--format``, else the spec's ``output.format``, else ``messages``."""
+    return options.export.format or getattr(getattr(spec, "output", None), "format", None) or "messages"
 
 
 def make_provider(spec: Spec, options: RunOptions) -> Provider:
     """The provider a run uses: CLI options > environment > the spec's model block > local."""
     from fountain.providers import create_provider, resolve_provider_config
 
-    name = options.provider
-    if options.replay is not None:
+    llm = options.llm
+    name = llm.provider
+    if llm.replay is not None:
         if name not in (None, "fake"):
             raise FountainError(
                 "--replay works with the fake provider only",
@@ -163,21 +219,21 @@ def make_provider(spec: Spec, options: RunOptions) -> Provider:
     config = resolve_provider_config(
         spec.model,
         provider=name,
-        model=options.model,
-        base_url=options.base_url,
-        allow_key_envs=options.allow_key_env,
-        base_urls=options.base_urls,
-        timeout_s=options.timeout,
-        structured_output=options.structured_output,
+        model=llm.model,
+        base_url=llm.base_url,
+        allow_key_envs=llm.allow_key_env,
+        base_urls=llm.base_urls,
+        timeout_s=llm.timeout,
+        structured_output=llm.structured_output,
     )
-    if options.replay is not None:
-        config = replace(config, replay=str(options.replay))
+    if llm.replay is not None:
+        config = replace(config, replay=str(llm.replay))
     return create_provider(config)
 
 
 def run_concurrency(spec: Spec, options: RunOptions, provider_name: str) -> int:
     """Requests in flight at once: ``--concurrency``, else the spec's, else the provider's default."""
-    value = options.concurrency or spec.model.concurrency
+    value = options.execution.concurrency or spec.model.concurrency
     if value is None:
         value = DEFAULT_CONCURRENCY.get(provider_name, DEFAULT_API_CONCURRENCY)
     return max(1, int(value))
@@ -189,27 +245,28 @@ def make_dispatcher(spec: Spec, options: RunOptions, provider: Provider, output_
     error-rate stop. The cache is closed again if anything else fails."""
     from fountain.providers.dispatch import Dispatcher
 
+    budget = options.budget
     cache = None
-    if not options.no_cache:
+    if not budget.no_cache:
         from fountain.providers.cache import ResponseCache
 
-        cache = ResponseCache(Path(options.cache) if options.cache else output_dir / CACHE_FILE)
+        cache = ResponseCache(Path(budget.cache) if budget.cache else output_dir / CACHE_FILE)
     try:
         prices = None
-        if options.prices is not None:
+        if budget.prices is not None:
             from fountain.providers.cost import PriceTable
 
-            prices = PriceTable.load(options.prices)
+            prices = PriceTable.load(budget.prices)
         return Dispatcher(
             provider,
             cache=cache,
             concurrency=run_concurrency(spec, options, provider.name),
-            rpm=options.rpm or spec.model.rpm,
-            tpm=options.tpm or spec.model.tpm,
-            budget_usd=options.budget_usd,
+            rpm=budget.rpm or spec.model.rpm,
+            tpm=budget.tpm or spec.model.tpm,
+            budget_usd=budget.budget_usd,
             prices=prices,
             stats=stats,
-            max_error_rate=options.max_error_rate,
+            max_error_rate=budget.max_error_rate,
         )
     except BaseException:
         if cache is not None:

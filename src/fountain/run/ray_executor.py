@@ -175,8 +175,8 @@ class GenerationActor:
             self.provider,
             cache=cache,
             limiter=ClusterLimiter(int(settings["concurrency"]), flow),
-            prices=PriceTable.load(options.prices),
-            max_error_rate=options.max_error_rate,
+            prices=PriceTable.load(options.budget.prices),
+            max_error_rate=options.budget.max_error_rate,
             flow=flow,
             budget_usd=settings.get("budget_usd"),
         )
@@ -231,22 +231,22 @@ class RayExecutor:
         self.engine = engine
         self.local = local  # for provider_error rejects, which need no model
         if not ray.is_initialized():
-            ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False)
-        count = int(options.ray_actors or DEFAULT_ACTORS)
+            ray.init(address=options.execution.ray_address, include_dashboard=False, log_to_driver=False)
+        count = int(options.execution.ray_actors or DEFAULT_ACTORS)
         per_actor = max(1, math.ceil(engine.concurrency() / count))
-        rpm = options.rpm or engine.spec.model.rpm
-        tpm = options.tpm or engine.spec.model.tpm
+        rpm = options.budget.rpm or engine.spec.model.rpm
+        tpm = options.budget.tpm or engine.spec.model.tpm
         self.flow_name = f"fountain-flow-{uuid.uuid4().hex[:12]}"
         self.flow = (
             ray.remote(FlowControl)
             .options(name=self.flow_name, num_cpus=0)
-            .remote(rpm, tpm, options.budget_usd, engine.stats.cost_usd)
+            .remote(rpm, tpm, options.budget.budget_usd, engine.stats.cost_usd)
         )
         cache = getattr(engine.dispatcher, "cache", None)
         settings = {
             "concurrency": per_actor,
             "cache_path": str(cache.path) if cache is not None else None,
-            "budget_usd": options.budget_usd,
+            "budget_usd": options.budget.budget_usd,
             "tpm": tpm,
         }
         worker_args = {
@@ -324,5 +324,5 @@ class RayExecutor:
 
 
 def start_executor(engine: Any, local: Worker) -> RayExecutor:
-    """The executor ``engine.options.executor`` names (only ``ray`` besides the local one)."""
+    """The executor ``engine.options.execution.executor`` names (only ``ray`` besides the local one)."""
     return RayExecutor(engine, local)

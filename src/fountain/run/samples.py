@@ -170,14 +170,6 @@ class SampleIndex(Mapping[str, Sample]):
         return parts, seeds, derivations, rejects_sorted
 
 
-def journal_lines(parts: Sequence[tuple[Path, array[int]]]) -> Iterator[bytes]:
-    """The lines of the rewritten samples journals, seeds first (what the exporter reads)."""
-    for path, offsets in parts:
-        if len(offsets) > 1:
-            with open(path, "rb") as handle:
-                yield from handle
-
-
 class ResultSamples(SequenceABC[Sample]):
     """:attr:`RunResult.samples` of an engine run: the dataset's samples in order, read from the
     journals the run rewrote (seeds, then derivations) when asked for, so a large run's result

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from difflib import get_close_matches
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -113,108 +115,149 @@ def schema_problems(data: dict[str, Any], locator: Locator) -> list[Problem]:
     return problems
 
 
-def _convert(error: Any, locator: Locator) -> list[Problem]:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+@dataclass(frozen=True)
+class _Failed:
+    """One schema error, where it is and what it says."""
+
+    error: Any  # a jsonschema ValidationError
+    locator: Locator
+    path: KeyPath
+    where: str  # the location of the value (or its nearest parent) in setup.yaml
+    name: str  # the dotted key path
+    value: Any  # the value found
+    rule: Any  # the keyword's value in the schema
+
+
+def _convert(error: Any, locator: Locator) -> list[Problem]:
     path = tuple(error.absolute_path)
-    where = locator.at(path)
-    name = key_path(path)
-    keyword = error.validator
-    value = error.instance
-    rule = error.validator_value
-    if keyword == "additionalProperties":
-        out = []
-        for key in value:
-            if key not in error.schema.get("properties", {}):
-                out.append(
-                    Problem(
-                        f"{key_path(path + (key,))}: unknown key",
-                        locator.at(path + (key,), key=True),
-                        _unknown_key_hint(key, error.schema, path),
-                    )
-                )
-        return out
-    if keyword == "required":
-        missing = [key for key in rule if key not in value]
-        return [
-            Problem(f"{key_path(path + (key,)) if path else key}: required key is missing", where, _required_hint(key))
-            for key in missing
-        ]
-    if keyword == "type":
-        expected = [rule] if isinstance(rule, str) else list(rule)
-        words = " or ".join(_TYPE_WORDS.get(t, t) for t in expected if t != "null")
-        hint = None
-        if (
-            "string" in expected
-            and isinstance(value, (bool, int, float))
-            or "string" in expected
-            and type(value).__name__ in ("date", "datetime")
-        ):
-            hint = f'YAML read the value as {yaml_type(value)}: put it in quotes, e.g. "{value}"'
-        elif "array" in expected and isinstance(value, str):
-            hint = "write one item per line, each starting with `- `"
-        elif "object" in expected:
-            hint = "indent the keys of this block below it"
-        return [Problem(f"{name}: expected {words}, got {yaml_type(value)}", where, hint)]
-    if keyword == "enum":
-        allowed = [a for a in rule if a is not None]
-        close = [a for a in allowed if str(a).lower() == str(value).lower()] or get_close_matches(
-            str(value), [str(a) for a in allowed], n=1, cutoff=0.5
+    failed = _Failed(error, locator, path, locator.at(path), key_path(path), error.instance, error.validator_value)
+    return _CONVERTERS.get(error.validator, _other)(failed)
+
+
+def _unknown_keys(f: _Failed) -> list[Problem]:
+    known = f.error.schema.get("properties", {})
+    return [
+        Problem(
+            f"{key_path(f.path + (key,))}: unknown key",
+            f.locator.at(f.path + (key,), key=True),
+            _unknown_key_hint(key, f.error.schema, f.path),
         )
-        hint = (
-            ("did you mean " + str(close[0]) + "? " if close else "")
-            + "allowed: "
-            + ", ".join(map(str, allowed))
-            + (" (or null)" if None in rule else "")
+        for key in f.value
+        if key not in known
+    ]
+
+
+def _missing_keys(f: _Failed) -> list[Problem]:
+    return [
+        Problem(
+            f"{key_path(f.path + (key,)) if f.path else key}: required key is missing", f.where, _required_hint(key)
         )
-        return [Problem(f"{name}: {_short_repr(value)} is not an allowed value", where, hint)]
-    if keyword in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        relation = {
-            "minimum": "at least",
-            "exclusiveMinimum": "greater than",
-            "maximum": "at most",
-            "exclusiveMaximum": "less than",
-        }[keyword]
-        return [Problem(f"{name}: must be {relation} {rule}, got {value}", where, _range_hint(path))]
-    if keyword == "minItems":
-        return [
-            Problem(
-                f"{name}: the list is empty",
-                where,
-                f"list at least one item, e.g.\n  {path[-1] if path else name}:\n    - general",
-            )
-        ]
-    if keyword in ("minLength", "pattern") and path and path[-1] == "api_key_env":
+        for key in f.rule
+        if key not in f.value
+    ]
+
+
+def _wrong_type(f: _Failed) -> list[Problem]:
+    expected = [f.rule] if isinstance(f.rule, str) else list(f.rule)
+    words = " or ".join(_TYPE_WORDS.get(t, t) for t in expected if t != "null")
+    value = f.value
+    hint = None
+    if "string" in expected and (isinstance(value, (bool, int, float)) or type(value).__name__ in ("date", "datetime")):
+        hint = f'YAML read the value as {yaml_type(value)}: put it in quotes, e.g. "{value}"'
+    elif "array" in expected and isinstance(value, str):
+        hint = "write one item per line, each starting with `- `"
+    elif "object" in expected:
+        hint = "indent the keys of this block below it"
+    return [Problem(f"{f.name}: expected {words}, got {yaml_type(value)}", f.where, hint)]
+
+
+def _not_allowed(f: _Failed) -> list[Problem]:
+    allowed = [a for a in f.rule if a is not None]
+    close = [a for a in allowed if str(a).lower() == str(f.value).lower()] or get_close_matches(
+        str(f.value), [str(a) for a in allowed], n=1, cutoff=0.5
+    )
+    hint = (
+        ("did you mean " + str(close[0]) + "? " if close else "")
+        + "allowed: "
+        + ", ".join(map(str, allowed))
+        + (" (or null)" if None in f.rule else "")
+    )
+    return [Problem(f"{f.name}: {_short_repr(f.value)} is not an allowed value", f.where, hint)]
+
+
+_RELATIONS = {
+    "minimum": "at least",
+    "exclusiveMinimum": "greater than",
+    "maximum": "at most",
+    "exclusiveMaximum": "less than",
+}
+
+
+def _out_of_range(f: _Failed) -> list[Problem]:
+    relation = _RELATIONS[f.error.validator]
+    return [Problem(f"{f.name}: must be {relation} {f.rule}, got {f.value}", f.where, _range_hint(f.path))]
+
+
+def _empty_list(f: _Failed) -> list[Problem]:
+    example = f"list at least one item, e.g.\n  {f.path[-1] if f.path else f.name}:\n    - general"
+    return [Problem(f"{f.name}: the list is empty", f.where, example)]
+
+
+def _bad_text(f: _Failed) -> list[Problem]:
+    last = f.path[-1] if f.path else None
+    if last == "api_key_env":
         # Never echo the value: it may be the key itself.
         return [
             Problem(
-                f"{name}: must be the name of an environment variable (letters, digits and _), not the key itself",
-                where,
+                f"{f.name}: must be the name of an environment variable (letters, digits and _), not the key itself",
+                f.where,
                 "export OPENAI_API_KEY=... in the shell and write `api_key_env: OPENAI_API_KEY`",
             )
         ]
-    if keyword == "pattern" and path and path[-1] == "base_url":
+    if f.error.validator == "pattern" and last == "base_url":
         return [
             Problem(
-                f"{name}: {_short_repr(value)} is not an http(s) URL", where, "e.g. base_url: http://localhost:8000/v1"
+                f"{f.name}: {_short_repr(f.value)} is not an http(s) URL",
+                f.where,
+                "e.g. base_url: http://localhost:8000/v1",
             )
         ]
-    if keyword in ("minLength", "pattern"):
-        return [Problem(f"{name}: must not be empty", where, "write some text, or remove the key")]
-    if keyword == "uniqueItems":
-        seen, dupes = set(), []
-        for item in value:
-            marker = json.dumps(item, sort_keys=True, default=str)
-            if marker in seen and item not in dupes:
-                dupes.append(item)
-            seen.add(marker)
-        return [
-            Problem(
-                f"{name}: {_short_repr(d)} is listed more than once",
-                where,
-                "each direction is generated once per seeds_per_direction; remove the copy",
-            )
-            for d in dupes
-        ]
-    return [Problem(f"{name}: {error.message[:200]}", where)]
+    return [Problem(f"{f.name}: must not be empty", f.where, "write some text, or remove the key")]
+
+
+def _repeated_items(f: _Failed) -> list[Problem]:
+    seen, dupes = set(), []
+    for item in f.value:
+        marker = json.dumps(item, sort_keys=True, default=str)
+        if marker in seen and item not in dupes:
+            dupes.append(item)
+        seen.add(marker)
+    return [
+        Problem(
+            f"{f.name}: {_short_repr(d)} is listed more than once",
+            f.where,
+            "each direction is generated once per seeds_per_direction; remove the copy",
+        )
+        for d in dupes
+    ]
+
+
+def _other(f: _Failed) -> list[Problem]:
+    return [Problem(f"{f.name}: {f.error.message[:200]}", f.where)]
+
+
+#: The problem each JSON Schema keyword's error becomes (any other: the validator's own message).
+_CONVERTERS: dict[str, Callable[[_Failed], list[Problem]]] = {
+    "additionalProperties": _unknown_keys,
+    "required": _missing_keys,
+    "type": _wrong_type,
+    "enum": _not_allowed,
+    **dict.fromkeys(_RELATIONS, _out_of_range),
+    "minItems": _empty_list,
+    "minLength": _bad_text,
+    "pattern": _bad_text,
+    "uniqueItems": _repeated_items,
+}
 
 
 def _required_hint(key: str) -> str:
