@@ -246,6 +246,13 @@ def _with_sigterm_as_interrupt(call):
     help="Neighbours: PE votes of each real conversation (default 1), RF k-NN (default 5).",
 )
 @click.option("--personas", type=click.IntRange(min=1), help="GenLLM: personas the model writes (default 5).")
+@click.option(
+    "--judge",
+    metavar="PROVIDER[:MODEL]",
+    help="Score each accepted conversation with this model against the spec's rubric (judge: in "
+    "setup.yaml; default rubric otherwise); below the threshold is a reject judge:<criterion>. "
+    "'none' turns the spec's judge off. docs/judge.md",
+)
 @click.option("--dry-run", is_flag=True, help="Print the calls and cost the run implies; call no model.")
 @batch_options
 @ALLOW_PATH

@@ -118,6 +118,7 @@ class Engine:
         self.scenario = ""
         self.iteration = 0
         self.worker: Worker | None = None
+        self.judge: Any = None  # fountain.run.judging.RunJudge when the run has a judge
         # What runs the tasks besides the local asyncio workers (--executor ray): anything with
         # Worker's execute() and provider_error(), and close(); None: the local Worker itself.
         self.executor: Any = None
@@ -263,6 +264,8 @@ class Engine:
                         raise RuntimeError(f"derivation {task.id} has no parent {task.parent_id}")
                     assert self.worker is not None
                     outcome = await (self.executor or self.worker).execute(task, parent)
+                    if self.judge is not None and outcome.sample is not None:
+                        outcome = await self.judge.review(outcome, parent)
                 except ProviderError as error:
                     if getattr(self.dispatcher, "stopped", None) is error or _is_fatal(error):
                         self.stop_error = error
@@ -298,6 +301,13 @@ class Engine:
     def _load_previous(self) -> None:
         """Index the journals a previous session left (streamed: one record in memory at a time)."""
         self.warnings.extend(self.samples.load_journals(self.output_dir, self.rejects))
+
+    async def _attach_judge(self, decision: Any) -> None:
+        """The judge (``--judge`` / the spec's ``judge:``); the judge path is imported only when wanted."""
+        from fountain.run import judging
+
+        if judging.wanted(self, decision.manifest):
+            self.judge = await judging.attach_judge(self, decision)
 
     def _make_dispatcher(self, stats: RunStats) -> Dispatcher:
         return make_dispatcher(self.spec, self.options, self.provider, self.output_dir, stats)
@@ -336,6 +346,7 @@ class Engine:
         self.dispatcher = self._make_dispatcher(stats)
         try:
             self._load_previous()
+            await self._attach_judge(decision)
             manifest.begin(
                 "resume" if decision.resuming else "start",
                 provider=identity,
@@ -423,6 +434,8 @@ class Engine:
                 self.samples.reader.close()
                 if cache is not None:
                     cache.close()
+                if self.judge is not None:
+                    await self.judge.aclose()
         if self.crash is not None:
             raise self.crash
         if self.stop_error is not None:

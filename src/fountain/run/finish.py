@@ -75,6 +75,8 @@ def finish_round(engine: Engine, started: float, interrupted: bool) -> RunResult
     else:
         status, reason = ("completed" if engine.final else "running"), None
     engine.manifest.end(status, reason=reason, stats=engine.stats, session_elapsed_s=elapsed)
+    if getattr(engine, "judge", None) is not None:
+        engine.judge.finish(engine.manifest)  # its session's cost and scores (fountain.run.judging)
     manifest_path = engine.manifest.write(engine.output_dir)
     return RunResult(
         output_dir=engine.output_dir,

@@ -76,6 +76,8 @@ class RunOptions:
     executor: str | None = None  # local (asyncio, default) | ray
     ray_address: str | None = None  # a Ray cluster (default: a local Ray)
     ray_actors: int | None = None  # generation actors on the Ray executor (default 2)
+    # --- the judge (fountain.run.judging) ---
+    judge: str | None = None  # --judge PROVIDER[:MODEL] (none: no judge); else the spec's judge: block
 
     def record(self) -> dict[str, Any]:
         """The options as written into the manifest's run history (paths as text, no secrets)."""
