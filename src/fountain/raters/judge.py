@@ -130,7 +130,9 @@ def judge_prompt(spec: Spec, settings: JudgeSettings, sample: Sample, parent: Sa
     direction = f'Direction "{prov.direction}": {_direction_text(prov.direction)}'
     if prov.kind == "derivation" and parent is not None:
         kept = max(0, min(prov.prefix_turns, len(sample.turns)))
-        parts.append(f"This conversation is a derivation. Its parent conversation was:\n{_conversation(parent, user, assistant)}")
+        parts.append(
+            f"This conversation is a derivation. Its parent conversation was:\n{_conversation(parent, user, assistant)}"
+        )
         parts.append(
             f"The derivation keeps the parent's first {kept} turn(s) and continues from there. {direction}\n"
             "Judge the criterion 'direction' on whether the new turns (after the kept ones) follow this "
