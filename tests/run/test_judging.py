@@ -1,0 +1,178 @@
+"""The judge in a run (fountain.run.judging): scores in metadata, judge:<criterion> rejects, the
+manifest's judge section and total cost, resume without paying twice, a changed rubric refused,
+malformed verdicts, and no judge import when a run has none."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import run_helpers
+from fountain.errors import OutputError
+from fountain.providers.base import ProviderConfig
+from fountain.providers.fake import FakeProvider
+from fountain.run.engine import run
+from fountain.spec.load import load_spec
+
+CRITERIA = ("in_role", "grounded", "direction", "helpful_safe")
+RUBRIC = """
+judge:
+  rubric:
+    polite: The assistant is polite.
+    concrete: The conversation names concrete facts of the scene.
+"""
+
+
+def _spec(tmp_path: Path, extra: str = ""):
+    return load_spec(run_helpers.make_spec(tmp_path, run_helpers.SETUP + extra))
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _accepted(out: Path) -> list[dict]:
+    return run_helpers.records(out / "seeds.jsonl") + run_helpers.records(out / "derivations.jsonl")
+
+
+def _judge_rejects(out: Path) -> list[dict]:
+    return [r for r in run_helpers.records(out / "rejects.jsonl") if r["reason"].startswith("judge:")]
+
+
+def _pin(monkeypatch, scores: dict) -> None:
+    """The judge's provider: a fake whose verdicts have these scores."""
+    from fountain.run import judging
+
+    monkeypatch.setattr(
+        judging,
+        "create_judge_provider",
+        lambda config: FakeProvider(ProviderConfig(provider="fake", model="pinned", extra={"judge_scores": scores})),
+    )
+
+
+def test_every_kept_conversation_carries_its_scores_and_low_ones_are_rejected_with_the_criterion(tmp_path):
+    out = tmp_path / "out"
+    result = run(_spec(tmp_path), run_helpers.options(out, provider="fake", judge="fake"))
+    kept, rejected = _accepted(out), _judge_rejects(out)
+    assert kept and rejected  # the fake judge's hashed scores keep most and reject a few
+    for record in kept:
+        verdict = record["metadata"]["judge"]
+        assert set(verdict["scores"]) == set(CRITERIA)
+        assert min(verdict["scores"].values()) >= 3 == verdict["threshold"]
+        assert verdict["overall"] == round(sum(verdict["scores"].values()) / 4, 3)
+        assert verdict["judge"] == "fake:fake" and verdict["reason"]
+    for reject in rejected:
+        criterion = reject["reason"].split(":", 1)[1]
+        scores = reject["metadata"]["judge"]["scores"]
+        assert scores[criterion] < 3 and scores[criterion] == min(scores.values())
+        assert reject["detail"].startswith("fake judge:")
+        assert json.loads(reject["raw"])[0]["role"] in ("system", "user")  # the conversation, to read
+    exported = run_helpers.records(result.dataset_path)
+    assert exported and all("judge" in r["metadata"] for r in exported)
+    judge = _manifest(out)["judge"]
+    assert judge["judged"] == len(kept) + len(rejected)
+    assert sum(judge["rejected"].values()) == len(rejected)
+    assert set(judge["mean"]) == {*CRITERIA, "overall"}
+    assert judge["requests"] == judge["judged"]  # one request per verdict
+
+
+def test_a_criterion_below_the_threshold_rejects_every_conversation_with_its_reason(tmp_path, monkeypatch):
+    _pin(monkeypatch, {"*": 5, "concrete": 2})
+    out = tmp_path / "out"
+    run(_spec(tmp_path, RUBRIC), run_helpers.options(out, provider="fake", judge="fake:pinned"))
+    assert not _accepted(out)
+    rejected = _judge_rejects(out)
+    assert rejected and {r["reason"] for r in rejected} == {"judge:concrete"}
+    assert all(r["detail"] == "fake judge: concrete is the weakest point (2)." for r in rejected)
+    assert _manifest(out)["judge"]["mean"] == {"polite": 5.0, "concrete": 2.0, "overall": 3.5}
+
+
+def test_derivations_are_judged_with_their_parent_in_the_prompt(tmp_path, monkeypatch):
+    judges: list[FakeProvider] = []
+
+    def make(config):
+        judges.append(FakeProvider(ProviderConfig(provider="fake", model="pinned", extra={"judge_scores": {"*": 5}})))
+        return judges[-1]
+
+    from fountain.run import judging
+
+    monkeypatch.setattr(judging, "create_judge_provider", make)
+    out = tmp_path / "out"
+    run(_spec(tmp_path), run_helpers.options(out, provider="fake", judge="fake:pinned"))
+    prompts = [r.messages[1].content for r in judges[0].requests]
+    derived = [p for p in prompts if "This conversation is a derivation" in p]
+    assert derived and len(derived) == len(run_helpers.records(out / "derivations.jsonl"))
+    assert all("Its parent conversation was" in p and "relative to the parent" in p for p in derived)
+
+
+def test_a_malformed_verdict_is_asked_again_then_recorded_as_a_reject(tmp_path, monkeypatch):
+    _pin(monkeypatch, {"raw": "Looks fine to me, four stars."})
+    out = tmp_path / "out"
+    result = run(_spec(tmp_path), run_helpers.options(out, provider="fake", judge="fake:pinned"))
+    rejected = _judge_rejects(out)
+    assert rejected and {r["reason"] for r in rejected} == {"judge:malformed"}
+    assert all(r["detail"].startswith("not JSON") and r["attempts"] == 3 for r in rejected)
+    judge = _manifest(out)["judge"]
+    assert judge["requests"] == 3 * judge["judged"] and judge["rejected"] == {"malformed": judge["judged"]}
+    assert result.stopped is None and _manifest(out)["status"] == "completed"
+
+
+def test_a_resumed_run_replays_its_verdicts_from_the_cache_and_pays_nothing(tmp_path, mock_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    mock_server.configure(judge_scores={"*": 4, "direction": 2}, judge_malformed=1)
+    spec = _spec(tmp_path)
+    out = tmp_path / "out"
+    opts = {"provider": "openai", "base_url": mock_server.openai_base_url, "model": "gpt-4o-mini"}
+    run(spec, run_helpers.options(out, judge="openai:gpt-4o-mini", **opts))
+    first = _manifest(out)
+    kept = {r["metadata"]["id"]: r["metadata"]["judge"] for r in _accepted(out)}
+    judge = first["judge"]
+    # Cost: the judge's own, counted apart and in the run's total.
+    assert judge["cost_usd"] > 0 and judge["requests"] == judge["judged"] + 1  # one malformed verdict re-asked
+    generation_cost = first["runs"][-1]["stats"]["cost_usd"]
+    assert first["cost_usd"] == pytest.approx(generation_cost + judge["cost_usd"], abs=2e-6)
+    # A kill -9 after the answers reached the cache and before the journals: lines lost.
+    for name in ("seeds.jsonl", "derivations.jsonl", "rejects.jsonl"):
+        path = out / name
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        path.write_text("".join(lines[: len(lines) // 2]), encoding="utf-8")
+    sent = mock_server.stats()["completed"]
+    run(spec, run_helpers.options(out, judge="openai:gpt-4o-mini", **opts))
+    assert mock_server.stats()["completed"] == sent and mock_server.duplicates() == {}
+    again = _manifest(out)
+    assert {r["metadata"]["id"]: r["metadata"]["judge"] for r in _accepted(out)} == kept
+    assert again["cost_usd"] == pytest.approx(first["cost_usd"], abs=2e-6)
+    assert again["judge"]["cost_usd"] == pytest.approx(judge["cost_usd"], abs=2e-6)
+    assert again["judge"]["cache_hits"] > 0
+
+
+def test_resuming_with_another_rubric_or_judge_is_refused_unless_told(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    run(_spec(tmp_path), run_helpers.options(out, provider="fake", judge="fake"))
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    spec = _spec(changed, RUBRIC)
+    with pytest.raises(OutputError) as info:
+        run(spec, run_helpers.options(out, provider="fake", judge="fake"))
+    assert "judged with judge fake:fake" in info.value.message and "--resume always" in (info.value.hint or "")
+    with pytest.raises(OutputError):  # nor without a judge: the records were judged
+        run(_spec(changed), run_helpers.options(out, provider="fake"))
+    result = run(spec, run_helpers.options(out, provider="fake", judge="fake", resume="always"))
+    assert any("judge changed" in w for w in result.warnings)
+
+
+def test_a_run_without_a_judge_never_imports_the_judge(tmp_path):
+    folder = run_helpers.make_spec(tmp_path)
+    code = (
+        "import sys; from fountain.spec.load import load_spec; from fountain.run.engine import run; "
+        "from fountain.run.options import RunOptions; "
+        f"run(load_spec({str(folder)!r}), RunOptions(output={str(tmp_path / 'out')!r}, provider='fake', quiet=True)); "
+        "print('fountain.raters.judge' in sys.modules)"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
