@@ -110,10 +110,16 @@ def judge_settings(spec: Spec, cli: str | None = None) -> JudgeSettings | None:
     if cli is None and (not block or block.get("enabled") is False):
         return None
     provider, model = block.get("provider"), block.get("model")
+    where = (getattr(spec, "locations", None) or {}).get("judge.provider") or "setup.yaml: judge.provider"
     if cli is not None:
         provider, model = _parse_cli(cli)
+        where = "--judge"
         if provider is None:  # "--judge :MODEL": the spec's provider, this model
             provider = block.get("provider")
+    if _text(provider) is not None:
+        from fountain.providers import check_provider_name
+
+        provider = check_provider_name(str(provider), location=where)
     settings = JudgeSettings(
         provider=_text(provider),
         model=_text(model),
