@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from run_helpers import SETUP, make_spec, records
 from spec_helpers import run_cli
 
@@ -49,7 +50,9 @@ def test_a_judge_block_with_an_openai_compatible_judge_costs_and_reports(tmp_pat
         "  threshold: 2\n  rubric:\n    grounded: Uses the scene's facts.\n    kind: The assistant is kind.\n"
     )
     out = tmp_path / "out"
-    code, text = run_cli(["run", "-t", str(make_spec(tmp_path, SETUP + block)), "--provider", "fake", "-o", str(out), "-q"], capsys)
+    code, text = run_cli(
+        ["run", "-t", str(make_spec(tmp_path, SETUP + block)), "--provider", "fake", "-o", str(out), "-q"], capsys
+    )
     assert code == 0, text
     rejects = [r for r in records(out / "rejects.jsonl") if r["reason"].startswith("judge:")]
     assert rejects and {r["reason"] for r in rejects} == {"judge:grounded"}
@@ -85,5 +88,7 @@ def test_a_bad_judge_block_is_a_located_error(tmp_path, capsys, block, message):
 
 def test_an_unknown_judge_provider_on_the_command_line_names_the_flag(tmp_path, capsys):
     spec = make_spec(tmp_path)
-    code, text = run_cli(["run", "-t", str(spec), "--provider", "fake", "--judge", "opneai", "-o", str(tmp_path / "o")], capsys)
+    code, text = run_cli(
+        ["run", "-t", str(spec), "--provider", "fake", "--judge", "opneai", "-o", str(tmp_path / "o")], capsys
+    )
     assert code == 1 and "--judge" in text and "did you mean 'openai'" in text and "Traceback" not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dispatch_helpers import PRICES, Sleeps, request
 from fountain.errors import BudgetExceededError
 from fountain.providers.dispatch import Dispatcher
@@ -11,7 +12,10 @@ from fountain.types import Usage
 
 
 def _pair(budget: float) -> tuple[Dispatcher, Dispatcher, ScriptedProvider, ScriptedProvider]:
-    run_provider, judge_provider = ScriptedProvider(usage=Usage(10, 100_000)), ScriptedProvider(usage=Usage(10, 100_000))
+    run_provider, judge_provider = (
+        ScriptedProvider(usage=Usage(10, 100_000)),
+        ScriptedProvider(usage=Usage(10, 100_000)),
+    )
     run = Dispatcher(run_provider, sleep=Sleeps(), prices=PRICES, budget_usd=budget)
     judge = Dispatcher(judge_provider, sleep=Sleeps(), prices=PRICES, budget_usd=budget)
     run.budget_peers, judge.budget_peers = (judge,), (run,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 import spec_helpers
 from fountain.errors import SpecError
 from fountain.providers.base import Completion

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import run_helpers
 from fountain.errors import OutputError
 from fountain.providers.base import ProviderConfig

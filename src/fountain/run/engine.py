@@ -36,6 +36,7 @@ from fountain.generation.plan import (
 from fountain.generation.requests import resolve_mode, spec_fingerprint
 from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
+from fountain.run import judging  # light: the judge itself is imported only when a run has one
 from fountain.run.finish import finish_round
 from fountain.run.journal import (
     Journal,
@@ -302,13 +303,6 @@ class Engine:
         """Index the journals a previous session left (streamed: one record in memory at a time)."""
         self.warnings.extend(self.samples.load_journals(self.output_dir, self.rejects))
 
-    async def _attach_judge(self, decision: Any) -> None:
-        """The judge (``--judge`` / the spec's ``judge:``); the judge path is imported only when wanted."""
-        from fountain.run import judging
-
-        if judging.wanted(self, decision.manifest):
-            self.judge = await judging.attach_judge(self, decision)
-
     def _make_dispatcher(self, stats: RunStats) -> Dispatcher:
         return make_dispatcher(self.spec, self.options, self.provider, self.output_dir, stats)
 
@@ -346,7 +340,7 @@ class Engine:
         self.dispatcher = self._make_dispatcher(stats)
         try:
             self._load_previous()
-            await self._attach_judge(decision)
+            self.judge = await judging.attach(self, decision)  # None without a judge
             manifest.begin(
                 "resume" if decision.resuming else "start",
                 provider=identity,

@@ -19,7 +19,7 @@ folder that had one: a run without a judge pays nothing for it.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,7 @@ class RunJudge:
         self.label = f"{self.identity['provider']}:{self.identity['model']}"
         self.judged = 0
         self.rejected: Counter[str] = Counter()
-        self.sums: Counter[str] = Counter()
+        self.sums: defaultdict[str, float] = defaultdict(float)
         self.counted: Counter[str] = Counter()
 
     # --- a conversation ---------------------------------------------------------------------------
@@ -131,8 +131,9 @@ class RunJudge:
         stats = self.dispatcher.stats
         before = manifest.extra.get("judge")
         before = before if isinstance(before, dict) and _judge_key(before) == _judge_key(self.identity) else {}
-        sums = Counter(_numbers(before.get("score_sums")))
-        sums.update(self.sums)
+        sums = defaultdict(float, _numbers(before.get("score_sums")))
+        for name, value in self.sums.items():
+            sums[name] += value
         counted = Counter(_numbers(before.get("score_counts")))
         counted.update(self.counted)
         rejected = Counter(_numbers(before.get("rejected")))
@@ -171,6 +172,14 @@ def _numbers(value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+async def attach(engine: Any, decision: Any) -> RunJudge | None:
+    """The run's judge when it has one (or resumes a judged folder), else None; nothing of the
+    judge is imported otherwise."""
+    if not wanted(engine, decision.manifest):
+        return None
+    return await attach_judge(engine, decision)
 
 
 async def attach_judge(engine: Any, decision: Any) -> RunJudge | None:
