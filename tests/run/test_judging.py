@@ -177,3 +177,17 @@ def test_a_run_without_a_judge_never_imports_the_judge(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_judged_dataset_loads_with_its_declared_features(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from fountain.run.features import datasets_features
+
+    out = tmp_path / "out"
+    result = run(_spec(tmp_path), run_helpers.options(out, provider="fake", judge="fake"))
+    features = datasets_features(judge=CRITERIA)
+    table = datasets.load_dataset(
+        "json", data_files=[str(result.dataset_path)], split="train", features=features, cache_dir=str(tmp_path / "c")
+    )
+    assert table.num_rows == result.dataset_records
+    assert table[0]["metadata"]["judge"]["scores"]["grounded"] >= 3
