@@ -76,7 +76,7 @@ def judge_criteria(source: Source) -> list[str] | None:
         return None
     section = (source.manifest or {}).get("judge") if isinstance(source.manifest, dict) else None
     criteria = section.get("rubric_criteria") if isinstance(section, dict) else None
-    names = [c.get("name") for c in criteria or () if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    names = [str(c["name"]) for c in criteria or () if isinstance(c, dict) and isinstance(c.get("name"), str)]
     return names or list(source.records[0]["metadata"]["judge"].get("scores") or {})
 
 
