@@ -144,10 +144,10 @@ def judge_prompt(spec: Spec, settings: JudgeSettings, sample: Sample, parent: Sa
         parts.append(f"The conversation to judge:\n{_conversation(sample, user, assistant)}")
     rubric = "\n".join(f"- {c.name}: {c.description}" for c in settings.rubric)
     parts.append(f"Rubric (score each criterion with an integer from 1 to {SCALE}):\n{rubric}")
-    example = ", ".join(f'"{name}": 4' for name in settings.criteria)
+    example = ", ".join(f'"{name}": <1-{SCALE}>' for name in settings.criteria)
     parts.append(
-        f'Reply with JSON only, in exactly this shape: {{"scores": {{{example}}}, "reason": "one short '
-        'sentence: the main weakness, or why it is good"}'
+        f'Reply with JSON only, in this shape (integers for the scores): {{"scores": {{{example}}}, '
+        '"reason": "<the main weakness in one short sentence, or why it is good>"}'
     )
     return "\n\n".join(parts)
 
