@@ -193,8 +193,12 @@ async def attach_judge(engine: Any, decision: Any) -> RunJudge | None:
         _check_same(engine, decision, _judge_key(previous), None, "no judge")
         return None
     config = _judge_config(engine, settings)
+    # The run's own provider object judges only for the local model (loaded once) and the fake
+    # (a test's scripted double); an API judge gets a client of its own (with --batch the run's
+    # provider only replays the batch results).
     reuse = (
-        config.provider == engine.provider.name
+        config.provider in ("local", "fake")
+        and config.provider == engine.provider.name
         and config.model == getattr(engine.provider, "model", None)
         and config.base_url == getattr(engine.provider, "base_url", None)
         and not config.extra
