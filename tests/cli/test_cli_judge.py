@@ -24,8 +24,9 @@ def _report_json(out, capsys) -> dict:
 def test_a_fake_judged_run_shows_its_scores_in_the_report(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["run", "-t", str(make_spec(tmp_path)), "--provider", "fake", "--judge", "fake", "-o", str(out)]
-    code, text = run_cli([*args, "--seed", "2", "--quiet"], capsys)
+    code, text = run_cli([*args, "--seed", "2"], capsys)
     assert code == 0, text
+    assert "fake:fake:" in text and "judged" in text  # the run summary's judge row
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     judge = _report_json(out, capsys)["judge"]
     assert judge["judge"] == "fake:fake" and judge["threshold"] == 3
