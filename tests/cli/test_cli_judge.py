@@ -93,3 +93,14 @@ def test_an_unknown_judge_provider_on_the_command_line_names_the_flag(tmp_path, 
         ["run", "-t", str(spec), "--provider", "fake", "--judge", "opneai", "-o", str(tmp_path / "o")], capsys
     )
     assert code == 1 and "--judge" in text and "did you mean 'openai'" in text and "Traceback" not in text
+
+
+def test_a_dry_run_estimates_the_judges_requests_and_cost(tmp_path, capsys):
+    spec = make_spec(tmp_path)
+    args = ["run", "-t", str(spec), "--provider", "openai", "--judge", "openai:gpt-4o-mini", "--dry-run"]
+    code, text = run_cli(args, capsys)
+    assert code == 0, text
+    assert "judge openai:gpt-4o-mini:" in text and "verdicts" in text and "judge estimated cost: $" in text
+    code, text = run_cli(["run", "-t", str(spec), "--provider", "fake", "--dry-run"], capsys)
+    assert code == 0 and "judge" not in text
+    assert not (tmp_path / "spec" / "output").exists()

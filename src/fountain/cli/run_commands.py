@@ -422,6 +422,10 @@ def _print_dry_run(spec, options) -> None:
             f"estimated cost: ${estimate.cost_low:,.4f} – ${estimate.cost_high:,.4f}"
             + (f"  (budget ${options.budget_usd:,.2f})" if options.budget_usd is not None else "")
         )
+    from fountain.run.judging import dry_run_lines
+
+    for line in dry_run_lines(effective, options, config, estimate, prices):  # --judge / judge:
+        console.print(escape(line))
     folder = output_folder(effective, options)
     # a fleet's identity names no server (fountain.providers.fleet): the run resumes as servers change
     base_url = "fleet" if config.base_urls else config.base_url
