@@ -211,3 +211,21 @@ def test_the_local_model_judges_without_crashing_on_its_answers(tmp_path):
     if kept:
         assert set(kept[0]["metadata"]["judge"]["scores"]) == set(CRITERIA)
     assert result.stopped is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("anthropic", "claude-3-5-haiku-latest"), ("gemini", "gemini-2.0-flash")]
+)
+def test_an_anthropic_or_gemini_judge_scores_through_its_own_api(tmp_path, mock_server, monkeypatch, provider, model):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    block = f"judge:\n  provider: {provider}\n  model: {model}\n  base_url: {mock_server.url}\n"
+    out = tmp_path / "out"
+    run(_spec(tmp_path, "\n" + block), run_helpers.options(out, provider="fake"))
+    judge = _manifest(out)["judge"]
+    assert judge["provider"] == provider and judge["judged"] > 0 and judge["cost_usd"] > 0
+    assert {r.api for r in mock_server.requests} == {provider}  # generation was the fake's
+    for record in _accepted(out):
+        assert all(1 <= s <= 5 for s in record["metadata"]["judge"]["scores"].values())
+    assert judge["judged"] == len(_accepted(out)) + len(_judge_rejects(out))
