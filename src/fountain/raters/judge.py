@@ -85,16 +85,18 @@ def judge_schema(settings: JudgeSettings) -> dict[str, Any]:
     return {
         "title": SCHEMA_TITLE,
         "type": "object",
+        # The reason comes first: a model that writes its judgement before the numbers scores
+        # what it wrote (constrained decoding emits the properties in this order).
         "properties": {
+            "reason": {"type": "string", "maxLength": MAX_REASON_CHARS},
             "scores": {
                 "type": "object",
                 "properties": {name: dict(score) for name in settings.criteria},
                 "required": list(settings.criteria),
                 "additionalProperties": False,
             },
-            "reason": {"type": "string", "maxLength": MAX_REASON_CHARS},
         },
-        "required": ["scores", "reason"],
+        "required": ["reason", "scores"],
         "additionalProperties": False,
     }
 
@@ -146,8 +148,8 @@ def judge_prompt(spec: Spec, settings: JudgeSettings, sample: Sample, parent: Sa
     parts.append(f"Rubric (score each criterion with an integer from 1 to {SCALE}):\n{rubric}")
     example = ", ".join(f'"{name}": <1-{SCALE}>' for name in settings.criteria)
     parts.append(
-        f'Reply with JSON only, in this shape (integers for the scores): {{"scores": {{{example}}}, '
-        '"reason": "<the main weakness in one short sentence, or why it is good>"}'
+        'Reply with JSON only, in this shape (integers for the scores): {"reason": "<the main weakness in '
+        f'one short sentence, or why it is good>", "scores": {{{example}}}}}'
     )
     return "\n\n".join(parts)
 
