@@ -340,7 +340,7 @@ class Engine:
         self.dispatcher = self._make_dispatcher(stats)
         try:
             self._load_previous()
-            self.judge = await judging.attach(self, decision)  # None without a judge
+            self.judge = await judging.attach(self, decision, manifest)  # None without a judge
             manifest.begin(
                 "resume" if decision.resuming else "start",
                 provider=identity,

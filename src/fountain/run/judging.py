@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import OutputError
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fountain.generation.worker import Outcome
     from fountain.providers.base import Provider
     from fountain.providers.dispatch import Dispatcher
-    from fountain.raters.judge import Judge, Verdict
+    from fountain.raters.judge import Judge
     from fountain.raters.judge_rubric import JudgeSettings
     from fountain.run.manifest import Manifest
     from fountain.types import Sample
@@ -81,10 +82,6 @@ class RunJudge:
             "rubric": settings.rubric_fingerprint(),
         }
         self.label = f"{self.identity['provider']}:{self.identity['model']}"
-        self.judged = 0
-        self.rejected: Counter[str] = Counter()
-        self.sums: defaultdict[str, float] = defaultdict(float)
-        self.counted: Counter[str] = Counter()
 
     # --- a conversation ---------------------------------------------------------------------------
 
@@ -94,13 +91,11 @@ class RunJudge:
         if sample is None:
             return outcome
         verdict = await self.judge.judge(sample, parent)
-        self._count(verdict)
         meta = verdict.metadata(self.settings, self.label)
         failed = verdict.failed(self.settings)
         judged = replace(sample, provenance=replace(sample.provenance, judge=meta))
         if failed is None:
             return replace(outcome, sample=judged)
-        self.rejected[failed] += 1
         record = judged.to_record()
         reject = {
             "id": sample.id,
@@ -114,42 +109,30 @@ class RunJudge:
         }
         return replace(outcome, sample=None, reject=reject)
 
-    def _count(self, verdict: Verdict) -> None:
-        self.judged += 1
-        for name, score in verdict.scores.items():
-            self.sums[name] += score
-            self.counted[name] += 1
-        if verdict.scores:
-            self.sums["overall"] += verdict.overall
-            self.counted["overall"] += 1
-
     # --- the manifest -----------------------------------------------------------------------------
 
     def finish(self, manifest: Manifest) -> None:
-        """Merge this session into the manifest's ``judge`` section and its total cost/usage
-        (called after ``manifest.end``, which wrote the generation's cumulative figures)."""
+        """Write the manifest's ``judge`` section and add this session's judging to its total
+        cost/usage (called after ``manifest.end``, which wrote the generation's cumulative figures).
+
+        Verdict counts and means are read from the journals (exact after kills and resumes);
+        requests, usage and cost accumulate over sessions (a session killed with SIGKILL leaves
+        none, like the generation's own figures)."""
         stats = self.dispatcher.stats
         before = manifest.extra.get("judge")
         before = before if isinstance(before, dict) and _judge_key(before) == _judge_key(self.identity) else {}
-        sums = defaultdict(float, _numbers(before.get("score_sums")))
-        for name, value in self.sums.items():
-            sums[name] += value
-        counted = Counter(_numbers(before.get("score_counts")))
-        counted.update(self.counted)
-        rejected = Counter(_numbers(before.get("rejected")))
-        rejected.update(self.rejected)
+        tally = _tally(self.engine.output_dir, self.label, self.settings.rubric_fingerprint())
         usage = _numbers(before.get("usage"))
         session = stats.usage.to_dict()
+        names = [*self.settings.criteria, "overall"]
         manifest.extra["judge"] = {
             **self.identity,
             "threshold": self.settings.threshold,
             "scale": [1, 5],
             "rubric_criteria": [{"name": c.name, "description": c.description} for c in self.settings.rubric],
-            "judged": int(before.get("judged") or 0) + self.judged,
-            "rejected": dict(sorted(rejected.items())),
-            "mean": {k: round(sums[k] / counted[k], 3) for k in [*self.settings.criteria, "overall"] if counted[k]},
-            "score_sums": dict(sums),
-            "score_counts": dict(counted),
+            "judged": tally.judged,
+            "rejected": dict(sorted(tally.rejected.items())),
+            "mean": {k: round(tally.sums[k] / tally.counts[k], 3) for k in names if tally.counts[k]},
             "requests": int(before.get("requests") or 0) + stats.requests,
             "cache_hits": int(before.get("cache_hits") or 0) + stats.cache_hits,
             "failed": int(before.get("failed") or 0) + stats.failed,
@@ -168,18 +151,72 @@ class RunJudge:
             await self.provider.aclose()
 
 
+class _Tally:
+    """Verdicts found in the journals."""
+
+    def __init__(self) -> None:
+        self.judged = 0
+        self.rejected: Counter[str] = Counter()
+        self.sums: defaultdict[str, float] = defaultdict(float)
+        self.counts: Counter[str] = Counter()
+
+    def add(self, verdict: dict[str, Any], reason: str | None) -> None:
+        self.judged += 1
+        if reason:
+            self.rejected[reason] += 1
+        scores = _numbers(verdict.get("scores"))
+        for name, score in scores.items():
+            self.sums[name] += score
+            self.counts[name] += 1
+        overall = verdict.get("overall")
+        if scores and isinstance(overall, (int, float)):
+            self.sums["overall"] += float(overall)
+            self.counts["overall"] += 1
+
+
+def _tally(folder: Path, label: str, rubric: str) -> _Tally:
+    """The verdicts of this judge and rubric in the journals (streamed, one line at a time)."""
+    from fountain import fastjson
+    from fountain.run.outputs import JOURNALS, REJECTS_FILE
+
+    tally = _Tally()
+    for name in JOURNALS:
+        path = folder / name
+        if not path.is_file():
+            continue
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    record = fastjson.loads(line)
+                except ValueError:
+                    continue  # a torn line (the rewrite drops it)
+                meta = record.get("metadata") if isinstance(record, dict) else None
+                verdict = meta.get("judge") if isinstance(meta, dict) else None
+                if not isinstance(verdict, dict) or verdict.get("judge") != label or verdict.get("rubric") != rubric:
+                    continue
+                reason = str(record.get("reason") or "") if name == REJECTS_FILE else ""
+                tally.add(verdict, reason[len("judge:") :] if reason.startswith("judge:") else None)
+    return tally
+
+
 def _numbers(value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-async def attach(engine: Any, decision: Any) -> RunJudge | None:
+async def attach(engine: Any, decision: Any, manifest: Manifest) -> RunJudge | None:
     """The run's judge when it has one (or resumes a judged folder), else None; nothing of the
-    judge is imported otherwise."""
+    judge is imported otherwise. The judge's identity goes into ``manifest`` at once (the engine
+    writes it before any request), so a run killed before its end resumes with the same judge."""
     if not wanted(engine, decision.manifest):
         return None
-    return await attach_judge(engine, decision)
+    judge = await attach_judge(engine, decision)
+    if judge is not None:
+        before = manifest.extra.get("judge")
+        kept = before if isinstance(before, dict) and _judge_key(before) == _judge_key(judge.identity) else {}
+        manifest.extra["judge"] = {**kept, **judge.identity}
+    return judge
 
 
 async def attach_judge(engine: Any, decision: Any) -> RunJudge | None:
@@ -286,9 +323,14 @@ def _judge_dispatcher(engine: Any, provider: Provider) -> Dispatcher:
 
     options = engine.options
     run = engine.dispatcher
+    # A judge on the run's own endpoint shares its limiter: one concurrency, one rpm/tpm for the server.
+    same_endpoint = provider.name == engine.provider.name and getattr(provider, "base_url", None) == getattr(
+        engine.provider, "base_url", None
+    )
     dispatcher = Dispatcher(
         provider,
         cache=run.cache,
+        limiter=run.limiter if same_endpoint else None,
         concurrency=engine.concurrency(),
         budget_usd=options.budget_usd,
         prices=run.prices,
