@@ -422,7 +422,7 @@ def _print_dry_run(spec, options) -> None:
             f"estimated cost: ${estimate.cost_low:,.4f} – ${estimate.cost_high:,.4f}"
             + (f"  (budget ${options.budget_usd:,.2f})" if options.budget_usd is not None else "")
         )
-    from fountain.run.judging import dry_run_lines
+    from fountain.run.judge_config import dry_run_lines
 
     for line in dry_run_lines(effective, options, config, estimate, prices):  # --judge / judge:
         console.print(escape(line))
