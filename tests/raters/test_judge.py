@@ -173,3 +173,14 @@ class _FakeSpec:
     user_role = "CUSTOMER"
     assistant_role = "AGENT"
     diagram_text = "erDiagram\n  CUSTOMER ||--o{ TICKET : opens"
+
+
+def test_a_re_ask_samples_instead_of_repeating_a_temperature_0_answer():
+    judge = Judge(_FakeSpec(), JudgeSettings(), _never)
+    first, again = judge.request(_sample(), None, 0), judge.request(_sample(), None, 1)
+    assert first.sampling.temperature == 0.0 and again.sampling.temperature == 0.7
+    assert first.schema == again.schema and again.sample_index == 1
+
+
+async def _never(request):
+    raise AssertionError("no request expected")

@@ -34,6 +34,7 @@ SCHEMA_TITLE = "fountain_judgement"
 MARKER = "You are fountain's judge"
 MAX_SCENE_CHARS = 4000  # the diagram shown to the judge
 MAX_REASON_CHARS = 400
+RETRY_TEMPERATURE = 0.7  # the sampling temperature of a re-ask after a malformed verdict
 
 SYSTEM = (
     f"{MARKER}: you grade synthetic conversations that will train a chat model. Read the scene, "
@@ -209,8 +210,12 @@ class Judge:
             Message("system", SYSTEM),
             Message("user", judge_prompt(self.spec, self.settings, sample, parent)),
         )
+        sampling = self.sampling
+        if attempt and (sampling.temperature or 0.0) < RETRY_TEMPERATURE:
+            # A re-ask at temperature 0 would get the same malformed answer again.
+            sampling = Sampling(temperature=RETRY_TEMPERATURE, max_tokens=sampling.max_tokens)
         return Request(
-            messages, schema=self.schema, sampling=self.sampling, sample_index=attempt, seed=self.seed, purpose=PURPOSE
+            messages, schema=self.schema, sampling=sampling, sample_index=attempt, seed=self.seed, purpose=PURPOSE
         )
 
     async def judge(self, sample: Sample, parent: Sample | None = None) -> Verdict:
