@@ -77,6 +77,9 @@ class Provenance:
     persona: str | None = None
     iteration: int = 0
     attempt: int = 0
+    # The judge's verdict (fountain.raters.judge): scores per criterion, overall, reason; None
+    # (and absent from the record) when the run has no judge.
+    judge: dict[str, Any] | None = None
 
 
 # Provenance fields that may be absent: None in Python, "" in a record.
@@ -138,6 +141,8 @@ class Sample:
         for key in _OPTIONAL_TEXT:
             if meta[key] is None:
                 meta[key] = ""
+        if meta.get("judge") is None:
+            meta.pop("judge", None)
         meta = {"id": self.id, **meta}
         return {"messages": self.messages(), "metadata": meta}
 

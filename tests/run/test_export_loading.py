@@ -10,7 +10,7 @@ import pytest
 
 from fountain.resources import load_schema
 from fountain.run.export import export_dataset, record_validator
-from fountain.run.features import METADATA_FIELDS, datasets_features, record_features
+from fountain.run.features import METADATA_FIELDS, OPTIONAL_METADATA, datasets_features, record_features
 from fountain.types import Provenance, Sample, Turn, Usage
 
 LONG = "We keep arguing about money and chores, and neither of us listens. " * 6
@@ -61,7 +61,8 @@ def test_every_record_has_the_same_metadata_keys_and_types():
 
 def test_declared_features_match_the_record_schema():
     schema = load_schema("sft_record.schema.json")
-    assert {name for name, _ in METADATA_FIELDS} == set(schema["$defs"]["metadata"]["properties"])
+    declared = {name for name, _ in METADATA_FIELDS} | set(OPTIONAL_METADATA)
+    assert declared == set(schema["$defs"]["metadata"]["properties"])
     features = datasets_features(weighted=True)
     assert set(features) == {"messages", "metadata"}
     assert "weight" in str(features["messages"])

@@ -246,6 +246,13 @@ def _with_sigterm_as_interrupt(call):
     help="Neighbours: PE votes of each real conversation (default 1), RF k-NN (default 5).",
 )
 @click.option("--personas", type=click.IntRange(min=1), help="GenLLM: personas the model writes (default 5).")
+@click.option(
+    "--judge",
+    metavar="PROVIDER[:MODEL]",
+    help="Score each accepted conversation with this model against the spec's rubric (judge: in "
+    "setup.yaml; default rubric otherwise); below the threshold is a reject judge:<criterion>. "
+    "'none' turns the spec's judge off. docs/judge.md",
+)
 @click.option("--dry-run", is_flag=True, help="Print the calls and cost the run implies; call no model.")
 @batch_options
 @ALLOW_PATH
@@ -414,6 +421,10 @@ def _print_dry_run(spec, options) -> None:
             f"estimated cost: ${estimate.cost_low:,.4f} – ${estimate.cost_high:,.4f}"
             + (f"  (budget ${options.budget.budget_usd:,.2f})" if options.budget.budget_usd is not None else "")
         )
+    from fountain.run.judge_config import dry_run_lines
+
+    for line in dry_run_lines(effective, options, config, estimate, prices):  # --judge / judge:
+        console.print(escape(line))
     folder = output_folder(effective, options)
     # a fleet's identity names no server (fountain.providers.fleet): the run resumes as servers change
     base_url = "fleet" if config.base_urls else config.base_url

@@ -412,6 +412,7 @@ class Worker:
         meta["type"] = meta.pop("conversation_type")
         for key in ("kind", "direction"):
             meta.pop(key)
+        meta.pop("judge", None)  # a generation reject was never judged
         meta["reasons"] = list(state.reasons)
         record = {
             "id": task.id,

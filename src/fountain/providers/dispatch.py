@@ -180,6 +180,8 @@ class Dispatcher:
         # What the budget counted above the reported cost: a request is charged the larger of its
         # estimate and its reported usage, so an answer that under-reports cannot free budget.
         self._charged_above_cost_usd = 0.0
+        # Dispatchers sharing this one's --budget (the judge's and the run's): their spend counts too.
+        self.budget_peers: tuple[Dispatcher, ...] = ()
         self._largest_completion = 0
         self.stopped: FountainError | None = None
         self._price = self.prices.lookup(provider.name, getattr(provider, "model", None))
@@ -225,6 +227,8 @@ class Dispatcher:
             return 0.0
         estimate = self._price.cost(Usage(prompt_tokens, completion_tokens))
         spent = self.stats.cost_usd + self._charged_above_cost_usd
+        for peer in self.budget_peers:
+            spent += peer.stats.cost_usd + peer._charged_above_cost_usd + peer._reserved_usd
         if spent + self._reserved_usd + estimate > self.budget_usd:
             self.stopped = BudgetExceededError(
                 f"stopped before exceeding the budget of ${self.budget_usd:.2f}: "

@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from fountain.errors import FountainError, ProviderError
 from fountain.providers.base import Completion, ProviderConfig, Request
+from fountain.providers.fake_judge import is_judgement, judge_answer
 from fountain.providers.fake_words import _SKIP
 from fountain.types import Usage
 
@@ -315,6 +316,9 @@ class FakeProvider:
         return identity
 
     def _answer(self, request: Request) -> str:
+        if is_judgement(request.schema):
+            assert request.schema is not None
+            return judge_answer(request.schema, request.prompt_text(), (self.config.extra or {}).get("judge_scores"))
         if self._replay is None or _is_enrichment(request.schema):
             return generate_answer(request)
         if request.schema is None:

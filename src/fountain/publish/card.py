@@ -63,9 +63,21 @@ def metadata(source: Source, options: CardOptions) -> dict[str, Any]:
                 "data_files": [{"split": name, "path": SPLIT_FILES[name]} for name in splits],
             }
         ],
-        "dataset_info": {"features": record_features(source.fmt, weighted=source.weighted)},
+        "dataset_info": {
+            "features": record_features(source.fmt, weighted=source.weighted, judge=judge_criteria(source))
+        },
     }
     return data
+
+
+def judge_criteria(source: Source) -> list[str] | None:
+    """The rubric's criteria when the records carry the judge's verdict (fountain run --judge)."""
+    if not any(isinstance((r.get("metadata") or {}).get("judge"), dict) for r in source.records[:1]):
+        return None
+    section = (source.manifest or {}).get("judge") if isinstance(source.manifest, dict) else None
+    criteria = section.get("rubric_criteria") if isinstance(section, dict) else None
+    names = [str(c["name"]) for c in criteria or () if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    return names or list(source.records[0]["metadata"]["judge"].get("scores") or {})
 
 
 def privacy_of(source: Source) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from fountain.errors import FountainError, MissingDependencyError
 from fountain.report import grounding, metrics, quality, vectors
 from fountain.report.counts import counts_section, privacy_section
 from fountain.report.embeddings import _Embeddings
+from fountain.report.judge import judge_section
 from fountain.report.load import Dataset, Item, load_dataset, load_real
 
 DEFAULT_SAMPLE = 500
@@ -123,6 +124,7 @@ def build_report(
         },
         "counts": counts_section(dataset),
     }
+    figures["judge"] = judge_section(dataset.manifest, items)  # fountain run --judge (None without)
     lap("counts")
     if not items:
         return _empty_report(dataset, figures, skips, timings)

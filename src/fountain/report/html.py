@@ -15,6 +15,7 @@ from fountain.errors import OutputError
 from fountain.report.build import Report, format_number, format_pct
 from fountain.report.diversity_table import diversity_rows
 from fountain.report.evaluation import evaluation_html
+from fountain.report.judge import judge_html
 from fountain.report.load import Item
 from fountain.report.plots import _figures_html, _plots, _Plotter
 
@@ -307,6 +308,7 @@ def render_html(report: Report) -> tuple[str, list[str]]:
 <h2 id="diversity">Diversity</h2>{_diversity_html(f["diversity"]) if f["diversity"] else ""}{_figures_html(plots, "diversity")}
 <h2 id="grounding">Grounding</h2>{_grounding_html(f.get("grounding"))}{_figures_html(plots, "grounding")}
 <h2 id="quality">Quality</h2>{_quality_html(f.get("quality"))}
+{judge_html(f.get("judge"))}
 <h2 id="readability">Readability</h2>{_readability_html(f.get("readability"))}
 <h2 id="real">Against the real data</h2>{_real_html(f.get("real_data"))}{_figures_html(plots, "real")}
 <h2 id="privacy">Privacy ledger</h2>{_privacy_html(f.get("privacy"))}

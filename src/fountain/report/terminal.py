@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fountain.report.build import Report, format_number, format_pct
 from fountain.report.diversity_table import diversity_rows
+from fountain.report.judge import print_judge
 from fountain.safety import escape_controls
 
 
@@ -61,6 +62,7 @@ def render(report: Report, console: Console) -> None:
         _diversity(f["diversity"], console)
     _grounding(f["grounding"], console)
     _quality(f.get("quality"), console)
+    print_judge(f.get("judge"), console)
     _readability(f["readability"], console)
     _real(f.get("real_data"), console)
     _privacy(f.get("privacy"), console)

@@ -38,6 +38,7 @@ from fountain.generation.plan import (
 from fountain.generation.requests import resolve_mode, spec_fingerprint
 from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
+from fountain.run import judging  # light: the judge itself is imported only when a run has one
 from fountain.run.finish import RoundEnd, finish_round
 from fountain.run.journal import (
     Journal,
@@ -106,6 +107,7 @@ class Engine:
         self.scenario = ""
         self.iteration = 0
         self.worker: Worker | None = None
+        self.judge: Any = None  # fountain.run.judging.RunJudge when the run has a judge
         # What runs the tasks besides the local asyncio workers (--executor ray): anything with
         # Worker's execute() and provider_error(), and close(); None: the local Worker itself.
         self.executor: Any = None
@@ -251,6 +253,8 @@ class Engine:
                         raise RuntimeError(f"derivation {task.id} has no parent {task.parent_id}")
                     assert self.worker is not None
                     outcome = await (self.executor or self.worker).execute(task, parent)
+                    if self.judge is not None and outcome.sample is not None:
+                        outcome = await self.judge.review(outcome, parent)
                 except ProviderError as error:
                     if getattr(self.dispatcher, "stopped", None) is error or _is_fatal(error):
                         self.stop_error = error
@@ -324,6 +328,7 @@ class Engine:
         self.dispatcher = self._make_dispatcher(stats)
         try:
             self._load_previous()
+            self.judge = await judging.attach(self, decision, manifest)  # None without a judge
             manifest.begin(
                 "resume" if decision.resuming else "start",
                 provider=identity,
@@ -413,6 +418,8 @@ class Engine:
                 self.samples.reader.close()
                 if cache is not None:
                     cache.close()
+                if self.judge is not None:
+                    await self.judge.aclose()
         if self.crash is not None:
             raise self.crash
         if self.stop_error is not None:
@@ -467,6 +474,7 @@ class Engine:
             interrupted=interrupted,
             crash=self.crash,
             stop_error=self.stop_error,
+            judge=self.judge,
         )
 
     def _finish(self, started: float, interrupted: bool) -> RunResult:

@@ -39,11 +39,12 @@ class RoundEnd:
     stats: Any  # fountain.providers.dispatch.RunStats of this session
     retries: int
     warnings: list[str]
-    servers: dict[str, Any] | None  # a fleet: what each server did this session
+    servers: list[dict[str, Any]] | None  # a fleet: what each server did this session
     started: float  # time.monotonic() at the round's start
     interrupted: bool
     crash: BaseException | None
     stop_error: FountainError | None
+    judge: Any = None  # fountain.run.judging.RunJudge when the run has a judge
 
     def status(self) -> tuple[str, str | None]:
         """The manifest status the round leaves, and why: a completed round leaves ``running``
@@ -99,6 +100,8 @@ def finish_round(end: RoundEnd) -> RunResult:
     elapsed = time.monotonic() - end.started
     status, reason = end.status()
     manifest.end(status, reason=reason, stats=end.stats, session_elapsed_s=elapsed)
+    if end.judge is not None:
+        end.judge.finish(manifest)  # its session's cost and scores (fountain.run.judging)
     manifest_path = manifest.write(end.output_dir)
     return RunResult(
         output_dir=end.output_dir,

@@ -90,6 +90,7 @@ class RatingOptions:
     k: int | None = None
     personas: int | None = None  # GenLLM: personas the model generates
     edge: tuple[str, ...] | None = None  # Feedback/PE: edge services that vote (fountain.edge)
+    judge: str | None = None  # --judge PROVIDER[:MODEL] (none: no judge); else the spec's judge: block
 
 
 #: The groups by their attribute name on RunOptions, in the order the manifest records them.

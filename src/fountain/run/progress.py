@@ -164,6 +164,9 @@ def summary_table(result: RunResult) -> Table:
         )
         if stats.cost_usd:
             table.add_row("cost", f"${stats.cost_usd:.4f}")
+    judged = judge_line(result.manifest_path)
+    if judged:
+        table.add_row("judge", judged)
     table.add_row("elapsed", f"{result.elapsed_s:.1f}s")
     if result.dataset_path is not None:
         table.add_row("dataset", f"{result.dataset_path} ({result.dataset_records} records)")
@@ -177,3 +180,34 @@ def summary_table(result: RunResult) -> Table:
     if result.stopped is not None:
         table.add_row("stopped", escape(safe_text(result.stopped.message)))
     return table
+
+
+def judge_line(manifest_path: Any) -> str | None:
+    """The judge's figures for the run summary (``manifest.json``'s ``judge``; None without one)."""
+    if manifest_path is None:
+        return None
+    import json
+    from pathlib import Path
+
+    try:
+        manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    judge = manifest.get("judge") if isinstance(manifest, dict) else None
+    if not isinstance(judge, dict):
+        return None
+    found = judge.get("rejected")
+    rejected: dict[str, Any] = found if isinstance(found, dict) else {}
+    line = (
+        f"{judge.get('provider')}:{judge.get('model')}: {judge.get('judged', 0)} judged, "
+        f"{sum(int(v) for v in rejected.values() if isinstance(v, int))} rejected, "
+        f"{judge.get('requests', 0)} requests ({judge.get('cache_hits', 0)} from cache)"
+    )
+    cost = judge.get("cost_usd")
+    if isinstance(cost, (int, float)) and cost:
+        line += f", ${cost:.4f} of ${float(manifest.get('cost_usd') or 0):.4f} in all"
+    from rich.markup import escape
+
+    from fountain.safety import safe_text
+
+    return escape(safe_text(line))  # names read from a file: no markup, escapes or secrets

@@ -152,6 +152,7 @@ RESUMABLE = {
     "prefix_loss": "prefix-loss",
     "timeout": "timeout",
     "structured_output": "structured-output",
+    "judge": "judge",  # fountain run --judge PROVIDER[:MODEL] (a resume needs the same judge)
 }
 SESSION_ONLY = frozenset({"fsync", "resume", "no_cache", "quiet", "progress", "output"})
 

@@ -36,6 +36,10 @@ class MockOptions:
     # scripted raw answers, FIFO, served before anything else: (status, headers, body bytes).
     # For hardening tests and fuzzers: any bytes and headers a hostile or broken server could send.
     raw_answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    # fountain's judge (fountain.testing.mock_judge): pinned scores (criterion -> score, "*": every
+    # criterion; default: hashed), and how many of the next judge requests get a prose answer.
+    judge_scores: dict[str, Any] = field(default_factory=dict)
+    judge_malformed: int = 0
 
 
 @dataclass
