@@ -65,6 +65,14 @@ def test_a_judge_block_with_an_openai_compatible_judge_costs_and_reports(tmp_pat
     assert report["judge"]["cost_usd"] == manifest["judge"]["cost_usd"] and report["judge"]["cost_share"] == 1.0
     assert report["judge"]["rejected"] == {"grounded": len(rejects)}
     assert report["counts"]["rejected"]["judge:grounded"] == len(rejects)
+    # `fountain status` shows the judge's line too, and its section in --json
+    code, text = run_cli(["status", str(out)], capsys)
+    assert (
+        code == 0
+        and f"judge     openai:gpt-4o-mini: {manifest['judge']['judged']} judged, {len(rejects)} rejected" in text
+    )
+    code, text = run_cli(["status", str(out), "--json"], capsys)
+    assert json.loads(text)["judge"] == manifest["judge"]
 
 
 @pytest.mark.parametrize(

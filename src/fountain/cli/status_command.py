@@ -39,6 +39,7 @@ def _print_status(status: dict) -> None:
 
     from fountain.batch.status import print_batch_status
     from fountain.cli.app import shown as escape  # markup and control characters escaped
+    from fountain.run.progress import judge_summary
 
     console = _console()
     if "status" not in status:  # batch jobs submitted, the run not written yet
@@ -112,6 +113,9 @@ def _print_status(status: dict) -> None:
         f"completion tokens; cost {cost}; {status['elapsed_s']:.0f} s over "
         f"{status['sessions']} session(s)"
     )
+    judged = judge_summary({"judge": status.get("judge"), "cost_usd": status["cost_usd"]})
+    if judged:
+        console.print(f"judge     {judged}")
     for server in status.get("servers", ()):
         console.print(
             f"server    {escape(str(server.get('base_url')))}: {server.get('answered', 0):,} answered, "

@@ -193,7 +193,13 @@ def judge_line(manifest_path: Any) -> str | None:
         manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    judge = manifest.get("judge") if isinstance(manifest, dict) else None
+    return judge_summary(manifest) if isinstance(manifest, dict) else None
+
+
+def judge_summary(manifest: dict[str, Any]) -> str | None:
+    """One line of the judge's figures from a manifest's data (None without a judge): for the run
+    summary and `fountain status`. Escaped for rich markup; control characters and secrets removed."""
+    judge = manifest.get("judge")
     if not isinstance(judge, dict):
         return None
     found = judge.get("rejected")

@@ -167,6 +167,7 @@ def collect_status(
         "privacy": manifest.privacy,
         # a fleet of servers: what each one answered in the last session that ended (not a killed one)
         "servers": manifest.extra.get("servers") or [],
+        "judge": manifest.extra.get("judge"),  # the judge's figures (fountain.run.judging), None without one
     }
     if check_spec:
         compared = _spec_to_compare(manifest, folder, spec_folder)
