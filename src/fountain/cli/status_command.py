@@ -39,7 +39,6 @@ def _print_status(status: dict) -> None:
 
     from fountain.batch.status import print_batch_status
     from fountain.cli.app import shown as escape  # markup and control characters escaped
-    from fountain.run.progress import judge_summary
 
     console = _console()
     if "status" not in status:  # batch jobs submitted, the run not written yet
@@ -113,15 +112,7 @@ def _print_status(status: dict) -> None:
         f"completion tokens; cost {cost}; {status['elapsed_s']:.0f} s over "
         f"{status['sessions']} session(s)"
     )
-    judged = judge_summary({"judge": status.get("judge"), "cost_usd": status["cost_usd"]})
-    if judged:
-        console.print(f"judge     {judged}")
-    for server in status.get("servers", ()):
-        console.print(
-            f"server    {escape(str(server.get('base_url')))}: {server.get('answered', 0):,} answered, "
-            f"{server.get('failed', 0):,} failed, taken out {server.get('times_out', 0):,} time(s)"
-            + (" [yellow](out at the end of the session)[/]" if server.get("out") else "")
-        )
+    _print_judge_and_servers(console, status)
     for problem in status.get("problems", ()):
         console.print(f"[yellow]warning:[/] {escape(problem)}")
     if status.get("usage_source") == "journals":
@@ -133,3 +124,19 @@ def _print_status(status: dict) -> None:
     print_batch_status(console, status.get("batch"))
     if state != "completed":
         console.print("[dim]run the same `fountain run` command again to continue[/]")
+
+
+def _print_judge_and_servers(console, status: dict) -> None:
+    """The judge's line and one line per fleet server, when the run had them."""
+    from fountain.cli.app import shown as escape
+    from fountain.run.progress import judge_summary
+
+    judged = judge_summary({"judge": status.get("judge"), "cost_usd": status["cost_usd"]})
+    if judged:
+        console.print(f"judge     {judged}")
+    for server in status.get("servers", ()):
+        console.print(
+            f"server    {escape(str(server.get('base_url')))}: {server.get('answered', 0):,} answered, "
+            f"{server.get('failed', 0):,} failed, taken out {server.get('times_out', 0):,} time(s)"
+            + (" [yellow](out at the end of the session)[/]" if server.get("out") else "")
+        )
