@@ -107,7 +107,7 @@ class MessageText:
     def stems(self) -> set[str]:
         """:func:`fountain.generation.facts.stems` of the text."""
         if self._stems is None:
-            self._stems = {stem(w) for w in set(_STEM_WORD.findall(self.text))}
+            self._stems = set(map(stem, set(_STEM_WORD.findall(self.text))))
         return self._stems
 
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from fountain.generation.facts import Fact, scene_facts
 from fountain.generation.gate_text import (
+    SENTENCE_MIN_WORDS,
     MessageText,
     absent,
     ends_a_sentence,
@@ -89,6 +90,16 @@ class Scene:
     # "husband"/"wife"/"spouse" when the user is married): the user says "my partner"; a user line
     # saying "your partner" speaks as the assistant.
     user_relations: tuple[str, ...] = ()
+
+    @cached_property
+    def fact_keywords(self) -> frozenset[str]:
+        """Every fact's keywords (stems)."""
+        return frozenset().union(*(fact.keywords for fact in self.facts))
+
+    @cached_property
+    def labels(self) -> tuple[str, str]:
+        """The user's and the assistant's role as words, lower-cased ("marriage counselor")."""
+        return _label_words(self.user_role).lower(), _label_words(self.assistant_role).lower()
 
     @classmethod
     def from_spec(cls, spec: Any) -> Scene:
@@ -216,7 +227,7 @@ class RoleReversal:
         if match:
             return False, f"the {role} message carries a role label: {_show(text[match.start() :])}"
         if role == "user":
-            other = _label_words(scene.assistant_role).lower()
+            other = scene.labels[1]
             if other not in ("assistant",) and not (other.isascii() and absent(view, other)) and me.search(text):
                 return False, f"the user introduces itself as the {other}: {_show(text)}"
             service = None if absent(view, _SERVICE_HINTS) else _SERVICE.search(text)
@@ -229,7 +240,7 @@ class RoleReversal:
             # The assistant's side has no partner in the scene: "my husband" is the user speaking.
             found = mine.search(text)
             if found:
-                user = _label_words(scene.user_role).lower()
+                user = scene.labels[0]
                 return False, f"the assistant speaks as the {user} ({found.group(0)!r}): {_show(text)}"
         return KEEP
 
@@ -288,7 +299,7 @@ def _stand_in(stripped: str, view: MessageText, n_words: int, scene: Scene) -> b
     a role name left after an article ends the lower-cased text (``view.low`` stripped)."""
     if (n_words <= 2 or not view.text.isascii()) and _STAND_IN.match(stripped):
         return True
-    roles = (_label_words(scene.user_role).lower(), _label_words(scene.assistant_role).lower())
+    roles = scene.labels
     low = view.low.strip().rstrip(".!?")
     return low.endswith(roles) and re.sub(r"^(the|a|an)\s+", "", low) in roles
 
@@ -338,7 +349,7 @@ def echoes(
     ``threshold`` of the earlier message's 4-grams and they make at least a third of its own, or
     are at least :data:`ECHO_COPIED_GRAMS` of them and ``before`` is the message just before
     (``previous``): a long stretch of the other side's last line copied into a long answer."""
-    if len(before) < 3 or not grams:
+    if len(before) < 3 or not grams or before.isdisjoint(grams):
         return False
     shared = len(before & grams)
     if previous and shared >= ECHO_COPIED_GRAMS:
@@ -373,8 +384,10 @@ class Repetition:
         verdict = _each_new_message(self, conversation, scene)
         if not verdict[0]:
             return verdict
-        seen: dict[str, set[tuple[str, ...]]] = {"user": set(), "assistant": set()}
         start = 2 * len(conversation.prefix)
+        if not _may_repeat_a_sentence(conversation.views, start):
+            return KEEP
+        seen: dict[str, set[tuple[str, ...]]] = {"user": set(), "assistant": set()}
         for i, (role, view) in enumerate(conversation.views):
             sentences = view.sentences
             if i >= start:
@@ -383,6 +396,20 @@ class Repetition:
                     return False, f"the {role} says the same sentence twice: {_show(' '.join(next(iter(again))))}"
             seen[role] |= sentences
         return KEEP
+
+
+def _may_repeat_a_sentence(views: Sequence[tuple[str, MessageText]], start: int) -> bool:
+    """False when no message from ``start`` on can say a sentence an earlier message of its role
+    said: a shared sentence of at least SENTENCE_MIN_WORDS words puts its own 4-grams (at least
+    SENTENCE_MIN_WORDS - 3) in both messages' 4-grams."""
+    need = SENTENCE_MIN_WORDS - 3
+    for i in range(max(start, 2), len(views)):
+        role, grams = views[i][0], views[i][1].gram_set
+        if len(grams) >= need and any(
+            len(grams & views[j][1].gram_set) >= need for j in range(i - 2, -1, -2) if views[j][0] == role
+        ):
+            return True
+    return False
 
 
 class Echo:
@@ -418,13 +445,16 @@ class Grounding:
         need = min(scene.quality.min_facts, len(scene.facts))
         if need <= 0:
             return KEEP
-        said: set[str] = set()
+        said: set[str] = set()  # the facts' keywords the conversation says
         found = 0
+        keywords = scene.fact_keywords
         for _, view in conversation.views:
-            said |= view.stems
-            found = sum(1 for fact in scene.facts if fact.mentioned_in(said))
-            if found >= need:
-                return KEEP  # the facts mentioned so far are enough
+            new = view.stems & keywords
+            if new and not new <= said:
+                said |= new
+                found = sum(1 for fact in scene.facts if fact.mentioned_in(said))
+                if found >= need:
+                    return KEEP  # the facts mentioned so far are enough
         sample = "; ".join(f.text for f in scene.facts[:3])
         return False, f"the conversation mentions {found} of the scene's facts (needs {need}): {sample[:160]}"
 
