@@ -27,6 +27,7 @@ from typing import Any
 from fountain import fastjson
 from fountain.errors import OutputError
 from fountain.providers.base import Completion, Request, Sampling
+from fountain.providers.checkpoint import Checkpointer as _Checkpointer
 from fountain.types import Usage
 
 # Bump when the meaning of a key changes: old entries then simply stop matching.
@@ -465,42 +466,3 @@ class ResponseCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Checkpointer:
-    """Background thread that moves committed WAL frames into the database file.
-
-    ``PASSIVE`` checkpoints never block the writer; the event loop keeps committing while the
-    copy and its fsync happen here (sqlite3 releases the GIL during I/O).
-    """
-
-    INTERVAL_S = 0.5
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fountain-cache-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error:
-            return
-        try:
-            while not self._stop.is_set():
-                self._stop.wait(self.INTERVAL_S)
-                if not self.dirty.is_set():
-                    continue
-                self.dirty.clear()
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    pass  # busy or locked: the next round, or close(), tries again
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
