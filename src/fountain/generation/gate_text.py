@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from fountain.generation.facts import stem
 from fountain.generation.validate import words
+from fountain.types import Turn
 
 Gram = tuple[str, ...]
 
@@ -144,3 +147,41 @@ def ends_a_sentence(stripped: str) -> bool:
     finds in a non-empty text with no trailing whitespace: its last character closes a sentence."""
     last = stripped[-1]
     return last in _END_CHARS or "\U0001f300" <= last <= "\U0001faff" or "\u2600" <= last <= "\u27bf"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation under test: ``turns`` the new part, ``prefix`` what it continues.
+
+    ``known``: words already computed for some texts (text -> validate.words)."""
+
+    turns: tuple[Turn, ...]
+    prefix: tuple[Turn, ...] = ()
+    known: dict[str, list[str]] | None = field(default=None, compare=False, repr=False)
+
+    def messages(self) -> list[tuple[str, str]]:
+        """(role, text) of prefix and turns, in order."""
+        return [(role, view.text) for role, view in self.views]
+
+    @cached_property
+    def views(self) -> list[tuple[str, MessageText]]:
+        """(role, :class:`MessageText`) of prefix and turns, in order; each text analysed once."""
+        texts = [m for turn in (*self.prefix, *self.turns) for m in (turn.user, turn.assistant)]
+        return [(_ROLES[i % 2], view) for i, view in enumerate(message_texts(texts, self.known))]
+
+
+_ROLES = ("user", "assistant")
+
+
+def may_repeat_a_sentence(views: Sequence[tuple[str, MessageText]], start: int) -> bool:
+    """False when no message from ``start`` on can say a sentence an earlier message of its role
+    said: a shared sentence of at least SENTENCE_MIN_WORDS words puts its own 4-grams (at least
+    SENTENCE_MIN_WORDS - 3) in both messages' 4-grams."""
+    need = SENTENCE_MIN_WORDS - 3
+    for i in range(max(start, 2), len(views)):
+        role, grams = views[i][0], views[i][1].gram_set
+        if len(grams) >= need and any(
+            len(grams & views[j][1].gram_set) >= need for j in range(i - 2, -1, -2) if views[j][0] == role
+        ):
+            return True
+    return False

@@ -30,12 +30,12 @@ from typing import Any, Protocol
 
 from fountain.generation.facts import Fact, scene_facts
 from fountain.generation.gate_text import (
-    SENTENCE_MIN_WORDS,
+    Conversation,
     MessageText,
     absent,
     ends_a_sentence,
     grams_of,
-    message_texts,
+    may_repeat_a_sentence,
 )
 from fountain.generation.gate_text import (
     prose as prose,  # re-exported: fountain.report.quality reads it here
@@ -126,30 +126,6 @@ def user_relations(diagram: Any, user_role: str | None, assistant_role: str | No
         if "married" in (rel.label or "").lower() or "spouse" in (rel.label or "").lower():
             found |= {"husband", "wife", "spouse"}
     return tuple(sorted(found))
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """One conversation under test: ``turns`` the new part, ``prefix`` what it continues.
-
-    ``known``: words already computed for some texts (text -> validate.words)."""
-
-    turns: tuple[Turn, ...]
-    prefix: tuple[Turn, ...] = ()
-    known: dict[str, list[str]] | None = field(default=None, compare=False, repr=False)
-
-    def messages(self) -> list[tuple[str, str]]:
-        """(role, text) of prefix and turns, in order."""
-        return [(role, view.text) for role, view in self.views]
-
-    @cached_property
-    def views(self) -> list[tuple[str, MessageText]]:
-        """(role, :class:`MessageText`) of prefix and turns, in order; each text analysed once."""
-        texts = [m for turn in (*self.prefix, *self.turns) for m in (turn.user, turn.assistant)]
-        return [(_ROLES[i % 2], view) for i, view in enumerate(message_texts(texts, self.known))]
-
-
-_ROLES = ("user", "assistant")
 
 
 Verdict = tuple[bool, str]
@@ -385,7 +361,7 @@ class Repetition:
         if not verdict[0]:
             return verdict
         start = 2 * len(conversation.prefix)
-        if not _may_repeat_a_sentence(conversation.views, start):
+        if not may_repeat_a_sentence(conversation.views, start):
             return KEEP
         seen: dict[str, set[tuple[str, ...]]] = {"user": set(), "assistant": set()}
         for i, (role, view) in enumerate(conversation.views):
@@ -396,20 +372,6 @@ class Repetition:
                     return False, f"the {role} says the same sentence twice: {_show(' '.join(next(iter(again))))}"
             seen[role] |= sentences
         return KEEP
-
-
-def _may_repeat_a_sentence(views: Sequence[tuple[str, MessageText]], start: int) -> bool:
-    """False when no message from ``start`` on can say a sentence an earlier message of its role
-    said: a shared sentence of at least SENTENCE_MIN_WORDS words puts its own 4-grams (at least
-    SENTENCE_MIN_WORDS - 3) in both messages' 4-grams."""
-    need = SENTENCE_MIN_WORDS - 3
-    for i in range(max(start, 2), len(views)):
-        role, grams = views[i][0], views[i][1].gram_set
-        if len(grams) >= need and any(
-            len(grams & views[j][1].gram_set) >= need for j in range(i - 2, -1, -2) if views[j][0] == role
-        ):
-            return True
-    return False
 
 
 class Echo:
