@@ -1,4 +1,4 @@
-"""JSON encoding on the per-request path (request bodies, cache rows, journal lines), and reading.
+"""JSON encoding on the per-request path (request bodies, cache rows, journal lines).
 
 orjson encodes these objects 10 to 30 times faster than the standard library; at a few thousand
 requests a second on one event-loop thread that is a measurable share of fountain's CPU per
@@ -13,8 +13,7 @@ order: the same object always gives the same bytes.
 lone surrogate, a number beyond a double) to ``json.loads``, so it accepts exactly what
 ``json.loads`` accepts. One difference is kept on purpose: an integer beyond 64 bits becomes a
 float. Answers are conversations of strings, where such a number is a schema error either way;
-journals, manifests and caches that must keep every integer exact are read with ``json.loads``
-or :func:`loads_exact`.
+journals, manifests and caches that must keep every integer exact are read with ``json.loads``.
 JSON nested deeper than the interpreter's recursion limit raises ``ValueError`` (not
 ``RecursionError``), like any other text that cannot be parsed.
 """
@@ -22,7 +21,6 @@ JSON nested deeper than the interpreter's recursion limit raises ``ValueError`` 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 try:
@@ -63,18 +61,3 @@ def loads(data: bytes | str) -> Any:
 def dumps(value: Any) -> str:
     """:func:`dumps_bytes` as text."""
     return dumps_bytes(value).decode("utf-8")
-
-
-_LONG_NUMBER = re.compile(rb"\d{19}")  # an integer orjson may read as a float has 19+ digits
-
-
-def loads_exact(data: bytes) -> Any:
-    """``json.loads(data)``, the same value or the same error, read by orjson where that gives the
-    same value: text with no run of 19 digits holds no integer beyond 64 bits. For journal lines,
-    whose integers must stay exact."""
-    if orjson is not None and _LONG_NUMBER.search(data) is None:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass  # json.loads decides (NaN, a lone surrogate, an encoding) and words the error
-    return json.loads(data)

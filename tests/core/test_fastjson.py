@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,41 +141,3 @@ def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tm
     again = go()
     assert HalfEmojiProvider.calls == 2  # every answer came from the cache
     assert again.dataset_records == 2 and (out / "dataset.jsonl").read_bytes() == dataset
-
-
-EXACT_CASES = [
-    b'{"a": 1, "b": [1.5, -0.0, 1e300], "c": "\\u00e9\\ud83d\\ude00"}',
-    b'{"big": 123456789012345678901234567890}',
-    b'{"edge": 9223372036854775808, "neg": -9223372036854775809}',
-    b'{"nan": NaN, "inf": Infinity}',
-    b'{"lone": "\\ud800"}',
-    b'{"a": 1, "a": 2}',
-    b"[1, 2",
-    b"\xff\xfe",
-    b'"text"',
-]
-
-
-@pytest.mark.parametrize("data", EXACT_CASES)
-def test_loads_exact_gives_what_json_loads_gives(data):
-    try:
-        expected = json.loads(data)
-    except ValueError as error:
-        with pytest.raises(type(error)):
-            fastjson.loads_exact(data)
-        return
-    got = fastjson.loads_exact(data)
-    assert repr(got) == repr(expected)
-
-
-@settings(max_examples=300)
-@given(
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-        max_leaves=8,
-    )
-)
-def test_loads_exact_keeps_every_integer(value):
-    data = json.dumps(value).encode()
-    assert repr(fastjson.loads_exact(data)) == repr(json.loads(data))

@@ -21,6 +21,7 @@ naming file:line. :func:`read_record` reads one record back from its position.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -266,7 +267,7 @@ def _changed(path: Path, offset: int, why: str) -> NoReturn:
 
 def _parse(data: bytes, path: Path, offset: int) -> dict[str, Any]:
     try:
-        record = fastjson.loads_exact(data)
+        record = json.loads(data)
     except ValueError as error:
         _changed(path, offset, str(error))
     if not isinstance(record, dict):
@@ -345,7 +346,7 @@ class JournalScan:
                     offset = good_end = line_end
                     continue
                 try:
-                    record = fastjson.loads_exact(raw)
+                    record = json.loads(raw)
                     if not isinstance(record, dict):
                         raise ValueError("not a JSON object")
                 except ValueError as error:  # UnicodeDecodeError is a ValueError
