@@ -71,3 +71,10 @@ def test_a_diagram_error_is_reported_whether_or_not_the_cache_is_warm(cache_home
             parse(bad)
         assert error.value.line == 2
     assert not list(cache_home.glob("*.pickle"))
+
+
+def test_the_cache_keeps_at_most_max_files(cache_home, monkeypatch):
+    monkeypatch.setattr(parse_cache, "MAX_FILES", 8)
+    for i in range(20):
+        parse(f"erDiagram\n    A{i} ||--o{{ B : has\n")
+    assert 0 < len(list(cache_home.glob("*.pickle"))) <= 8

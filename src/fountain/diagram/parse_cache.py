@@ -11,7 +11,8 @@ The cache is a folder in the user's own cache (``$XDG_CACHE_HOME/fountain/diagra
 grammar cache), one small file per distinct text, named by a hash of the text, the grammar and
 :data:`FORMAT`; it is read with an unpickler that builds nothing but the statement shapes
 (lists, tuples, text, numbers, :class:`CachedToken`, :class:`~fountain.diagram.model.Attribute`).
-A damaged or foreign file is ignored. At most :data:`MAX_FILES` files are kept.
+A damaged or foreign file is ignored. At most :data:`MAX_FILES` files are kept (at that count
+the oldest quarter goes).
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ def store(lark_cache: str | bool, text: str, grammar: str, statements: list[Any]
         return
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        files = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
-        for old in files[: max(0, len(files) - MAX_FILES + 1)]:
-            old.unlink(missing_ok=True)
+        names = [name for name in os.listdir(folder) if name.endswith(".pickle")]
+        if len(names) >= MAX_FILES:  # the oldest quarter goes (a listing alone the rest of the time)
+            files = sorted((folder / name for name in names), key=lambda p: p.stat().st_mtime)
+            for old in files[: len(files) - MAX_FILES * 3 // 4]:
+                old.unlink(missing_ok=True)
         path = _path(folder, text, grammar)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_bytes(pickle.dumps(plain(statements), protocol=pickle.HIGHEST_PROTOCOL))
