@@ -143,6 +143,24 @@ def test_a_committed_answer_is_visible_to_another_connection_at_once(tmp_path):
     cache.close()
 
 
+def test_an_answer_another_process_writes_is_found_once_the_recheck_interval_passed(tmp_path, monkeypatch):
+    """A new key is known absent without a query until another connection writes (data_version);
+    from then on every lookup queries the file: a shared cache still never pays twice."""
+    import fountain.providers.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "KNOWN_KEYS_RECHECK_S", 0.0)
+    path = tmp_path / "cache.sqlite"
+    key, other_key = request_key(IDENTITY, base_request()), request_key(IDENTITY, base_request(sample_index=8))
+    with ResponseCache(path) as reader, ResponseCache(path) as writer:
+        assert reader.get(key) is None
+        writer.put(key, base_request(), Completion(text="from the other process"))
+        found = reader.get(key)
+        assert found is not None and found.text == "from the other process"
+        assert reader.get(other_key) is None
+        reader.put(other_key, base_request(sample_index=8), Completion(text="mine"))
+        assert reader.get(other_key) is not None and writer.get(other_key) is not None
+
+
 def test_stored_request_holds_no_secret(tmp_path):
     path = tmp_path / "cache.sqlite"
     with ResponseCache(path) as cache:

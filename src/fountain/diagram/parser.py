@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from fountain.diagram.builder import DiagramBuilder
 from fountain.diagram.explain import Source, _explain
@@ -288,13 +289,27 @@ def _parse(text: str, *, path: str | None, require_header: bool, first_line: int
         source.original = "erDiagram\n" + source.original
         source.line_shift -= 1
 
+    return _build(_statements(clean, source), source, text)
+
+
+def _statements(clean: str, source: Source) -> list[Any]:
+    """The parsed statements of ``clean``: from the parse cache when this text was parsed before
+    (:mod:`fountain.diagram.parse_cache`), else from Lark (and then kept)."""
+    from fountain.diagram import parse_cache
+    from fountain.resources import read_grammar
+
+    grammar, where = read_grammar("mermaid_er.lark"), _cache_file()
+    statements = parse_cache.load(where, clean, grammar)
+    if statements is not None:
+        return statements
     from lark.exceptions import UnexpectedInput
 
     try:
         statements = _parser().parse(clean)
     except UnexpectedInput as error:
         raise _explain(error, source, clean) from None
-    return _build(statements, source, text)
+    parse_cache.store(where, clean, grammar, statements)
+    return statements
 
 
 def _build(statements: list, source: Source, text: str) -> Diagram:

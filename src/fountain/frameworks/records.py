@@ -117,6 +117,10 @@ def _combine_stats(all_stats: list[Any]) -> Any:
         total.errors.update(stats.errors)
         session = session + stats.session_usage
     total.session_usage = session
+    sent = [s.first_sent for s in all_stats if s.first_sent is not None]
+    answered = [s.last_answered for s in all_stats if s.last_answered is not None]
+    total.first_sent = min(sent) if sent else None  # so provider_span_s covers every round
+    total.last_answered = max(answered) if answered else None
     total.usage = all_stats[-1].usage
     total.cost_usd = all_stats[-1].cost_usd
     return total

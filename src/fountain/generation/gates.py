@@ -25,11 +25,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
-from fountain.generation.facts import Fact, mentioned_facts, scene_facts
-from fountain.generation.validate import words
+from fountain.generation.facts import Fact, scene_facts
+from fountain.generation.gate_text import (
+    Conversation,
+    MessageText,
+    absent,
+    ends_a_sentence,
+    grams_of,
+    may_repeat_a_sentence,
+)
+from fountain.generation.gate_text import (
+    prose as prose,  # re-exported: fountain.report.quality reads it here
+)
 from fountain.types import Turn
 
 # --- settings ----------------------------------------------------------------------------------
@@ -81,6 +91,16 @@ class Scene:
     # saying "your partner" speaks as the assistant.
     user_relations: tuple[str, ...] = ()
 
+    @cached_property
+    def fact_keywords(self) -> frozenset[str]:
+        """Every fact's keywords (stems)."""
+        return frozenset().union(*(fact.keywords for fact in self.facts))
+
+    @cached_property
+    def labels(self) -> tuple[str, str]:
+        """The user's and the assistant's role as words, lower-cased ("marriage counselor")."""
+        return _label_words(self.user_role).lower(), _label_words(self.assistant_role).lower()
+
     @classmethod
     def from_spec(cls, spec: Any) -> Scene:
         diagram = getattr(spec, "diagram", None)
@@ -108,22 +128,6 @@ def user_relations(diagram: Any, user_role: str | None, assistant_role: str | No
     return tuple(sorted(found))
 
 
-@dataclass(frozen=True)
-class Conversation:
-    """One conversation under test: ``turns`` the new part, ``prefix`` what it continues."""
-
-    turns: tuple[Turn, ...]
-    prefix: tuple[Turn, ...] = ()
-
-    def messages(self) -> list[tuple[str, str]]:
-        """(role, text) of prefix and turns, in order."""
-        return [
-            (r, t)
-            for turn in (*self.prefix, *self.turns)
-            for r, t in (("user", turn.user), ("assistant", turn.assistant))
-        ]
-
-
 Verdict = tuple[bool, str]
 KEEP: Verdict = (True, "")
 
@@ -144,6 +148,12 @@ def _label_words(role: str) -> str:
 
 
 # --- message-level gates -----------------------------------------------------------------------
+#
+# Each message-level gate has ``check_message(role, text, scene)`` and the same check on an
+# analysed message, ``check_text(role, MessageText, scene)``. A pattern is only searched where it
+# can match: each skip below is exact (a character or substring every match contains), and on
+# non-ASCII text, where IGNORECASE folds letters that ``str.lower`` does not, the pattern always
+# runs.
 
 _SERVICE = re.compile(
     r"\b(?:how (?:can|may|could) i (?:help|assist|support) you"
@@ -155,6 +165,7 @@ _SERVICE = re.compile(
     r"|how are you feeling today)\b",
     re.I,
 )
+_SERVICE_HINTS = ("how ", "what ", "welcome to ", "here to ", "thank you for ")  # one in every match
 
 
 @lru_cache(maxsize=64)
@@ -183,25 +194,29 @@ class RoleReversal:
     name = "role_reversal"
 
     def check_message(self, role: str, text: str, scene: Scene) -> Verdict:
+        return self.check_text(role, MessageText(text), scene)
+
+    def check_text(self, role: str, view: MessageText, scene: Scene) -> Verdict:
+        text = view.text
         label, me, yours, mine = _role_patterns(scene.user_role, scene.assistant_role, tuple(scene.user_relations))
-        match = label.search(text)
+        match = label.search(text) if ":" in text else None
         if match:
             return False, f"the {role} message carries a role label: {_show(text[match.start() :])}"
         if role == "user":
-            other = _label_words(scene.assistant_role).lower()
-            if other not in ("assistant",) and me.search(text):
+            other = scene.labels[1]
+            if other not in ("assistant",) and not (other.isascii() and absent(view, other)) and me.search(text):
                 return False, f"the user introduces itself as the {other}: {_show(text)}"
-            service = _SERVICE.search(text)
+            service = None if absent(view, _SERVICE_HINTS) else _SERVICE.search(text)
             if service:
                 return False, f"the user speaks as the {other} ({service.group(0)!r}): {_show(text)}"
-            found = yours.search(text) if yours is not None else None
+            found = yours.search(text) if yours is not None and not absent(view, "your ") else None
             if found:
                 return False, f"the user speaks as the {other} ({found.group(0)!r}): {_show(text)}"
-        elif mine is not None:
+        elif mine is not None and not absent(view, "my "):
             # The assistant's side has no partner in the scene: "my husband" is the user speaking.
             found = mine.search(text)
             if found:
-                user = _label_words(scene.user_role).lower()
+                user = scene.labels[0]
                 return False, f"the assistant speaks as the {user} ({found.group(0)!r}): {_show(text)}"
         return KEEP
 
@@ -226,21 +241,28 @@ class Placeholder:
     name = "placeholder"
 
     def check_message(self, role: str, text: str, scene: Scene) -> Verdict:
-        match = _BRACKET.search(text)
+        return self.check_text(role, MessageText(text), scene)
+
+    def check_text(self, role: str, view: MessageText, scene: Scene) -> Verdict:
+        text = view.text
+        # Every _BRACKET match holds "[" or "<"; every _JSON match holds '"' or "]".
+        match = _BRACKET.search(text) if ("[" in text or "<" in text) else None
         if match:
             return False, f"the {role} message has a placeholder {match.group(0)!r}: {_show(text)}"
-        if "```" not in text:
+        if "```" not in text and ('"' in text or "]" in text):
             match = _JSON.search(text)
             if match:
                 return False, f"the {role} message has a JSON fragment {match.group(0)!r}: {_show(text)}"
+        n_words = len(view.words)
         stripped = text.strip()
-        roles = {_label_words(scene.user_role).lower(), _label_words(scene.assistant_role).lower()}
-        if _STAND_IN.match(stripped) or re.sub(r"^(the|a|an)\s+", "", stripped.lower().rstrip(".!?")) in roles:
+        if _stand_in(stripped, view, n_words, scene):
             return False, f"the {role} message is a stand-in, not an utterance: {_show(text)}"
-        tokens = stripped.replace(",", " ").split()
-        if 1 <= len(tokens) <= 3 and all(_NAME.match(t) for t in tokens) and not stripped.endswith(("?", "!")):
-            return False, f"the {role} message is only a name: {_show(text)}"
-        if len(words(text)) < scene.quality.min_words:
+        # A name-only message (1 to 3 capitalised ASCII words) has at most 3 words.
+        if n_words <= 3:
+            tokens = stripped.replace(",", " ").split()
+            if 1 <= len(tokens) <= 3 and all(_NAME.match(t) for t in tokens) and not stripped.endswith(("?", "!")):
+                return False, f"the {role} message is only a name: {_show(text)}"
+        if n_words < scene.quality.min_words:
             return False, f"the {role} message has fewer than {scene.quality.min_words} words: {_show(text)}"
         return KEEP
 
@@ -248,8 +270,18 @@ class Placeholder:
         return _each_new_message(self, conversation, scene)
 
 
-_ENDS = re.compile(r"(?:[.!?…:;)\]}\"'”’*`~>]|[\U0001F300-\U0001FAFF\u2600-\u27BF])\s*$")
+def _stand_in(stripped: str, view: MessageText, n_words: int, scene: Scene) -> bool:
+    """A stand-in ("the user", "Counselor."): a _STAND_IN match has at most 2 words in ASCII text;
+    a role name left after an article ends the lower-cased text (``view.low`` stripped)."""
+    if (n_words <= 2 or not view.text.isascii()) and _STAND_IN.match(stripped):
+        return True
+    roles = scene.labels
+    low = view.low.strip().rstrip(".!?")
+    return low.endswith(roles) and re.sub(r"^(the|a|an)\s+", "", low) in roles
+
+
 _ABBREVIATION = re.compile(r"\b(?:dr|mr|mrs|ms|prof|st|e\.g|i\.e|etc\.? and|vs)\.\s*$", re.I)
+ABBREVIATION_TAIL = 16  # characters: longer than any _ABBREVIATION match and the one before it
 
 
 class CutOff:
@@ -261,32 +293,29 @@ class CutOff:
         stripped = text.rstrip()
         if not stripped or stripped.endswith("```"):
             return KEEP
-        if _ABBREVIATION.search(stripped) or not _ENDS.search(stripped):
+        # _ABBREVIATION matches only at the end, after a ".".
+        if (stripped[-1] == "." and _ABBREVIATION.search(stripped[-ABBREVIATION_TAIL:])) or not ends_a_sentence(
+            stripped
+        ):
             return False, f"the {role} message is cut off: ...{_show(stripped[-60:])}"
         return KEEP
+
+    def check_text(self, role: str, view: MessageText, scene: Scene) -> Verdict:
+        return self.check_message(role, view.text, scene)
 
     def check(self, conversation: Conversation, scene: Scene) -> Verdict:
         return _each_new_message(self, conversation, scene)
 
 
 def _grams(tokens: Sequence[str], n: int = 4) -> list[tuple[str, ...]]:
-    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-
-
-_CODE = re.compile(r"```.*?(?:```|$)|`[^`]*`", re.S)
-_CODE_MARKS = re.compile(r"[=()\[\]{}#<>]")
-
-
-def prose(text: str) -> str:
-    """``text`` without code (fenced blocks and inline spans): code repeats itself by nature."""
-    return _CODE.sub(" ", text) if "`" in text else text
+    return grams_of(tokens) if n == 4 else [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 @lru_cache(maxsize=4096)
 def prose_grams(text: str) -> frozenset[tuple[str, ...]]:
     """The word 4-grams of a message's prose (code left out); memoised, since the echo gate
     compares each message with every earlier one."""
-    return frozenset(_grams(words(prose(text))))
+    return MessageText(text).gram_set
 
 
 def echoes(
@@ -296,7 +325,7 @@ def echoes(
     ``threshold`` of the earlier message's 4-grams and they make at least a third of its own, or
     are at least :data:`ECHO_COPIED_GRAMS` of them and ``before`` is the message just before
     (``previous``): a long stretch of the other side's last line copied into a long answer."""
-    if len(before) < 3 or not grams:
+    if len(before) < 3 or not grams or before.isdisjoint(grams):
         return False
     shared = len(before & grams)
     if previous and shared >= ECHO_COPIED_GRAMS:
@@ -306,10 +335,6 @@ def echoes(
 
 ECHO_OWN_SHARE = 1 / 3
 ECHO_COPIED_GRAMS = 12  # about 15 words of an earlier message copied
-SENTENCE_MIN_WORDS = 9
-
-
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
 class Repetition:
@@ -318,22 +343,29 @@ class Repetition:
     name = "repetition"
 
     def check_message(self, role: str, text: str, scene: Scene) -> Verdict:
-        grams = _grams(words(prose(text)))
+        return self.check_text(role, MessageText(text), scene)
+
+    def check_text(self, role: str, view: MessageText, scene: Scene) -> Verdict:
+        grams = view.grams
         if len(grams) >= 8:
-            repeats = len(grams) - len(set(grams))
+            repeats = len(grams) - len(view.gram_set)
             if repeats / len(grams) >= scene.quality.repetition:
-                return False, f"the {role} message repeats itself ({repeats} of {len(grams)} 4-grams): {_show(text)}"
+                return (
+                    False,
+                    f"the {role} message repeats itself ({repeats} of {len(grams)} 4-grams): {_show(view.text)}",
+                )
         return KEEP
 
     def check(self, conversation: Conversation, scene: Scene) -> Verdict:
         verdict = _each_new_message(self, conversation, scene)
         if not verdict[0]:
             return verdict
-        seen: dict[str, set[tuple[str, ...]]] = {"user": set(), "assistant": set()}
         start = 2 * len(conversation.prefix)
-        for i, (role, text) in enumerate(conversation.messages()):
-            sentences = {tuple(words(s)) for s in _SENTENCE.findall(prose(text)) if not _CODE_MARKS.search(s)}
-            sentences = {s for s in sentences if len(s) >= SENTENCE_MIN_WORDS}
+        if not may_repeat_a_sentence(conversation.views, start):
+            return KEEP
+        seen: dict[str, set[tuple[str, ...]]] = {"user": set(), "assistant": set()}
+        for i, (role, view) in enumerate(conversation.views):
+            sentences = view.sentences
             if i >= start:
                 again = sentences & seen[role]
                 if again:
@@ -349,19 +381,19 @@ class Echo:
 
     def check(self, conversation: Conversation, scene: Scene) -> Verdict:
         prefix, turns = conversation.prefix, conversation.turns
-        if prefix and turns:
-            last, first = prefix[-1], turns[0]
-            if words(last.user) == words(first.user) and words(last.assistant) == words(first.assistant):
-                return False, "the continuation's first turn repeats the prefix's last turn"
-        messages = conversation.messages()
+        views = conversation.views
         start = 2 * len(prefix)
+        if prefix and turns:
+            last_user, last_assistant, first_user, first_assistant = views[start - 2 : start + 2]
+            if last_user[1].words == first_user[1].words and last_assistant[1].words == first_assistant[1].words:
+                return False, "the continuation's first turn repeats the prefix's last turn"
         earlier: list[tuple[str, frozenset[tuple[str, ...]]]] = []
-        for i, (role, text) in enumerate(messages):
-            grams = prose_grams(text)
+        for i, (role, view) in enumerate(views):
+            grams = view.gram_set
             if i >= start and grams:
                 for k, (before_role, before) in enumerate(earlier):
                     if echoes(grams, before, scene.quality.echo, previous=k == len(earlier) - 1):
-                        return False, f"the {role} message echoes an earlier {before_role} message: {_show(text)}"
+                        return False, f"the {role} message echoes an earlier {before_role} message: {_show(view.text)}"
             earlier.append((role, grams))
         return KEEP
 
@@ -375,19 +407,26 @@ class Grounding:
         need = min(scene.quality.min_facts, len(scene.facts))
         if need <= 0:
             return KEEP
-        found = mentioned_facts(scene.facts, (t for _, t in conversation.messages()))
-        if len(found) >= need:
-            return KEEP
+        said: set[str] = set()  # the facts' keywords the conversation says
+        found = 0
+        keywords = scene.fact_keywords
+        for _, view in conversation.views:
+            new = view.stems & keywords
+            if new and not new <= said:
+                said |= new
+                found = sum(1 for fact in scene.facts if fact.mentioned_in(said))
+                if found >= need:
+                    return KEEP  # the facts mentioned so far are enough
         sample = "; ".join(f.text for f in scene.facts[:3])
-        return False, f"the conversation mentions {len(found)} of the scene's facts (needs {need}): {sample[:160]}"
+        return False, f"the conversation mentions {found} of the scene's facts (needs {need}): {sample[:160]}"
 
 
 def _each_new_message(gate: Any, conversation: Conversation, scene: Scene) -> Verdict:
     start = 2 * len(conversation.prefix)
-    for i, (role, text) in enumerate(conversation.messages()):
-        if i < start:
-            continue
-        ok, detail = gate.check_message(role, text, scene)
+    views = conversation.views
+    for i in range(start, len(views)):
+        role, view = views[i]
+        ok, detail = gate.check_text(role, view, scene)
         if not ok:
             return False, f"turn {(i - start) // 2 + 1}: {detail}"
     return KEEP
@@ -401,12 +440,19 @@ PREFIX = "gate:"
 
 
 def run_gates(
-    turns: Sequence[Turn], scene: Scene, *, prefix: Sequence[Turn] = (), conversation_level: bool = True
+    turns: Sequence[Turn],
+    scene: Scene,
+    *,
+    prefix: Sequence[Turn] = (),
+    conversation_level: bool = True,
+    known_words: dict[str, list[str]] | None = None,
 ) -> tuple[str, str] | None:
-    """The first failing gate as ``("gate:<name>", detail)``, or None when every gate keeps it."""
+    """The first failing gate as ``("gate:<name>", detail)``, or None when every gate keeps it.
+
+    ``known_words``: :func:`~fountain.generation.validate.words` of texts already tokenised."""
     if not scene.quality.enabled:
         return None
-    conversation = Conversation(tuple(turns), tuple(prefix))
+    conversation = Conversation(tuple(turns), tuple(prefix), known_words)
     for gate in GATES:
         if not scene.quality.wants(gate.name):
             continue
@@ -425,13 +471,14 @@ def check_utterance_gates(
     (``(role, text)`` pairs of the conversation so far)."""
     if not scene.quality.enabled:
         return None
+    view = MessageText(text)
     for gate in MESSAGE_GATES:
         if scene.quality.wants(gate.name):
-            ok, detail = gate.check_message(role, text, scene)
+            ok, detail = gate.check_text(role, view, scene)
             if not ok:
                 return PREFIX + gate.name, detail
     if scene.quality.wants(Echo.name):
-        grams = prose_grams(text)
+        grams = view.gram_set
         for k, (before_role, before_text) in enumerate(earlier):
             if echoes(grams, prose_grams(before_text), scene.quality.echo, previous=k == len(earlier) - 1):
                 return PREFIX + Echo.name, f"the {role} echoes an earlier {before_role} message: {_show(text)}"

@@ -213,16 +213,19 @@ def check_turns(
                 "elimination:no_information_gain",
                 "every turn of the continuation repeats the conversation it continues",
             )
-    return _gates(turns, rules, prefix)
+    return _gates(turns, rules, prefix, tokens)
 
 
-def _gates(turns: Sequence[Turn], rules: Rules, prefix: Sequence[Turn]) -> Rejected | None:
-    """The quality gates (:mod:`fountain.generation.gates`) of a spec's rules."""
+def _gates(
+    turns: Sequence[Turn], rules: Rules, prefix: Sequence[Turn], tokens: dict[str, list[str]]
+) -> Rejected | None:
+    """The quality gates (:mod:`fountain.generation.gates`) of a spec's rules (``tokens``: the
+    words of the messages tokenised so far, reused by the gates)."""
     if rules.scene is None:
         return None
     from fountain.generation.gates import run_gates
 
-    failed = run_gates(turns, rules.scene, prefix=prefix)
+    failed = run_gates(turns, rules.scene, prefix=prefix, known_words=tokens)
     return Rejected(*failed) if failed is not None else None
 
 

@@ -27,11 +27,15 @@ from typing import Any
 from fountain import fastjson
 from fountain.errors import OutputError
 from fountain.providers.base import Completion, Request, Sampling
+from fountain.providers.checkpoint import Checkpointer as _Checkpointer
 from fountain.types import Usage
 
 # Bump when the meaning of a key changes: old entries then simply stop matching.
 KEY_VERSION = 1
 _SCHEMA_VERSION = 1
+# How often (seconds, at most) a lookup of a key this process has not seen asks SQLite whether
+# another connection wrote since; until one has, such a key is known to be absent without a query.
+KNOWN_KEYS_RECHECK_S = 0.05
 
 # Identity entries whose name looks like a credential (or the name of the variable holding one)
 # never reach a key, even if an adapter put them in ``identity()`` by mistake.
@@ -209,6 +213,7 @@ class ResponseCache:
             self._db.execute("CREATE TABLE IF NOT EXISTS schemas (hash TEXT PRIMARY KEY, schema TEXT NOT NULL)")
             if version < _SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._load_known_keys()
         except sqlite3.DatabaseError as error:
             raise OutputError(
                 f"cannot open the response cache: {error}",
@@ -225,12 +230,40 @@ class ResponseCache:
 
     # --- reading --------------------------------------------------------------------------------
 
+    def _load_known_keys(self) -> None:
+        """Remember which keys the file holds (the hash of each), so that looking up a
+        new key, what almost every request of a fresh run does, needs no query."""
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        self._known: set[int] | None = {hash(k) for (k,) in self._db.execute("SELECT key FROM responses")}
+        self._known_checked = time.monotonic()
+
+    def _surely_absent(self, key: str) -> bool:
+        """True when ``key`` is certainly not in the file: neither this process nor the file at
+        open had it, and no other connection has written since (``PRAGMA data_version``, asked at
+        most every :data:`KNOWN_KEYS_RECHECK_S`). Once another one has (a shared cache, Ray
+        actors), every lookup queries the file."""
+        known = self._known
+        if known is None or hash(key) in known:
+            return False
+        now = time.monotonic()
+        if now - self._known_checked >= KNOWN_KEYS_RECHECK_S:
+            self._known_checked = now
+            with self._lock:
+                version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._known = None
+                return False
+        return True
+
     def get(self, key: str) -> Completion | None:
         """The cached completion for ``key``, or None."""
         pending = self._pending.get(key)
         if pending is not None:
             self.hits += 1
             return pending[1]
+        if self._surely_absent(key):
+            self.misses += 1
+            return None
         with self._lock:
             row = self._db.execute(
                 "SELECT text, data, finish_reason, prompt_tokens, completion_tokens, model "
@@ -336,6 +369,9 @@ class ResponseCache:
         for digest, _ in schemas:
             self._stored_schemas.add(digest)
             self._pending_schemas.pop(digest, None)
+        known = self._known
+        if known is not None:
+            known.update(hash(row[0]) for row in rows)
         self.writes += len(rows)
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self.path)
@@ -430,42 +466,3 @@ class ResponseCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Checkpointer:
-    """Background thread that moves committed WAL frames into the database file.
-
-    ``PASSIVE`` checkpoints never block the writer; the event loop keeps committing while the
-    copy and its fsync happen here (sqlite3 releases the GIL during I/O).
-    """
-
-    INTERVAL_S = 0.5
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fountain-cache-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error:
-            return
-        try:
-            while not self._stop.is_set():
-                self._stop.wait(self.INTERVAL_S)
-                if not self.dirty.is_set():
-                    continue
-                self.dirty.clear()
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    pass  # busy or locked: the next round, or close(), tries again
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)

@@ -242,7 +242,7 @@ class Dispatcher:
         self._reserved_usd += estimate
         return estimate
 
-    async def _send(self, request: Request, key: str | None) -> Completion:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+    async def _send(self, request: Request, key: str | None) -> Completion:
         """Tries ``request`` until it succeeds, fails for good or the run stops; stores the answer."""
         # Estimates only where a token bucket or a budget needs them (the prompt's text is
         # otherwise never joined).
@@ -274,36 +274,8 @@ class Dispatcher:
                     stats.first_sent = time.monotonic()
                 try:
                     completion = await self.provider.complete(request)
-                except RateLimitError as error:
-                    limiter.release(permit, rate_limited=True)
-                    self.stats.rate_limited += 1
-                    self.stats.errors[type(error).__name__] += 1
-                    failure: ProviderError = error
-                    delay = self.retry.delay(attempt, error.retry_after)
-                except (TransientProviderError, asyncio.TimeoutError, ConnectionError) as error:
-                    limiter.release(permit, success=False)
-                    failure = (
-                        error
-                        if isinstance(error, ProviderError)
-                        else TransientProviderError(f"{self.provider.name}: {type(error).__name__} {error}".rstrip())
-                    )
-                    self.stats.errors[type(failure).__name__] += 1
-                    self.last_error = failure
-                    self._record(failed=True)
-                    delay = self.retry.delay(attempt)
-                except ProviderError as error:
-                    limiter.release(permit, success=False)
-                    self.stats.errors[type(error).__name__] += 1
-                    self.stats.failed += 1
-                    self.last_error = error
-                    if isinstance(error, FATAL_ERRORS):
-                        self.stopped = error
-                    else:
-                        self._record(failed=True)
-                    raise
-                except BaseException:
-                    limiter.release(permit, success=False)
-                    raise
+                except BaseException as error:
+                    failure, delay = self._failed_attempt(error, permit, attempt)  # or raises
                 else:
                     stats.last_answered = time.monotonic()
                     # The slot is given back only once the answer is in the cache, so when every
@@ -329,6 +301,37 @@ class Dispatcher:
                     raise self.stopped
         finally:
             self._reserved_usd -= reserved
+
+    def _failed_attempt(self, error: BaseException, permit: Any, attempt: int) -> tuple[ProviderError, float]:
+        """Give back the slot of an attempt that raised ``error`` and count it. A retryable error
+        (429, transient, timeout, connection) comes back with the delay before the next attempt;
+        any other is raised (a fatal one stops the run)."""
+        limiter, stats = self.limiter, self.stats
+        if isinstance(error, RateLimitError):
+            limiter.release(permit, rate_limited=True)
+            stats.rate_limited += 1
+            stats.errors[type(error).__name__] += 1
+            return error, self.retry.delay(attempt, error.retry_after)
+        limiter.release(permit, success=False)
+        if isinstance(error, (TransientProviderError, asyncio.TimeoutError, ConnectionError)):
+            failure = (
+                error
+                if isinstance(error, ProviderError)
+                else TransientProviderError(f"{self.provider.name}: {type(error).__name__} {error}".rstrip())
+            )
+            stats.errors[type(failure).__name__] += 1
+            self.last_error = failure
+            self._record(failed=True)
+            return failure, self.retry.delay(attempt)
+        if isinstance(error, ProviderError):
+            stats.errors[type(error).__name__] += 1
+            stats.failed += 1
+            self.last_error = error
+            if isinstance(error, FATAL_ERRORS):
+                self.stopped = error
+            else:
+                self._record(failed=True)
+        raise error
 
     def _record(self, *, failed: bool) -> None:
         """Track the outcome of one attempt (429s excluded: they are flow control, not failure)."""

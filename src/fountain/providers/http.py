@@ -5,7 +5,6 @@ Kept free of heavy imports (the HTTP clients live in :mod:`fountain.providers.tr
 
 from __future__ import annotations
 
-import email.utils
 import math
 import os
 import re
@@ -36,6 +35,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         pass
     else:
         return max(seconds, 0.0) if math.isfinite(seconds) else None
+    import email.utils  # an HTTP date is rare: not imported at start-up
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

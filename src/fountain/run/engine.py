@@ -62,11 +62,13 @@ from fountain.run.outputs import (
     SEEDS_FILE,
 )
 from fountain.run.samples import SampleIndex
+from fountain.run.stopping import nothing_accepted_error, raise_if_stopped
 from fountain.spec.directions import distinct_directions
 from fountain.types import Usage
 
 if TYPE_CHECKING:  # pragma: no cover
     from fountain.providers.dispatch import Dispatcher, RunStats
+    from fountain.run.manifest import Manifest
     from fountain.spec.model import Spec
 
 __all__ = ["Engine", "RunOptions", "RunResult", "make_provider", "output_folder"]
@@ -304,15 +306,60 @@ class Engine:
         with output_lock(self.output_dir):
             return await self._run()
 
-    async def _run(self) -> RunResult:  # noqa: C901 - complexity debt, listed in docs/architecture.md
+    async def _run(self) -> RunResult:
+        started = time.monotonic()
+        self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was
+        manifest = await self._begin()
+        self.manifest = manifest
+        from fountain.run.progress import Progress
+
+        self.progress = Progress(
+            enabled=self.options.execution.progress, quiet=self.options.execution.quiet, stats=self.stats
+        )
+        await self.prepare()
+        self.worker = self._make_worker()
+        if (self.options.execution.executor or "local") != "local":
+            try:
+                self.executor = self._start_executor(self.worker)
+            except BaseException:
+                self._close_cache()
+                raise
+        queue: asyncio.Queue[Task] = asyncio.Queue()
+        pending = self._pending_tasks()
+        for task in pending:
+            queue.put_nowait(task)
+        # The plan goes into the manifest now, so `fountain status` can tell what a killed run has
+        # left (derivations are planned as seeds are accepted: this is the plan known so far).
+        manifest.counts.update(
+            {"seeds_requested": self.seeds_requested, "derivations_planned": self.planned_derivations}
+        )
+        manifest.write(self.output_dir)
+        self._open_journals()
+        self._start_progress(pending)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency())]
+        interrupted = False
+        try:
+            await queue.join()
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        finally:
+            result = await self._end(workers, started, interrupted)
+        raise_if_stopped(self)
+        return result
+
+    # --- the run's steps -----------------------------------------------------------------------
+
+    async def _begin(self) -> Manifest:
+        """The resume decision, the stats, the dispatcher and the journals a previous session left;
+        then the manifest, begun and written (returned). The cache, the price table and the
+        journals are checked before the manifest is touched: a bad --cache/--prices or a damaged
+        journal leaves the folder as it was."""
         from fountain.providers.cache import public_identity
         from fountain.providers.dispatch import RunStats
         from fountain.run.manifest import Manifest
-        from fountain.run.progress import Progress
         from fountain.run.resume import check_resume
 
-        started = time.monotonic()
-        self._check_executor()  # before anything is written: a missing Ray leaves the folder as it was
         identity = public_identity(self.provider.identity())
         decision = check_resume(self.output_dir, self.source_spec, self.options.export.resume, provider=identity)
         self.warnings.extend(decision.notes)
@@ -322,8 +369,6 @@ class Engine:
         else:
             manifest = Manifest.for_spec(self.source_spec, provider=identity, output_dir=self.output_dir)
             stats = RunStats()
-        # The cache, the price table and the journals are checked before the manifest is
-        # touched: a bad --cache/--prices or a damaged journal leaves the folder as it was.
         self.stats = stats
         self.dispatcher = self._make_dispatcher(stats)
         try:
@@ -336,27 +381,21 @@ class Engine:
             )
             manifest.write(self.output_dir)  # before any journal: a folder with journals has a manifest
         except BaseException:
-            if self.dispatcher.cache is not None:
-                self.dispatcher.cache.close()
+            self._close_cache()
             raise
-        self.manifest = manifest
-        self.progress = Progress(
-            enabled=self.options.execution.progress, quiet=self.options.execution.quiet, stats=stats
-        )
-        await self.prepare()
-        self.worker = self._make_worker()
-        if (self.options.execution.executor or "local") != "local":
-            try:
-                self.executor = self._start_executor(self.worker)
-            except BaseException:
-                if self.dispatcher.cache is not None:
-                    self.dispatcher.cache.close()
-                raise
+        return manifest
 
+    def _close_cache(self) -> None:
+        cache = getattr(self.dispatcher, "cache", None)
+        if cache is not None:
+            cache.close()
+
+    def _pending_tasks(self) -> list[Task]:
+        """Every task still to run, in order: the planned seeds, the derivations of the seeds
+        accepted before, the extra tasks of a subclass (each not done yet)."""
         seeds = self.plan_seeds()
         for task in seeds:
             self.order[task.id] = (1, *task.order)
-        queue: asyncio.Queue[Task] = asyncio.Queue()
         pending = [t for t in seeds if not self._done(t.id)]
         accepted_seeds = sorted(
             (sample_id for sample_id, entry in self.samples.entries() if entry.kind == SEED), key=self.sort_key
@@ -371,20 +410,16 @@ class Engine:
             if not self._done(task.id):
                 pending.append(task)
         self.seeds_requested = len(seeds)
-        for task in pending:
-            queue.put_nowait(task)
-        # The plan goes into the manifest now, so `fountain status` can tell what a killed run has
-        # left (derivations are planned as seeds are accepted: this is the plan known so far).
-        manifest.counts.update(
-            {"seeds_requested": self.seeds_requested, "derivations_planned": self.planned_derivations}
-        )
-        manifest.write(self.output_dir)
+        return pending
 
+    def _open_journals(self) -> None:
         self.seeds_journal = Journal(self.output_dir / SEEDS_FILE, fsync=self.options.execution.fsync)
         self.derivations_journal = Journal(self.output_dir / DERIVATIONS_FILE, fsync=self.options.execution.fsync)
         self.rejects_journal = Journal(self.output_dir / REJECTS_FILE, fsync=self.options.execution.fsync)
         # Opened once the three files exist, before anything can replace them (see RecordReader).
         self.samples.reader = RecordReader([self.output_dir / name for name in JOURNALS])
+
+    def _start_progress(self, pending: list[Task]) -> None:
         done_before = len(self.samples) + sum(
             1 for i, r in self.rejects.items() if r[0] != PROVIDER_ERROR and "~u" not in i
         )
@@ -393,64 +428,32 @@ class Engine:
         self._reserve = self._derivations_per_seed()
         reserved = self._reserve * sum(1 for t in pending if t.kind == SEED)
         self.progress.start(done_before + len(pending) + reserved, done=done_before)
-        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency())]
-        interrupted = False
+
+    async def _end(self, workers: list[asyncio.Task[None]], started: float, interrupted: bool) -> RunResult:
+        """Stop the workers, close the journals and finish the round (whatever stopped it)."""
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if self.executor is not None:
+            self.executor.close()
+        self.progress.close()
+        for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
+            journal.close()
+        cache = getattr(self.dispatcher, "cache", None)
+        if not interrupted and self.stop_error is None and self.crash is None:
+            self.stop_error = nothing_accepted_error(self)
         try:
-            await queue.join()
-        except asyncio.CancelledError:
-            interrupted = True
-            raise
+            return self._finish(started, interrupted)
         finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            if self.executor is not None:
-                self.executor.close()
-            self.progress.close()
-            for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
-                journal.close()
-            cache = getattr(self.dispatcher, "cache", None)
-            if not interrupted and self.stop_error is None and self.crash is None:
-                self.stop_error = self._nothing_accepted_error()
-            try:
-                result = self._finish(started, interrupted)
-            finally:
+            if self.samples.reader is not None:
                 self.samples.reader.close()
-                if cache is not None:
-                    cache.close()
-                if self.judge is not None:
-                    await self.judge.aclose()
-        if self.crash is not None:
-            raise self.crash
-        if self.stop_error is not None:
-            error = self.stop_error
-            more = (
-                f"everything generated so far is saved in {self.output_dir}; fix the problem and "
-                "run the same command again to continue where it stopped"
-            )
-            if "run the same command again" not in (error.hint or ""):
-                error.hint = f"{error.hint}; {more}" if error.hint else more
-            raise error
-        return result
+            if cache is not None:
+                cache.close()
+            if self.judge is not None:
+                await self.judge.aclose()
 
     def sort_key(self, sample_id: str) -> tuple[Any, ...]:
         return (*self.order.get(sample_id, (3,)), sample_id)
-
-    def _nothing_accepted_error(self) -> FountainError | None:
-        """A run that accepted no conversation because its requests failed is an error, not a
-        completed run: it names the last provider error (the run is marked stopped; a rerun
-        tries the failed tasks again)."""
-        failed = sum(1 for reason, _, _ in self.rejects.values() if reason == PROVIDER_ERROR)
-        if len(self.samples) or not failed:
-            return None
-        last = getattr(self.dispatcher, "last_error", None)
-        where = getattr(self.provider, "base_url", None)
-        return ProviderError(
-            f"no conversation was accepted: {failed} request(s) to {self.provider.name}"
-            f"{f' at {where}' if where else ''} failed" + (f"; last error: {last.message}" if last is not None else ""),
-            hint="check --base-url (or model.base_url), the model name and that the server is up; "
-            "rejects.jsonl lists each failure; run the same command again to retry them",
-        )
 
     def round_end(self, started: float, interrupted: bool) -> RoundEnd:
         """What this round did, for :func:`fountain.run.finish.finish_round`."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from fountain.errors import TemplateError
 from fountain.spec.directions import Direction, resolve_direction
 from fountain.spec.model import CONVERSATION, INSTRUCT
+from fountain.spec.simple_template import render_simple, simple_template, variables_of
 from fountain.types import Turn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,6 +165,9 @@ def _compile(source: str) -> Template:
 @lru_cache(maxsize=256)
 def template_variables_used(source: str) -> frozenset[str]:
     """Names a Jinja template reads from its context (raises jinja2.TemplateSyntaxError)."""
+    simple = simple_template(source, TEMPLATE_VARIABLES)
+    if simple is not None:
+        return variables_of(simple)
     from jinja2 import meta
 
     return frozenset(meta.find_undeclared_variables(environment().parse(source)))
@@ -182,6 +186,8 @@ def check_template(source: str, key: str) -> list[TemplateIssue]:
     """Static checks of a Jinja template: syntax, and every variable it uses exists."""
     from difflib import get_close_matches
 
+    if simple_template(source, TEMPLATE_VARIABLES) is not None:
+        return []  # only known variables, in {{ name }} and {% if name %}
     from jinja2 import TemplateSyntaxError
 
     try:
@@ -288,6 +294,11 @@ def _location(spec: Spec, key: str) -> str:
 
 
 def _render_jinja(spec: Spec, key: str, source: str, variables: dict[str, Any]) -> str:
+    simple = simple_template(source, TEMPLATE_VARIABLES)
+    if simple is not None:
+        out = render_simple(simple, variables)
+        if out is not None:
+            return out
     from jinja2 import TemplateError as JinjaTemplateError
     from jinja2 import UndefinedError
     from jinja2.exceptions import SecurityError

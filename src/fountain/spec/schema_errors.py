@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fountain.errors import Problem
 from fountain.spec.model import CONVERSATION, INSTRUCT
+from fountain.spec.schema_fast import surely_valid
 from fountain.spec.sourcefile import KeyPath, Locator, key_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,16 +43,16 @@ def schema_validator() -> Any:  # a jsonschema Draft202012Validator (jsonschema 
     """The compiled Draft 2020-12 validator of setup.schema.json (built once)."""
     from jsonschema import Draft202012Validator
 
+    # The schema itself is checked against the meta-schema by the test suite, not at every start.
+    return Draft202012Validator(setup_schema())
+
+
+@lru_cache(maxsize=1)
+def setup_schema() -> dict[str, Any]:
+    """The JSON Schema of setup.yaml (read once; never modified)."""
     from fountain.resources import load_schema
 
-    # The schema itself is checked against the meta-schema by the test suite, not at every start.
-    return Draft202012Validator(load_schema("setup.schema.json"))
-
-
-def setup_schema() -> dict[str, Any]:
-    """The JSON Schema of setup.yaml."""
-    schema: dict[str, Any] = schema_validator().schema
-    return schema
+    return load_schema("setup.schema.json")
 
 
 def yaml_type(value: Any) -> str:
@@ -107,6 +108,10 @@ def _unknown_key_hint(key: str, level_schema: dict[str, Any], path: KeyPath) -> 
 
 
 def schema_problems(data: dict[str, Any], locator: Locator) -> list[Problem]:
+    """Every way ``data`` breaks setup.schema.json, located. A spec the quick check
+    (:mod:`fountain.spec.schema_fast`) passes has none, and jsonschema is not even imported."""
+    if surely_valid(data, setup_schema()):
+        return []
     problems: list[Problem] = []
     for error in sorted(
         schema_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.validator)
