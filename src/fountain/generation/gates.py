@@ -83,13 +83,22 @@ class Scene:
 
     @classmethod
     def from_spec(cls, spec: Any) -> Scene:
-        diagram = getattr(spec, "diagram", None)
+        return cls.from_diagram(
+            getattr(spec, "diagram", None), spec.user_role, spec.assistant_role, Quality.from_spec(spec)
+        )
+
+    @classmethod
+    def from_diagram(
+        cls, diagram: Any, user_role: str | None, assistant_role: str | None, quality: Quality | None = None
+    ) -> Scene:
+        """The scene of a diagram and two roles: its facts and who is on the user's side (the
+        gates and ``fountain report`` read a conversation by the same rules)."""
         return cls(
-            spec.user_role or "user",
-            spec.assistant_role or "assistant",
-            scene_facts(diagram),
-            Quality.from_spec(spec),
-            user_relations(diagram, spec.user_role, spec.assistant_role),
+            user_role or "user",
+            assistant_role or "assistant",
+            scene_facts(diagram) if diagram is not None else (),
+            quality or Quality(),
+            user_relations(diagram, user_role, assistant_role),
         )
 
 
