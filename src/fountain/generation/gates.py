@@ -261,17 +261,22 @@ _ENDS = re.compile(r"(?:[.!?…:;)\]}\"'”’*`~>]|[\U0001F300-\U0001FAFF\u2600
 _ABBREVIATION = re.compile(r"\b(?:dr|mr|mrs|ms|prof|st|e\.g|i\.e|etc\.? and|vs)\.\s*$", re.I)
 
 
+def is_cut_off(text: str) -> bool:
+    """True when ``text`` ends mid-sentence (the ``cut_off`` gate's rule)."""
+    stripped = text.rstrip()
+    if not stripped or stripped.endswith("```"):
+        return False
+    return bool(_ABBREVIATION.search(stripped)) or not _ENDS.search(stripped)
+
+
 class CutOff:
     """A message that ends mid-sentence: no closing punctuation, or at an abbreviation ("Dr.")."""
 
     name = "cut_off"
 
     def check_message(self, role: str, text: str, scene: Scene) -> Verdict:
-        stripped = text.rstrip()
-        if not stripped or stripped.endswith("```"):
-            return KEEP
-        if _ABBREVIATION.search(stripped) or not _ENDS.search(stripped):
-            return False, f"the {role} message is cut off: ...{_show(stripped[-60:])}"
+        if is_cut_off(text):
+            return False, f"the {role} message is cut off: ...{_show(text.rstrip()[-60:])}"
         return KEEP
 
     def check(self, conversation: Conversation, scene: Scene) -> Verdict:
