@@ -127,3 +127,22 @@ def test_a_conversation_whose_last_turn_repeats_a_sentence_ends_before_it(tmp_pa
     assert len(outcome.sample.turns) == 2  # the third turn said the first answer's sentence again
     assert outcome.retried == () and len(model.requests) == 6  # every line passed on its own
     assert all(repeated not in t.assistant for t in outcome.sample.turns[1:])
+
+
+def test_a_rejected_local_conversation_is_started_again_with_new_draws(tmp_path):
+    def answer(role, turn, attempt):
+        if role == "user":
+            return USER, "stop"
+        # The first conversation's answers all echo the user; the restarted one answers.
+        return (USER, "stop") if attempt <= LOCAL_UTTERANCE_RETRIES else (ANSWER, "stop")
+
+    model = Lines(answer)
+    w, _ = worker(tmp_path, model)
+    outcome = asyncio.run(w.execute(seed_task(), None))
+    assert outcome.sample is not None, outcome.reject
+    assert [t.assistant for t in outcome.sample.turns] == [ANSWER]
+    restarts = [r for r in outcome.retried if r["role"] == "conversation"]
+    assert len(restarts) == 1 and restarts[0]["reason"] == "elimination:repetition"
+    # No request of the restart is one of the first conversation's (they would come from the cache).
+    keys = [(r.prompt_text(), r.seed) for r in model.requests]
+    assert len(keys) == len(set(keys)) == 1 + (LOCAL_UTTERANCE_RETRIES + 1) + 2

@@ -46,6 +46,7 @@ PROVIDER_ERROR = "provider_error"  # reject reason; such tasks are tried again o
 REASK = "Your previous answer was invalid: {detail}. Answer again with only the JSON object."
 # Turn-by-turn utterances the local model may ask again (at least; the spec's max_retries if more).
 LOCAL_UTTERANCE_RETRIES = 4
+LOCAL_CONVERSATION_RESTARTS = 1  # a rejected turn-by-turn conversation of the local model: started again
 
 
 class Model(Protocol):
@@ -233,6 +234,27 @@ class Worker:
             return Rejected("schema", f"the answer could not be validated: {type(error).__name__}: {error}")
 
     async def _turns_task(self, task: Task, parent: Sample | None) -> Outcome:
+        """A turn-by-turn conversation; with the local model a rejected one is started again
+        (LOCAL_CONVERSATION_RESTARTS times, new draws; each restart is a rejects.jsonl line)."""
+        state = _Attempts()
+        restarts = LOCAL_CONVERSATION_RESTARTS if self.provider_name == "local" else 0
+        for restart in range(restarts + 1):
+            outcome = await self._turns_once(task, parent, state, restart)
+            if outcome.sample is not None or restart == restarts or outcome.reject is None:
+                return outcome
+            reject = outcome.reject
+            state.retried.append(
+                {
+                    "role": "conversation",
+                    "attempt": restart,
+                    "reason": reject["reason"],
+                    "detail": reject["detail"],
+                    "raw": "",
+                }
+            )
+        raise AssertionError("unreachable")
+
+    async def _turns_once(self, task: Task, parent: Sample | None, state: _Attempts, restart: int) -> Outcome:
         assert self.roleplay is not None
         roleplay = self.roleplay
         prefix = self._prefix(task, parent)
@@ -243,7 +265,6 @@ class Worker:
         n_turns = rng.randint(lo, hi)
         history = list(prefix)
         continuation: list[Turn] = []
-        state = _Attempts()
         prompt_hash = messages_hash(roleplay.user_messages(instructions, task.persona, history, example))
         failure: Rejected | None = None
         for _ in range(n_turns):
@@ -251,6 +272,7 @@ class Worker:
                 task,
                 "user",
                 state,
+                restart=restart,
                 history=history,
                 messages=lambda h=tuple(history): roleplay.user_messages(instructions, task.persona, h, example),
             )
@@ -261,6 +283,7 @@ class Worker:
                 task,
                 "assistant",
                 state,
+                restart=restart,
                 history=history,
                 user_text=user,
                 messages=lambda h=tuple(history), u=user: roleplay.assistant_messages(instructions, h, u),
@@ -290,6 +313,7 @@ class Worker:
         role: str,
         state: _Attempts,
         *,
+        restart: int = 0,
         history: Sequence[Turn],
         messages: Callable[..., tuple[Message, ...]],  # called with no arguments
         user_text: str | None = None,
@@ -318,7 +342,7 @@ class Worker:
                 schema=None,
                 sampling=retry_sampling(sampling, attempt) if self.provider_name == "local" else sampling,
                 sample_index=task.index,
-                seed=self._attempt_seed(attempt),
+                seed=self._attempt_seed(attempt + 1000 * restart),  # a restarted conversation: new draws
                 purpose=f"{task.kind}:{role}",
             )
             completion = await self.dispatcher.complete(request)
