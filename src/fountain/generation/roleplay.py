@@ -25,7 +25,7 @@ HISTORY_TURNS = 3
 SCENE_MAX_CHARS = 1200
 # Completion budgets per utterance (tokens): a user line is short, an answer longer; instruct
 # asks for one long paragraph on each side.
-USER_MAX_TOKENS = 64
+USER_MAX_TOKENS = 96  # 64 cut one long sentence of the 135M model's in two too often (gate:cut_off)
 ASSISTANT_MAX_TOKENS = 160
 INSTRUCT_USER_MAX_TOKENS = 180
 INSTRUCT_ASSISTANT_MAX_TOKENS = 360
@@ -226,7 +226,7 @@ class Roleplay:
             (
                 "Describe your situation in one detailed paragraph."
                 if self.instruct
-                else "Say one short thing, 1-3 sentences."
+                else "Say one short thing, 1-3 sentences, starting with \"I\" or \"My\"."
             )
             + " Only your own words: no narration, no stage directions, no names before lines."
         )
