@@ -226,7 +226,7 @@ class Roleplay:
             (
                 "Describe your situation in one detailed paragraph."
                 if self.instruct
-                else "Say one short thing, 1-3 sentences, starting with \"I\" or \"My\"."
+                else 'Say one short thing, 1-3 sentences, starting with "I" or "My".'
             )
             + " Only your own words: no narration, no stage directions, no names before lines."
         )
