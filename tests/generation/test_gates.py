@@ -100,6 +100,18 @@ WORST = [
         ),
         "gate:role_reversal",
     ),
+    (
+        # the local model's user lines of quality's marriage_counsel run: the helper's voice
+        Turn(
+            "You're a long way from home, so I'll be happy to help you with your next case about money.",
+            "Tell me about the money arguments.",
+        ),
+        "gate:role_reversal",
+    ),
+    (
+        Turn("I'm glad you found the information helpful about money and chores.", "Thank you."),
+        "gate:role_reversal",
+    ),
     (Turn("John Smith", "How are you today? Tell me about the money arguments."), "gate:placeholder"),
     (Turn("the user", "a counselor"), "gate:placeholder"),
     (Turn("Hi, I am [Your Name] and we argue about money.", "Tell me more about the money."), "gate:placeholder"),

@@ -161,7 +161,11 @@ _SERVICE = re.compile(
     r"|what can i do for you"
     r"|i(?:'m| am) here to (?:help|support|listen to) you"
     r"|thank you for (?:coming|reaching out|contacting)"
-    r"|how are you feeling today)\b",
+    r"|how are you feeling today"
+    # the helper's voice, seen in the 135M model's user lines (issue 14's local runs)
+    r"|i(?:'ll| will|'d| would|'m| am)? (?:be )?(?:happy|glad) to help(?: you|(?=\s*[.!]))"
+    r"|glad (?:that )?you found (?:the|this|my|that) (?:information|advice|answer|explanation)s? helpful"
+    r"|(?:with|on) your next case)\b",
     re.I,
 )
 
