@@ -112,6 +112,15 @@ WORST = [
         Turn("I'm glad you found the information helpful about money and chores.", "Thank you."),
         "gate:role_reversal",
     ),
+    (
+        # meta-text of the local model on a fresh spec (bakery), here on the marriage scene
+        Turn("I'll describe a scene from my own story about money.", "Tell me about the money arguments."),
+        "gate:placeholder",
+    ),
+    (
+        Turn("We argue about money. I'll provide further details for the scenario: 1. The chores.", "Go on."),
+        "gate:placeholder",
+    ),
     (Turn("John Smith", "How are you today? Tell me about the money arguments."), "gate:placeholder"),
     (Turn("the user", "a counselor"), "gate:placeholder"),
     (Turn("Hi, I am [Your Name] and we argue about money.", "Tell me more about the money."), "gate:placeholder"),

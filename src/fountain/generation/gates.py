@@ -233,8 +233,19 @@ _STAND_IN = re.compile(
 _NAME = re.compile(r"^[A-Z][a-z]+\.?$")
 
 
+# Meta-text: a line about the writing task instead of a line in the scene (read in the local model's
+# data: "I'll describe a scene from my own story", "details for the scenario: 1. The baker ...").
+_META = re.compile(
+    r"\b(?:(?:describe|write|continue|create|imagine) (?:a|the|this) (?:scene|scenario)"
+    r"|for the scenario|the scene description|scene of your own creation|role-?play(?:ing)?"
+    r"|as an ai|ai language model)\b",
+    re.I,
+)
+
+
 class Placeholder:
-    """Bracketed placeholders, names-only or stand-in messages, JSON fragments, too few words."""
+    """Bracketed placeholders, names-only or stand-in messages, JSON fragments, meta-text about the
+    writing task, too few words."""
 
     name = "placeholder"
 
@@ -242,6 +253,12 @@ class Placeholder:
         match = _BRACKET.search(text)
         if match:
             return False, f"the {role} message has a placeholder {match.group(0)!r}: {_show(text)}"
+        match = _META.search(text)
+        if match:
+            return (
+                False,
+                f"the {role} message is meta-text ({match.group(0)!r}), not a line of the scene: {_show(text)}",
+            )
         if "```" not in text:
             match = _JSON.search(text)
             if match:

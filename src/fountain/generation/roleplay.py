@@ -158,7 +158,8 @@ RETRY_HINTS = {
     "elimination:repetition": "Your last line repeated what was already said. Say something new.",
     "gate:repetition": "Your last line repeated itself. Say it once, in plain words.",
     "gate:cut_off": "Your last line stopped mid-sentence. Write complete sentences.",
-    "gate:placeholder": "Your last line was not a real utterance (a name, a bracket or code). Speak in full sentences.",
+    "gate:placeholder": "Your last line was not a real utterance (a name, a bracket, code, or talk about the "
+    "scene or the story). Speak in full sentences, as yourself.",
     "elimination:placeholder": "Your last line was a single word. Speak in full sentences.",
     "elimination:narration": "Your last line narrated the scene. Speak only your own words.",
 }

@@ -44,7 +44,7 @@ DEFINITIONS: dict[str, tuple[str, str, float | None]] = {
     ),
     "placeholder_rate": (
         "share of messages that are placeholders: names only, '[Your Name]', 'the user', JSON fragments, "
-        "fewer than 2 words",
+        "meta-text ('describe a scene', 'role-play'), fewer than 2 words",
         "0%",
         0.0,
     ),
