@@ -121,6 +121,14 @@ WORST = [
         Turn("We argue about money. I'll provide further details for the scenario: 1. The chores.", "Go on."),
         "gate:placeholder",
     ),
+    (
+        # the counselor answering every line like a rewriting tool
+        Turn(
+            "We argue about money and chores every week.",
+            "Here's a revised version of the text with suggested edits for grammar and style: money.",
+        ),
+        "gate:placeholder",
+    ),
     (Turn("John Smith", "How are you today? Tell me about the money arguments."), "gate:placeholder"),
     (Turn("the user", "a counselor"), "gate:placeholder"),
     (Turn("Hi, I am [Your Name] and we argue about money.", "Tell me more about the money."), "gate:placeholder"),
@@ -138,8 +146,9 @@ WORST = [
         "gate:repetition",
     ),
     (
+        # ungrounded too, but the rewriting tool's meta-text is found first (gates run in order)
         Turn("How are you today? I am fine, thanks.", "Here is a revised version of the text with edits for grammar."),
-        "gate:ungrounded",
+        "gate:placeholder",
     ),
 ]
 

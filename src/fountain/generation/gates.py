@@ -238,7 +238,9 @@ _NAME = re.compile(r"^[A-Z][a-z]+\.?$")
 _META = re.compile(
     r"\b(?:(?:describe|write|continue|create|imagine) (?:a|the|this) (?:scene|scenario)"
     r"|for the scenario|the scene description|scene of your own creation|role-?play(?:ing)?"
-    r"|as an ai|ai language model)\b",
+    r"|as an ai|ai language model"
+    # the rewriting tool's voice ("Here's a rewritten version of the text with improved clarity")
+    r"|(?:revised|rewritten|reworked|polished|edited) version of (?:the|this|that|your) (?:text|message|story|passage))\b",
     re.I,
 )
 
