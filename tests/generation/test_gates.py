@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fountain.generation.gates import Quality, Scene, check_utterance_gates, run_gates
+from fountain.generation.gates import check_utterance_gates, run_gates
 from fountain.generation.rules import Rules
+from fountain.generation.scene import Quality, Scene
 from fountain.generation.validate import validate_completion
 from fountain.spec.load import load_spec
 from fountain.types import Turn
@@ -100,6 +101,35 @@ WORST = [
         ),
         "gate:role_reversal",
     ),
+    (
+        # the local model's user lines of quality's marriage_counsel run: the helper's voice
+        Turn(
+            "You're a long way from home, so I'll be happy to help you with your next case about money.",
+            "Tell me about the money arguments.",
+        ),
+        "gate:role_reversal",
+    ),
+    (
+        Turn("I'm glad you found the information helpful about money and chores.", "Thank you."),
+        "gate:role_reversal",
+    ),
+    (
+        # meta-text of the local model on a fresh spec (bakery), here on the marriage scene
+        Turn("I'll describe a scene from my own story about money.", "Tell me about the money arguments."),
+        "gate:placeholder",
+    ),
+    (
+        Turn("We argue about money. I'll provide further details for the scenario: 1. The chores.", "Go on."),
+        "gate:placeholder",
+    ),
+    (
+        # the counselor answering every line like a rewriting tool
+        Turn(
+            "We argue about money and chores every week.",
+            "Here's a revised version of the text with suggested edits for grammar and style: money.",
+        ),
+        "gate:placeholder",
+    ),
     (Turn("John Smith", "How are you today? Tell me about the money arguments."), "gate:placeholder"),
     (Turn("the user", "a counselor"), "gate:placeholder"),
     (Turn("Hi, I am [Your Name] and we argue about money.", "Tell me more about the money."), "gate:placeholder"),
@@ -117,8 +147,9 @@ WORST = [
         "gate:repetition",
     ),
     (
+        # ungrounded too, but the rewriting tool's meta-text is found first (gates run in order)
         Turn("How are you today? I am fine, thanks.", "Here is a revised version of the text with edits for grammar."),
-        "gate:ungrounded",
+        "gate:placeholder",
     ),
 ]
 
@@ -251,3 +282,27 @@ def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
         "outside, which calms the conversation down and makes room for listening and for new agreements."
     )
     assert reason((Turn(user, answer),), scene) == "gate:echo"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "How can I help you?",
+        "So what brings you here?",
+        "Welcome to our clinic.",
+        "What can I do for you?",
+        "I'm here to listen to you.",
+        "Thank you for reaching out.",
+        "How are you feeling today?",
+        "I'll be happy to help you.",
+        "I am glad to help.",
+        "I'm glad you found the advice helpful.",
+        "Good luck with your next case.",
+    ],
+)
+def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
+    from fountain.generation.gate_text import MessageText, absent
+    from fountain.generation.gates import _SERVICE, _SERVICE_HINTS
+
+    assert _SERVICE.search(line), line
+    assert not absent(MessageText(line), _SERVICE_HINTS), line

@@ -215,3 +215,13 @@ def test_cli_dry_run_calls_no_model_and_prints_calls_and_cost(tmp_path, capsys, 
     assert "estimated cost: $" in stdout and "budget $2.00" in stdout
     assert "would start a new run" in stdout
     assert not out.exists()  # nothing written
+
+
+def test_dry_run_counts_aliased_directions_once():
+    """``in-depth`` and ``deepen`` are one prompt, planned once: the dry run counts them once."""
+    spec = fake_spec()
+    spec.seed_directions = ("calm", "angry", "sad", "Calm")
+    spec.derivational_directions = ("deepen", "in-depth", "breadth")
+    estimate = estimate_run(spec, PriceTable.load(), "openai", "gpt-4o-mini")
+    assert estimate.seed_calls == 3 * 2
+    assert estimate.derivation_calls_max == 6 * 4 * 2 * 1

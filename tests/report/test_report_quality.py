@@ -82,3 +82,32 @@ def test_the_html_report_shows_the_quality_section_with_its_warnings():
     page = _quality_html(q)
     assert "placeholder rate" in page and "Janus GPT-4" in page
     assert "WARNING: GROUNDING IS 0" in page
+
+
+MARRIED = parse(
+    """erDiagram
+    COUNSELOR ||--|{ COUNSELEE : "provides counseling to"
+    COUNSELEE ||--|| PARTNER : "is married to"
+    COUNSELEE {
+        string concern "frequent arguments about money and chores"
+    }
+"""
+)
+
+
+def test_user_as_assistant_uses_the_diagrams_relations_like_the_gate():
+    """'your husband' in a user line is the counselor speaking when the diagram marries the
+    counselee: the report counts it exactly as ``gate:role_reversal`` rejects it."""
+    from fountain.generation.gates import RoleReversal, Scene
+
+    observer = "It seems like your husband is just as passionate about money as you are."
+    own = "My husband and I argue about money and chores every week."
+    conversation = conv(observer, "What happens in those arguments?", own, "Thank you for telling me.")
+    q = quality_section([conversation], diagram=MARRIED, user_role="COUNSELEE", assistant_role="COUNSELOR")
+    assert q["figures"]["user_as_assistant_rate"] == 0.5
+    scene = Scene.from_diagram(MARRIED, "COUNSELEE", "COUNSELOR")
+    assert not RoleReversal().check_message("user", observer, scene)[0]
+    assert RoleReversal().check_message("user", own, scene)[0]
+    # Without the relation (no diagram) the line is read as neutral, as before.
+    plain = quality_section([conversation], user_role="COUNSELEE", assistant_role="COUNSELOR")
+    assert plain["figures"]["user_as_assistant_rate"] == 0

@@ -14,6 +14,7 @@ from fountain.frameworks.base import Framework
 from fountain.frameworks.edge_votes import edge_select, uses_edges
 from fountain.frameworks.records import STATE_FILE
 from fountain.generation.plan import DERIVATION, Task, prefix_lengths, task_id
+from fountain.spec.directions import distinct_directions
 from fountain.types import Sample
 
 # Feedback with rank selection: the top ceil(S/2) conversations of a population of S each get
@@ -30,7 +31,7 @@ class Feedback(Framework):
         directions, from a prefix shorter than the parent (so each variation rewrites its end)."""
         spec = self.ctx.effective
         gen = spec.generation
-        directions = list(spec.derivational_directions)
+        directions = distinct_directions(spec.derivational_directions)  # aliases: one prompt
         per_slot = RANK_VARIATIONS if self.ctx.plan.selection == "rank" else 1
         seen: Counter = Counter()
         tasks = []

@@ -9,6 +9,7 @@ from typing import Any
 from fountain.frameworks.base import Framework
 from fountain.frameworks.records import reject_record
 from fountain.generation.plan import SEED, Task, task_id
+from fountain.spec.directions import distinct_directions
 from fountain.types import Sample
 
 
@@ -24,7 +25,8 @@ class Filter(Framework):
         per_direction = spec.generation.seeds_per_direction * max(1, len(personas))
         start = (round_number - 1) * per_direction
         tasks = []
-        for d, direction in enumerate(spec.seed_directions):
+        # Aliased directions (``in-depth`` / ``deepen``) are one prompt: planned once.
+        for d, direction in enumerate(distinct_directions(spec.seed_directions)):
             for index in range(start, start + per_direction):
                 persona = personas[index % len(personas)] if personas else None
                 tasks.append(

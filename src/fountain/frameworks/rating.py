@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fountain.frameworks.embeddings import Embeddings
-from fountain.frameworks.records import dedup_view, reject_record
+from fountain.frameworks.records import dedup_view, family_keys, reject_record
 from fountain.types import Sample
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,6 +50,7 @@ class Rating:
         )
         everything = list(earlier) + list(samples)
         views = [dedup_view(s) for s in everything]
+        families = family_keys(everything)
         findings = dedup([conversation_text(v) for v in views], settings=settings)
         dropped = findings.dropped
         alive = [i for i in range(len(everything)) if i not in dropped]
@@ -64,6 +65,8 @@ class Rating:
             "threshold": settings.embedding_threshold,
             "neighbours": settings.neighbours,
             "alive": alive,
+            "families": [families[i] for i in alive],
+            "family_threshold": settings.family_threshold,
             "candidates": [views[i] for i in alive] if embedding and len(alive) >= 2 else [],
         }
 
@@ -76,7 +79,14 @@ class Rating:
             stages_run.append("embedding")
             if vectors is not None:
                 alive = work["alive"]
-                found = embedding_duplicates(vectors, range(len(alive)), work["threshold"], work["neighbours"])
+                found = embedding_duplicates(
+                    vectors,
+                    range(len(alive)),
+                    work["threshold"],
+                    work["neighbours"],
+                    families=work["families"],
+                    family_threshold=work["family_threshold"],
+                )
                 findings += [
                     DuplicateFinding(alive[f.index], alive[f.duplicate_of_index], f.method, f.score) for f in found
                 ]

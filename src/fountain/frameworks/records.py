@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,22 @@ def dedup_view(sample: Sample) -> tuple:
     if prov.kind != SEED and prov.conversation_type != "instruct" and prov.prefix_turns:
         return tuple(sample.turns[prov.prefix_turns :])
     return tuple(sample.turns)
+
+
+def family_keys(samples: Sequence[Sample]) -> list[str]:
+    """The family of each sample: the id of the seed it grew from (its own id for a seed),
+    following ``parent_id`` through ``samples`` (a Feedback variation of a variation reaches the
+    seed); a parent not among them is the family itself. Dedup compares one family's members by
+    their new turns at a stricter embedding threshold (:mod:`fountain.raters.dedup`)."""
+    parents = {s.id: s.provenance.parent_id for s in samples}
+    keys = []
+    for sample in samples:
+        key, seen = sample.id, set()
+        while parents.get(key) and key not in seen:
+            seen.add(key)
+            key = parents[key] or key
+        keys.append(key)
+    return keys
 
 
 def reject_record(sample: Sample, reason: str, detail: str, *, keep_text: bool = False, **extra: Any) -> dict[str, Any]:

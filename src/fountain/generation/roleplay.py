@@ -12,10 +12,10 @@ are faster.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from fountain.providers.base import Message
+from fountain.providers.base import Message, Sampling
 from fountain.types import Turn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +25,7 @@ HISTORY_TURNS = 3
 SCENE_MAX_CHARS = 1200
 # Completion budgets per utterance (tokens): a user line is short, an answer longer; instruct
 # asks for one long paragraph on each side.
-USER_MAX_TOKENS = 64
+USER_MAX_TOKENS = 96  # 64 cut one long sentence of the 135M model's in two too often (gate:cut_off)
 ASSISTANT_MAX_TOKENS = 160
 INSTRUCT_USER_MAX_TOKENS = 180
 INSTRUCT_ASSISTANT_MAX_TOKENS = 360
@@ -131,15 +131,35 @@ def opening_topic(spec: Any) -> str:
     return ""
 
 
+# A turn-by-turn retry of the local model is a new draw from a wider distribution: the 135M model
+# asked again with the same settings tends to write the same echo (a new seed is not enough).
+RETRY_TEMPERATURE_STEP = 0.1
+RETRY_TEMPERATURE_MAX = 1.0
+RETRY_REPEAT_PENALTY = (1.1, 1.2, 1.3, 1.35, 1.4)  # by attempt
+
+
+def retry_sampling(sampling: Sampling, attempt: int) -> Sampling:
+    """``sampling`` for the ``attempt``-th ask of one utterance (0: unchanged): temperature and
+    llama.cpp's repeat penalty rise with each retry."""
+    if attempt <= 0:
+        return sampling
+    base = sampling.temperature if sampling.temperature is not None else 0.7
+    temperature = round(max(base, min(base + RETRY_TEMPERATURE_STEP * attempt, RETRY_TEMPERATURE_MAX)), 3)
+    penalty = RETRY_REPEAT_PENALTY[min(attempt, len(RETRY_REPEAT_PENALTY) - 1)]
+    return replace(sampling, temperature=temperature, repeat_penalty=penalty)
+
+
 # What a turn-by-turn retry tells the model about its rejected line (by reason code).
 RETRY_HINTS = {
     "gate:role_reversal": "Your last line spoke as the {other}. You are the {me}: do not greet, welcome, "
     "introduce yourself as the {other} or offer help.",
-    "gate:echo": "Your last line repeated what was already said. Say something new.",
+    "gate:echo": "Your last line repeated what was already said. Do not repeat the {other}'s words or your own: "
+    "say something new, in different words.",
     "elimination:repetition": "Your last line repeated what was already said. Say something new.",
     "gate:repetition": "Your last line repeated itself. Say it once, in plain words.",
     "gate:cut_off": "Your last line stopped mid-sentence. Write complete sentences.",
-    "gate:placeholder": "Your last line was not a real utterance (a name, a bracket or code). Speak in full sentences.",
+    "gate:placeholder": "Your last line was not a real utterance (a name, a bracket, code, or talk about the "
+    "scene or the story). Speak in full sentences, as yourself.",
     "elimination:placeholder": "Your last line was a single word. Speak in full sentences.",
     "elimination:narration": "Your last line narrated the scene. Speak only your own words.",
 }
@@ -207,7 +227,7 @@ class Roleplay:
             (
                 "Describe your situation in one detailed paragraph."
                 if self.instruct
-                else "Say one short thing, 1-3 sentences."
+                else 'Say one short thing, 1-3 sentences, starting with "I" or "My".'
             )
             + " Only your own words: no narration, no stage directions, no names before lines."
         )

@@ -63,7 +63,7 @@ class Rules:
     delimiter: str | None = None
     leak_words: tuple[str, ...] = LEAK_WORDS
     roles: tuple[str, ...] = ()  # role names, stripped from the start of turn-by-turn utterances
-    scene: Any = None  # fountain.generation.gates.Scene: the quality gates (None: no gates)
+    scene: Any = None  # fountain.generation.scene.Scene: the quality gates (None: no gates)
 
     @classmethod
     def from_spec(
@@ -77,7 +77,7 @@ class Rules:
             lo = hi = 1
         lo, hi = max(1, lo), max(1, hi)
         delimiter = (spec.delimiter or "").strip() or None
-        from fountain.generation.gates import Scene
+        from fountain.generation.scene import Scene
 
         return cls(
             type=kind,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fountain.errors import ProviderError
-from fountain.generation.gates import check_utterance_gates
+from fountain.generation.gates import check_utterance_gates, is_cut_off
 from fountain.generation.plan import DERIVATION, SEED, Task
 from fountain.generation.requests import (
     canonical_direction,
@@ -28,6 +28,7 @@ from fountain.generation.requests import (
     short_hash,
     spec_sampling,
 )
+from fountain.generation.roleplay import retry_sampling
 from fountain.generation.rules import Accepted, Rejected, Rules
 from fountain.generation.shape import request_schema
 from fountain.generation.utterance import check_utterance, clean_utterance, trim_to_sentence
@@ -43,6 +44,9 @@ if TYPE_CHECKING:  # pragma: no cover
 RAW_MAX_CHARS = 20_000  # raw answers kept in rejects.jsonl are cut here
 PROVIDER_ERROR = "provider_error"  # reject reason; such tasks are tried again on resume
 REASK = "Your previous answer was invalid: {detail}. Answer again with only the JSON object."
+# Turn-by-turn utterances the local model may ask again (at least; the spec's max_retries if more).
+LOCAL_UTTERANCE_RETRIES = 4
+LOCAL_CONVERSATION_RESTARTS = 1  # a rejected turn-by-turn conversation of the local model: started again
 
 
 class Model(Protocol):
@@ -230,6 +234,27 @@ class Worker:
             return Rejected("schema", f"the answer could not be validated: {type(error).__name__}: {error}")
 
     async def _turns_task(self, task: Task, parent: Sample | None) -> Outcome:
+        """A turn-by-turn conversation; with the local model a rejected one is started again
+        (LOCAL_CONVERSATION_RESTARTS times, new draws; each restart is a rejects.jsonl line)."""
+        state = _Attempts()
+        restarts = LOCAL_CONVERSATION_RESTARTS if self.provider_name == "local" else 0
+        for restart in range(restarts + 1):
+            outcome = await self._turns_once(task, parent, state, restart)
+            if outcome.sample is not None or restart == restarts or outcome.reject is None:
+                return outcome
+            reject = outcome.reject
+            state.retried.append(
+                {
+                    "role": "conversation",
+                    "attempt": restart,
+                    "reason": reject["reason"],
+                    "detail": reject["detail"],
+                    "raw": "",
+                }
+            )
+        raise AssertionError("unreachable")
+
+    async def _turns_once(self, task: Task, parent: Sample | None, state: _Attempts, restart: int) -> Outcome:
         assert self.roleplay is not None
         roleplay = self.roleplay
         prefix = self._prefix(task, parent)
@@ -240,7 +265,6 @@ class Worker:
         n_turns = rng.randint(lo, hi)
         history = list(prefix)
         continuation: list[Turn] = []
-        state = _Attempts()
         prompt_hash = messages_hash(roleplay.user_messages(instructions, task.persona, history, example))
         failure: Rejected | None = None
         for _ in range(n_turns):
@@ -248,6 +272,7 @@ class Worker:
                 task,
                 "user",
                 state,
+                restart=restart,
                 history=history,
                 messages=lambda h=tuple(history): roleplay.user_messages(instructions, task.persona, h, example),
             )
@@ -258,6 +283,7 @@ class Worker:
                 task,
                 "assistant",
                 state,
+                restart=restart,
                 history=history,
                 user_text=user,
                 messages=lambda h=tuple(history), u=user: roleplay.assistant_messages(instructions, h, u),
@@ -270,9 +296,13 @@ class Worker:
             history.append(turn)
         if failure is not None and len(continuation) < lo:
             return self._reject(task, failure, state, prompt_hash)
-        # A conversation whose later utterance failed every retry ends where it was still good.
+        # A conversation whose later utterance failed every retry ends where it was still good;
+        # so does one whose last turns fail a conversation-level rule (an echo of an earlier turn).
         parent_turns = parent.turns if parent is not None else ()
         problem = check_turns(continuation, self.rules, kind=task.kind, prefix=prefix, parent=parent_turns)
+        while problem is not None and len(continuation) > lo:
+            continuation.pop()
+            problem = check_turns(continuation, self.rules, kind=task.kind, prefix=prefix, parent=parent_turns)
         if problem is not None:
             return self._reject(task, problem, state, prompt_hash)
         return self._accept(task, tuple(prefix) + tuple(continuation), state, prompt_hash, state.last_attempt)
@@ -283,6 +313,7 @@ class Worker:
         role: str,
         state: _Attempts,
         *,
+        restart: int = 0,
         history: Sequence[Turn],
         messages: Callable[..., tuple[Message, ...]],  # called with no arguments
         user_text: str | None = None,
@@ -294,9 +325,11 @@ class Worker:
             sampling = replace(sampling, stop=self.roleplay.stop(role))
         problem: Rejected | None = None
         earlier = {" ".join(words(m)) for t in history for m in (t.user, t.assistant)}
+        # One line is cheap to ask again: the local model gets at least LOCAL_UTTERANCE_RETRIES.
+        retries = max(self.max_retries, LOCAL_UTTERANCE_RETRIES) if self.provider_name == "local" else self.max_retries
         if user_text is not None:
             earlier.add(" ".join(words(user_text)))
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(retries + 1):
             if attempt:
                 self._on_retry()
             sent = messages()
@@ -307,9 +340,9 @@ class Worker:
             request = Request(
                 messages=sent,
                 schema=None,
-                sampling=sampling,
+                sampling=retry_sampling(sampling, attempt) if self.provider_name == "local" else sampling,
                 sample_index=task.index,
-                seed=self._attempt_seed(attempt),
+                seed=self._attempt_seed(attempt + 1000 * restart),  # a restarted conversation: new draws
                 purpose=f"{task.kind}:{role}",
             )
             completion = await self.dispatcher.complete(request)
@@ -325,7 +358,8 @@ class Worker:
                 # only a role label, "COUNSELEE:", does not count).
                 paragraphs = [p for p in text.split("\n\n") if p.strip()]
                 text = next((p for p in paragraphs if clean_utterance(p, self.rules.roles)), "")
-            if completion.finish_reason == "length":
+            if completion.finish_reason == "length" or is_cut_off(text):
+                # Cut at the token limit or a stop sequence: keep the full sentences before.
                 text = trim_to_sentence(text)
             problem = self._other_label(text, role)
             text = clean_utterance(text, self.rules.roles)

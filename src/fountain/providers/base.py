@@ -22,6 +22,7 @@ class Sampling:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()  # stop sequences (the local provider; others ignore them)
+    repeat_penalty: float | None = None  # llama.cpp's repeat penalty (the local provider; others ignore it)
 
     def to_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -31,6 +32,8 @@ class Sampling:
         }
         if self.stop:
             values["stop"] = list(self.stop)
+        if self.repeat_penalty is not None:  # in the cache key only when set
+            values["repeat_penalty"] = self.repeat_penalty
         return values
 
 

@@ -235,10 +235,12 @@ def estimate_run(
     gen = spec.generation
     instruct = getattr(gen, "type", "conversation") == "instruct"
     personas = max(1, len(getattr(spec, "personas", ()) or ()))
-    seeds = len(spec.seed_directions) * gen.seeds_per_direction * personas
+    from fountain.spec.directions import distinct_directions  # aliases are one direction
+
+    seeds = len(distinct_directions(spec.seed_directions)) * gen.seeds_per_direction * personas
     min_turns = 1 if instruct else max(1, gen.min_turns)
     max_turns = 1 if instruct else max(min_turns, gen.max_turns)
-    per_prefix = len(spec.derivational_directions) * max(0, gen.derivations_per_direction)
+    per_prefix = len(distinct_directions(spec.derivational_directions)) * max(0, gen.derivations_per_direction)
     derivations_max = seeds * (1 if instruct else _prefix_count(max_turns, gen.max_prefix_turns)) * per_prefix
     derivations_min = seeds * (1 if instruct else _prefix_count(min_turns, gen.max_prefix_turns)) * per_prefix
     attempts = 1 + max(0, getattr(gen, "max_retries", 0))

@@ -221,7 +221,9 @@ class LocalProvider:
             "temperature": float(pick("temperature", DEFAULT_TEMPERATURE)),
             "top_p": float(pick("top_p", DEFAULT_TOP_P)),
             "max_tokens": int(pick("max_tokens", DEFAULT_MAX_TOKENS)),
-            "repeat_penalty": float(extra.get("repeat_penalty", DEFAULT_REPEAT_PENALTY)),
+            "repeat_penalty": float(
+                getattr(over, "repeat_penalty", None) or extra.get("repeat_penalty", DEFAULT_REPEAT_PENALTY)
+            ),
         }
         for name in ("top_k", "min_p", "presence_penalty", "frequency_penalty"):
             if name in extra:

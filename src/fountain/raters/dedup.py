@@ -9,7 +9,11 @@ MinHash, then embeddings):
    datasketch's MinHash LSH (128 permutations); each candidate pair the LSH index proposes is
    confirmed with the exact Jaccard of the two shingle sets before anything is dropped;
 3. **embedding**: cosine similarity of the (L2-normalised) embeddings >= 0.9, found with
-   ``search.self_knn``.
+   ``search.self_knn``. Two conversations of one *family* (a seed and the derivations grown from
+   it, given as ``families``) share the seed's topic by design: genuine Janus derivations of one
+   seed score 0.90-0.93 against each other on their new turns alone. Within a family the
+   embedding stage asks for ``family_threshold`` (0.95) instead: a paraphrased copy still scores
+   above it, and the exact and MinHash stages treat every pair alike.
 
 Samples are visited in index order and the earlier sample is always the one kept, so the result
 does not depend on which of two duplicates the LSH or the k-NN search happens to return first.
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +52,9 @@ class DedupSettings:
     minhash_seed: int = 1
     embedding: bool = True
     embedding_threshold: float = 0.9
+    # Within one family (a seed and its derivations, see ``families`` in :func:`dedup`): the same
+    # topic by design, so only a near-copy counts (planted paraphrases score above 0.97).
+    family_threshold: float = 0.95
     # Neighbours looked at per sample in the embedding stage. A sample with more than this many
     # earlier near-duplicates, all already dropped, could be missed; 16 is ample in practice.
     neighbours: int = 16
@@ -95,12 +102,18 @@ def shingles(text: str, size: int = 3) -> set[str]:
 
 
 def dedup(
-    samples_texts: Sequence[str], *, embeddings: np.ndarray | None = None, settings: DedupSettings | None = None
+    samples_texts: Sequence[str],
+    *,
+    embeddings: np.ndarray | None = None,
+    settings: DedupSettings | None = None,
+    families: Sequence[Hashable] | None = None,
 ) -> DedupFindings:
     """Find duplicates among ``samples_texts`` (earlier samples win).
 
     ``embeddings`` (n, dim), L2-normalised and in the same order, enables the embedding stage;
     without them that stage is skipped and the result says so in ``stages_skipped``.
+    ``families`` (one key per sample, e.g. the id of the seed it grew from) makes the embedding
+    stage compare two samples of one family at ``settings.family_threshold``.
     """
     settings = settings or DedupSettings()
     n = len(samples_texts)
@@ -134,7 +147,12 @@ def dedup(
         logger.info("dedup: embedding stage skipped (no embeddings given)")
     else:
         found = embedding_duplicates(
-            np.asarray(embeddings, dtype=np.float32), alive, settings.embedding_threshold, settings.neighbours
+            np.asarray(embeddings, dtype=np.float32),
+            alive,
+            settings.embedding_threshold,
+            settings.neighbours,
+            families=families,
+            family_threshold=settings.family_threshold,
         )
         findings += found
         run.append("embedding")
@@ -211,11 +229,19 @@ def _jaccard(a: set[str], b: set[str]) -> float:
 
 
 def embedding_duplicates(
-    embeddings: np.ndarray, indices: Sequence[int], threshold: float, neighbours: int = 16
+    embeddings: np.ndarray,
+    indices: Sequence[int],
+    threshold: float,
+    neighbours: int = 16,
+    *,
+    families: Sequence[Hashable] | None = None,
+    family_threshold: float | None = None,
 ) -> list[DuplicateFinding]:
     """Samples whose cosine similarity with a kept earlier sample >= ``threshold``.
 
-    "Earlier" is the order of ``indices`` (ascending when called from :func:`dedup`).
+    "Earlier" is the order of ``indices`` (ascending when called from :func:`dedup`). With
+    ``families`` (a key per sample, indexed like ``embeddings``), two samples of the same family
+    must reach ``family_threshold`` (at least ``threshold``) instead.
     """
     from fountain.embed.search import self_knn
 
@@ -236,6 +262,13 @@ def embedding_duplicates(
             # Only an earlier sample that was itself kept can absorb this one.
             if int(col) in dropped:
                 continue
+            if (
+                families is not None
+                and family_threshold is not None
+                and sim < family_threshold
+                and families[indices[row]] == families[indices[int(col)]]
+            ):
+                continue  # one seed's family shares its topic by design: only a near-copy counts
             if sim > best_score or (sim == best_score and col < best):
                 best, best_score = int(col), float(sim)
         if best >= 0:

@@ -11,16 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fountain.generation.facts import mentioned_facts, scene_facts
+from fountain.generation.facts import mentioned_facts
 from fountain.generation.gates import (
     CutOff,
     Placeholder,
-    Quality,
     RoleReversal,
-    Scene,
     echoes,
     prose_grams,
 )
+from fountain.generation.scene import Scene
 from fountain.generation.validate import words
 
 # (what it measures, what good looks like, the Janus GPT-4 figure)
@@ -38,13 +37,14 @@ DEFINITIONS: dict[str, tuple[str, str, float | None]] = {
     ),
     "user_as_assistant_rate": (
         "share of user messages that speak as the assistant's role (role labels, 'welcome to our "
-        "clinic', 'how can I help you', introducing itself as that role)",
+        "clinic', 'how can I help you', introducing itself as that role, 'your partner' when the diagram "
+        "puts the partner on the user's side): the gate gate:role_reversal's rules",
         "at most 5%",
         0.0,
     ),
     "placeholder_rate": (
         "share of messages that are placeholders: names only, '[Your Name]', 'the user', JSON fragments, "
-        "fewer than 2 words",
+        "meta-text ('describe a scene', 'role-play'), fewer than 2 words",
         "0%",
         0.0,
     ),
@@ -94,8 +94,8 @@ def quality_section(
     role_consistency: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Figures, definitions and warnings for ``conversations`` (each a list of (role, text))."""
-    facts = scene_facts(diagram) if diagram is not None else ()
-    scene = Scene(user_role or "user", assistant_role or "assistant", facts, Quality())
+    scene = Scene.from_diagram(diagram, user_role, assistant_role)  # the gates' rules, relations included
+    facts = scene.facts
     cut, place, role = CutOff(), Placeholder(), RoleReversal()
     messages = cut_n = place_n = echo_n = users = reversed_n = grounded = 0
     repetition: list[float] = []
