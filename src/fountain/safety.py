@@ -37,6 +37,14 @@ def read_limited(path: Path, what: str, where: str, limit: int = MAX_FILE_BYTES)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
         raise FileProblem(_open_problem(path, what, where, error)) from None
+    except ValueError:  # a name the file system cannot hold: a lone surrogate, a NUL byte
+        raise FileProblem(
+            Problem(
+                f"{what} {safe_text(str(path))!r} is not a usable file name",
+                where,
+                f"{what} must name a plain text file by a printable name",
+            )
+        ) from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):

@@ -113,6 +113,16 @@ def test_a_non_string_key_inside_a_block_is_a_located_error(tmp_path, capsys, ke
     assert exit_code == 1 and "Traceback" not in output
 
 
+@pytest.mark.parametrize("name", ["\\ud800", "a\\x00b.txt"])
+def test_a_file_name_the_file_system_cannot_hold_is_a_located_error(tmp_path, capsys, name):
+    # found by tests/spec/test_spec_fuzz.py: os.open raised UnicodeEncodeError / ValueError
+    folder = _with(make_spec(tmp_path), f'personas_file: "{name}"\n')
+    problem = find_problem(load_error(folder), "not a usable file name")
+    assert problem.location.startswith(str(folder / "setup.yaml"))
+    code, output = run_cli(["validate", "--target-folder", str(folder)], capsys)
+    assert code == 1 and "Traceback" not in output
+
+
 def test_a_lone_surrogate_in_category_is_a_located_error(tmp_path):
     folder = make_spec(tmp_path, VALID.replace("category: marriage counsel", 'category: "a \\ud800 b"'))
     problem = find_problem(load_error(folder), "surrogate")
