@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from typing import Any
 
 # --- deterministic answers -----------------------------------------------------------------------
@@ -248,3 +249,20 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts / Anthropic blocks / Gemini parts
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
+
+
+def openai_envelope(text: str, model: str, rng: random.Random, size: int) -> dict[str, Any]:
+    """A chat.completion body carrying ``text``."""
+    prompt_tokens, completion_tokens = size // 4, len(text) // 4
+    return {
+        "id": f"chatcmpl-{rng.randrange(1 << 48):012x}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from fountain.testing.mock_answers import (
     _user_text,
     conversation_without_schema,
     instance_from_schema,
+    openai_envelope,
 )
 
 # --- the three APIs --------------------------------------------------------------------------------
@@ -90,20 +90,7 @@ class _OpenAI(_Api):
             # A turn-by-turn request (fountain's role-play prompt, "Only your own words", one
             # utterance of one role, no JSON asked): plain text, as a model would.
             text = _grounded({"assistant": _user_text(rng)}, body)["assistant"]
-        completion_tokens = len(text) // 4
-        prompt_tokens = size // 4
-        return {
-            "id": f"chatcmpl-{rng.randrange(1 << 48):012x}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        return openai_envelope(text, model, rng, size)
 
     def error(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
         code = {"quota": "insufficient_quota", "401": "invalid_api_key", "404": "model_not_found"}.get(kind)

@@ -10,9 +10,7 @@ the ``judge_scores`` option; ``judge_malformed: N`` answers the next N judge req
 
 from __future__ import annotations
 
-import random
 import re
-import time
 from typing import Any
 
 from fountain.providers.fake_judge import SCHEMA_TITLE, judge_answer
@@ -46,20 +44,3 @@ def judge_reply(body: dict[str, Any], options: Any) -> str | None:
         names = list(dict.fromkeys(_RUBRIC_LINE.findall(rubric)))
         schema = {"properties": {"scores": {"properties": {name: {} for name in names}}}}
     return judge_answer(schema, prompt, options.judge_scores)
-
-
-def openai_envelope(text: str, model: str, rng: random.Random, size: int) -> dict[str, Any]:
-    """A chat.completion body carrying ``text``."""
-    prompt_tokens, completion_tokens = size // 4, len(text) // 4
-    return {
-        "id": f"chatcmpl-{rng.randrange(1 << 48):012x}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
