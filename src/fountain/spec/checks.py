@@ -25,16 +25,6 @@ DEFAULT_MAX_TURNS = 8  # GenerationSettings.max_turns (not imported: fountain.sp
 
 _SECRET_KEY = re.compile(r"(^|[_\-])(api[_\-]?key|apikey|secret|password|token|access[_\-]?token)$", re.IGNORECASE)
 
-_TYPE_WORDS = {
-    "string": "text",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "a mapping of keys",
-    "null": "nothing (null)",
-}
-
 _IDENTIFIER_ROLE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 

@@ -4,7 +4,6 @@ hint (the key that was meant, the expected type and range, the required keys).""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -12,18 +11,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import Problem
-from fountain.spec.model import CONVERSATION, INSTRUCT
 from fountain.spec.schema_fast import surely_valid
 from fountain.spec.sourcefile import KeyPath, Locator, key_path
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-
-TYPES = (CONVERSATION, INSTRUCT)
-DEFAULT_MAX_TURNS = 8  # GenerationSettings.max_turns (not imported: fountain.spec.load imports this module)
-
-_SECRET_KEY = re.compile(r"(^|[_\-])(api[_\-]?key|apikey|secret|password|token|access[_\-]?token)$", re.IGNORECASE)
 
 _TYPE_WORDS = {
     "string": "text",
@@ -34,8 +27,6 @@ _TYPE_WORDS = {
     "object": "a mapping of keys",
     "null": "nothing (null)",
 }
-
-_IDENTIFIER_ROLE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 @lru_cache(maxsize=1)
