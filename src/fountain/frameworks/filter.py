@@ -8,8 +8,7 @@ from typing import Any
 
 from fountain.frameworks.base import Framework
 from fountain.frameworks.records import reject_record
-from fountain.generation.plan import SEED, Task, task_id
-from fountain.spec.directions import distinct_directions
+from fountain.generation.plan import SEED, Task, seed_tasks
 from fountain.types import Sample
 
 
@@ -23,25 +22,12 @@ class Filter(Framework):
         spec = self.ctx.effective
         personas = tuple(spec.personas)
         per_direction = spec.generation.seeds_per_direction * max(1, len(personas))
-        start = (round_number - 1) * per_direction
-        tasks = []
-        # Aliased directions (``in-depth`` / ``deepen``) are one prompt: planned once.
-        for d, direction in enumerate(distinct_directions(spec.seed_directions)):
-            for index in range(start, start + per_direction):
-                persona = personas[index % len(personas)] if personas else None
-                tasks.append(
-                    Task(
-                        task_id(SEED, direction, index, None, 0, persona),
-                        SEED,
-                        direction,
-                        index,
-                        persona,
-                        None,
-                        0,
-                        (d, index),
-                    )
-                )
-        return tasks
+        return seed_tasks(
+            spec.seed_directions,
+            spec.generation.seeds_per_direction,
+            personas,
+            first_index=(round_number - 1) * per_direction,
+        )
 
     async def run(self) -> list[Sample]:
         plan = self.ctx.plan

@@ -56,12 +56,15 @@ def task_id(
     return f"{'s' if kind == SEED else 'd'}-{digest}"
 
 
-def seed_tasks(directions: Sequence[str], seeds_per_direction: int, personas: Sequence[str] = ()) -> list[Task]:
-    """The seed tasks in plan order."""
+def seed_tasks(
+    directions: Sequence[str], seeds_per_direction: int, personas: Sequence[str] = (), *, first_index: int = 0
+) -> list[Task]:
+    """The seed tasks in plan order; sample indices from ``first_index`` (Filter's later rounds
+    plan fresh indices, so their ids and cache keys differ from every other round's)."""
     tasks = []
     per_direction = seeds_per_direction * max(1, len(personas))
     for d, direction in enumerate(distinct_directions(directions)):
-        for index in range(per_direction):
+        for index in range(first_index, first_index + per_direction):
             persona = personas[index % len(personas)] if personas else None
             tasks.append(
                 Task(
