@@ -90,3 +90,12 @@ def test_no_shared_grams_means_no_repeated_sentence(pairs, prefix_turns):
         if i >= start:
             assert not sentences & seen[role]
         seen[role] |= sentences
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="abZ9' .,-_\n\"é", max_size=40))
+def test_stems_from_the_words_are_the_stems_of_the_text(text):
+    """On ASCII text the stems come from the words already split; they equal facts.stems."""
+    from fountain.generation.facts import stems
+
+    assert MessageText(text).stems == stems(text)

@@ -306,3 +306,44 @@ def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
 
     assert _SERVICE.search(line), line
     assert not absent(MessageText(line), _SERVICE_HINTS), line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Let me describe a scene from my own story.",
+        "Here are the details for the scenario.",
+        "This is a scene of your own creation.",
+        "We could role-play the talk first.",
+        "Roleplaying it helps.",
+        "As an AI, I cannot feel that.",
+        "I am an AI language model.",
+        "Here's a revised version of the text with edits.",
+        "Here is a rewritten version of your message.",
+    ],
+)
+def test_every_meta_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
+    from fountain.generation.gate_text import MessageText, absent
+    from fountain.generation.gates import _META, _META_HINTS
+
+    assert _META.search(line), line
+    assert not absent(MessageText(line), _META_HINTS), line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Hello, I'm the counselor here.",
+        "I am your counselor today.",
+        "I work as a marriage counselor.",
+        "My work as a counselor taught me this.",
+        "As your counselor, I suggest a pause.",
+    ],
+)
+def test_every_introduction_holds_a_hint_so_the_shortcut_never_skips_it(line):
+    from fountain.generation.gate_text import MessageText, absent
+    from fountain.generation.gates import _INTRODUCTION_HINTS, _role_patterns
+
+    me = _role_patterns("Counselee", "Counselor", ())[1]
+    assert me.search(line), line
+    assert not absent(MessageText(line), _INTRODUCTION_HINTS), line

@@ -79,7 +79,24 @@ _SERVICE = re.compile(
     re.I,
 )
 # one in every match (each alternative above holds one; tests/generation/test_gates.py checks it)
-_SERVICE_HINTS = ("how ", "what ", "welcome to ", "here to ", "thank you for ", " to help", "glad ", "next case")
+_SERVICE_HINTS = (
+    "how can i ",
+    "how may i ",
+    "how could i ",
+    "what brings you ",
+    "welcome to ",
+    "what can i do for you",
+    "here to ",
+    "thank you for ",
+    "how are you feeling today",
+    " to help",
+    "glad ",
+    "next case",
+)
+
+
+# one in every match of the "introduces itself as the other role" pattern of _role_patterns
+_INTRODUCTION_HINTS = ("i'm ", "i am ", "i work as ", "my work as ", "as your ")
 
 
 @lru_cache(maxsize=64)
@@ -118,7 +135,12 @@ class RoleReversal:
             return False, f"the {role} message carries a role label: {_show(text[match.start() :])}"
         if role == "user":
             other = scene.labels[1]
-            if other not in ("assistant",) and not (other.isascii() and absent(view, other)) and me.search(text):
+            if (
+                other not in ("assistant",)
+                and not (other.isascii() and absent(view, other))
+                and not absent(view, _INTRODUCTION_HINTS)
+                and me.search(text)
+            ):
                 return False, f"the user introduces itself as the {other}: {_show(text)}"
             service = None if absent(view, _SERVICE_HINTS) else _SERVICE.search(text)
             if service:
@@ -159,6 +181,8 @@ _META = re.compile(
     r"|(?:revised|rewritten|reworked|polished|edited) version of (?:the|this|that|your) (?:text|message|story|passage))\b",
     re.I,
 )
+# one in every _META match ("scene"/"scenario", "role-play", "as an ai", "ai language model", "version")
+_META_HINTS = ("scen", "role", "an ai", "language model", "version")
 
 
 class Placeholder:
@@ -176,7 +200,7 @@ class Placeholder:
         match = _BRACKET.search(text) if ("[" in text or "<" in text) else None
         if match:
             return False, f"the {role} message has a placeholder {match.group(0)!r}: {_show(text)}"
-        match = _META.search(text)
+        match = None if absent(view, _META_HINTS) else _META.search(text)
         if match:
             return (
                 False,
