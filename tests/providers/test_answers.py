@@ -56,6 +56,19 @@ async def test_a_deeply_nested_answer_is_a_malformed_answer(mock_server, monkeyp
     assert info.value.reason in ("too_deep", "not_json") and info.value.retryable
 
 
+@pytest.mark.parametrize("extra", [1, 40])
+def test_a_body_one_level_too_deep_is_too_deep_and_the_limit_itself_passes(extra):
+    from fountain.providers.answers import MAX_DEPTH, parse_body
+
+    def nested(depth: int) -> bytes:
+        return b'{"a": ' * (depth - 1) + b"[1]" + b"}" * (depth - 1)
+
+    assert parse_body(nested(MAX_DEPTH), "openai") is not None
+    with pytest.raises(MalformedAnswerError) as info:
+        parse_body(nested(MAX_DEPTH + extra), "openai")
+    assert info.value.reason == "too_deep"
+
+
 async def test_deep_json_inside_the_content_leaves_data_unset(mock_server, monkeypatch):
     text = "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5)
     completion = await _complete(mock_server, monkeypatch, _answer(text))

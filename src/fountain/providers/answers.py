@@ -70,9 +70,17 @@ def parse_body(raw: bytes | str, provider: str) -> Any:
     except ValueError as error:
         head = raw[:120]
         raise MalformedAnswerError(provider, "not_json", f"malformed JSON ({str(error)[:120]}): {head!r}") from None
-    if depth_exceeds(value):
+    if _may_nest_deeply(raw) and depth_exceeds(value):
         raise MalformedAnswerError(provider, "too_deep", f"JSON nests deeper than {MAX_DEPTH} levels")
     return value
+
+
+def _may_nest_deeply(raw: bytes | str) -> bool:
+    """False when the JSON text cannot nest deeper than :data:`MAX_DEPTH`: each level opens a
+    container, so it has at most as many levels as ``{`` and ``[`` characters."""
+    if isinstance(raw, str):
+        return raw.count("{") + raw.count("[") > MAX_DEPTH
+    return raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
 
 
 def content_text(content: Any, provider: str) -> str:
@@ -107,7 +115,7 @@ def parse_data(text: str, *, strict: bool = True) -> Any:
             value = json.loads(text, strict=False)
     except (ValueError, RecursionError):
         return None
-    return None if depth_exceeds(value) else value
+    return None if _may_nest_deeply(text) and depth_exceeds(value) else value
 
 
 def usage_of(source: Any, prompt_key: str = "prompt_tokens", completion_key: str = "completion_tokens") -> Usage:

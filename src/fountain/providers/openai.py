@@ -84,6 +84,8 @@ def refuses_format(status: int, message: str | None) -> bool:
 
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+# asyncio.timeout (Python 3.11+) bounds a request without a task of its own (wait_for makes one)
+_timeout: Any = getattr(asyncio, "timeout", None)
 
 
 def normalize_base_url(base_url: str | None) -> str:
@@ -250,7 +252,11 @@ class OpenAIProvider:
         async with pacing.slot() as timeout_s:
             started = time.monotonic()
             try:
-                answer = await asyncio.wait_for(self._transport.post(self._url, body), timeout_s)
+                if _timeout is not None:  # Python 3.11+: no task of its own per request
+                    async with _timeout(timeout_s):
+                        answer = await self._transport.post(self._url, body)
+                else:
+                    answer = await asyncio.wait_for(self._transport.post(self._url, body), timeout_s)
             except (TransportTimeout, asyncio.TimeoutError) as error:
                 slow_not_dead = pacing.can_wait_longer
                 pacing.timed_out(started)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 from fountain.errors import RateLimitError
 
@@ -54,6 +53,7 @@ class ServerPacing:
         self.timeouts = 0
         self._adjusted_at = float("-inf")  # when the cap and timeout last changed
         self._changed: asyncio.Condition | None = None
+        self._waiting = 0  # tasks waiting for a place: a place given back wakes them only then
 
     @property
     def timeout_s(self) -> float:
@@ -75,21 +75,10 @@ class ServerPacing:
             self._changed = asyncio.Condition()
         return self._changed
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[float]:
-        """Hold one in-flight place (waiting while the cap is reached); yields the timeout."""
-        if self.cap is not None:
-            changed = self._condition()
-            async with changed:
-                await changed.wait_for(lambda: self.cap is None or self.in_flight < self.cap)
-        self.in_flight += 1
-        try:
-            yield self.timeout_s
-        finally:
-            self.in_flight -= 1
-            if self._changed is not None:
-                async with self._changed:
-                    self._changed.notify_all()
+    def slot(self) -> _PacingSlot:
+        """``async with pacing.slot() as timeout_s:`` holds one in-flight place (waiting while
+        the cap is reached) and gives the timeout for the request sent in it."""
+        return _PacingSlot(self)
 
     def answered(self, started: float) -> None:
         """An answer arrived for a request sent at ``started`` (``time.monotonic()``)."""
@@ -114,3 +103,35 @@ class ServerPacing:
     def describe(self) -> str:
         cap = "no cap" if self.cap is None else f"at most {self.cap} in flight"
         return f"timeout now {self.timeout_s:g}s, {cap}"
+
+
+class _PacingSlot:
+    """One in-flight place of a :class:`ServerPacing` (a class, not a generator-based context
+    manager: it is entered once per request)."""
+
+    __slots__ = ("_pacing",)
+
+    def __init__(self, pacing: ServerPacing):
+        self._pacing = pacing
+
+    async def __aenter__(self) -> float:
+        pacing = self._pacing
+        if pacing.cap is not None:
+            changed = pacing._condition()
+            pacing._waiting += 1
+            try:
+                async with changed:
+                    await changed.wait_for(lambda: pacing.cap is None or pacing.in_flight < pacing.cap)
+            finally:
+                pacing._waiting -= 1
+        pacing.in_flight += 1
+        return pacing.timeout_s
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pacing = self._pacing
+        pacing.in_flight -= 1
+        if pacing._waiting and pacing._changed is not None:
+            async with pacing._changed:
+                pacing._changed.notify_all()
