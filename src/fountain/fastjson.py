@@ -21,6 +21,7 @@ JSON nested deeper than the interpreter's recursion limit raises ``ValueError`` 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 try:
@@ -61,3 +62,25 @@ def loads(data: bytes | str) -> Any:
 def dumps(value: Any) -> str:
     """:func:`dumps_bytes` as text."""
     return dumps_bytes(value).decode("utf-8")
+
+
+# 19 digits in a row: an integer JSON may hold that orjson reads as a float (2**63 has 19 digits;
+# every integer of 18 digits or fewer fits in 64 bits). Digits inside strings count too, which only
+# sends a few more lines to ``json.loads``.
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def loads_exact(data: bytes | str) -> Any:
+    """Parse JSON exactly as ``json.loads`` does (every integer exact), with orjson where that
+    gives the same value: text without a 19-digit run and that orjson accepts. For the files
+    fountain wrote (journals, caches) and reads back whole; raises ``ValueError`` as
+    ``json.loads`` does."""
+    if orjson is not None:
+        pattern = _LONG_DIGITS_BYTES if isinstance(data, (bytes, bytearray)) else _LONG_DIGITS
+        if not pattern.search(data):  # type: ignore[arg-type]
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                pass  # json.loads words the error (or takes what orjson does not: NaN, surrogates)
+    return json.loads(data)

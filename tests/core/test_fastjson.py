@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,3 +144,36 @@ def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tm
     again = go()
     assert HalfEmojiProvider.calls == 2  # every answer came from the cache
     assert again.dataset_records == 1 and (out / "dataset.jsonl").read_bytes() == dataset
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet="0123456789ab\\\"é\ud800", max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_VALUES)
+def test_loads_exact_reads_what_json_loads_reads_big_integers_included(value):
+    text = json.dumps(value)
+    expected = json.loads(text)
+    for data in (text, text.encode("utf-8", "surrogatepass")):
+        try:
+            got = fastjson.loads_exact(data)
+        except ValueError:
+            continue  # bytes holding a lone surrogate: json.loads refuses those too (checked below)
+        assert repr(got) == repr(expected)
+        assert type(got) is type(expected)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1', "[1,]", b'{"a": "\xff"}', "", "NaN x"])
+def test_loads_exact_refuses_what_json_loads_refuses(text):
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        fastjson.loads_exact(text)

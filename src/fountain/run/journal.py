@@ -21,7 +21,6 @@ naming file:line. :func:`read_record` reads one record back from its position.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -267,7 +266,7 @@ def _changed(path: Path, offset: int, why: str) -> NoReturn:
 
 def _parse(data: bytes, path: Path, offset: int) -> dict[str, Any]:
     try:
-        record = json.loads(data)
+        record = fastjson.loads_exact(data)
     except ValueError as error:
         _changed(path, offset, str(error))
     if not isinstance(record, dict):
@@ -346,7 +345,7 @@ class JournalScan:
                     offset = good_end = line_end
                     continue
                 try:
-                    record = json.loads(raw)
+                    record = fastjson.loads_exact(raw)
                     if not isinstance(record, dict):
                         raise ValueError("not a JSON object")
                 except ValueError as error:  # UnicodeDecodeError is a ValueError

@@ -3,7 +3,6 @@ entry per sample, the recently used ones in memory) and a run result's samples r
 
 from __future__ import annotations
 
-import json
 import operator
 import os
 from array import array
@@ -13,6 +12,7 @@ from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
+from fountain import fastjson
 from fountain.errors import OutputError
 from fountain.generation.plan import SEED
 from fountain.run.atomic import AtomicFile
@@ -233,7 +233,7 @@ class ResultSamples(SequenceABC[Sample]):
             self._check(path, identity)
             with open(path, "rb") as handle:
                 for line in handle:
-                    yield Sample.from_record(json.loads(line))
+                    yield Sample.from_record(fastjson.loads_exact(line))
 
     def __repr__(self) -> str:
         return f"<ResultSamples: {self._len} samples in {', '.join(p.name for p, _, _ in self._parts)}>"
