@@ -151,7 +151,7 @@ _JSON_VALUES = st.recursive(
     | st.booleans()
     | st.integers(min_value=-(2**80), max_value=2**80)
     | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(alphabet="0123456789ab\\\"é\ud800", max_size=30),
+    | st.text(alphabet='0123456789ab\\"é\ud800', max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
     max_leaves=12,
 )

@@ -25,6 +25,19 @@ def test_a_completed_round_leaves_the_manifest_running_and_exports_nothing(tmp_p
     assert result.dataset_records == accepted == sum(result.counts["accepted"].values())
 
 
+def test_the_round_result_tallies_the_seeds_it_left_in_the_journals(tmp_path):
+    """What the runner counts at the end (seed turn counts, accepted samples) comes from the
+    round's index: the same as reading the rewritten journals, a resumed session included."""
+    spec = load_spec(make_spec(tmp_path))
+    out = tmp_path / "out"
+    run_round(spec, options(out, seeds_per_direction=1), FakeProvider())
+    result = run_round(spec, options(out, seeds_per_direction=3), FakeProvider())
+    seeds = records(out / "seeds.jsonl")
+    assert len(seeds) > 1
+    assert result.seed_turns == tuple(len(r["messages"]) // 2 for r in seeds)
+    assert result.dataset_records == len(seeds) + len(records(out / "derivations.jsonl"))
+
+
 def _end(**changes) -> RoundEnd:
     base = RoundEnd(
         output_dir=None,  # type: ignore[arg-type]

@@ -123,7 +123,12 @@ class RunContext:
     def journal_tally(self) -> tuple[list[int], int]:
         """The turn counts of the accepted seeds, and how many samples were accepted (each id
         once), streamed from the journals: what the end of a run counts, without holding the
-        samples (:meth:`journal_samples` reads them all)."""
+        samples (:meth:`journal_samples` reads them all). After a round of this run, the round's
+        own tally: the journals are the ones it rewrote from its index (nothing writes them
+        after the last round)."""
+        last = self.results[-1] if self.results else None
+        if last is not None and last.seed_turns is not None:
+            return list(last.seed_turns), last.dataset_records
         from fountain.generation.plan import SEED
         from fountain.run.journal import scan_journal
 

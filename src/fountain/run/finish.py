@@ -117,4 +117,5 @@ def finish_round(end: RoundEnd) -> RunResult:
         manifest_path=manifest_path,
         resumed=bool(manifest.runs[:-1]),
         mode=end.mode,
+        seed_turns=tuple(end.samples.entry(i).turns for i in seeds),
     )

@@ -153,6 +153,9 @@ class RunResult:
     manifest_path: Path | None = None
     resumed: bool = False
     mode: str = "json"
+    # The turn counts of the accepted seeds in the journals this round left (each id once), from
+    # the engine's index: what the end of a run tallies, without reading the journals again.
+    seed_turns: tuple[int, ...] | None = None
 
 
 def effective_spec(spec: Spec, options: RunOptions) -> Spec:
