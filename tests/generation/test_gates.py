@@ -347,3 +347,18 @@ def test_every_introduction_holds_a_hint_so_the_shortcut_never_skips_it(line):
     me = _role_patterns("Counselee", "Counselor", ())[1]
     assert me.search(line), line
     assert not absent(MessageText(line), _INTRODUCTION_HINTS), line
+
+
+@pytest.mark.parametrize("line", ["How is YOUR Husband?", "Tell your wife.", "your  partner", "Is your Ex-Wife there?"])
+def test_every_relation_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
+    from fountain.generation.gate_text import MessageText, absent
+    from fountain.generation.gates import _relation_hints, _role_patterns
+
+    relations = ("husband", "wife", "ex-wife")
+    yours = _role_patterns("Counselee", "Counselor", relations)[2]
+    mine_line = line.replace("your", "my").replace("YOUR", "MY")
+    mine = _role_patterns("Counselee", "Counselor", relations)[3]
+    for pattern, text, possessive in ((yours, line, "your "), (mine, mine_line, "my ")):
+        if pattern.search(text):
+            assert not absent(MessageText(text), _relation_hints(possessive, relations)), text
+    assert _relation_hints("my ", ("ehefrau", "frau\u0131")) == ("my ",)

@@ -100,6 +100,15 @@ _INTRODUCTION_HINTS = ("i'm ", "i am ", "i work as ", "my work as ", "as your ")
 
 
 @lru_cache(maxsize=64)
+def _relation_hints(possessive: str, relations: tuple[str, ...]) -> tuple[str, ...]:
+    """What every match of "<possessive><relation>" holds, lower-cased: the possessive alone
+    when a relation is not ASCII (IGNORECASE may then match letters ``str.lower`` does not)."""
+    if not all(r.isascii() for r in relations):
+        return (possessive,)
+    return tuple(possessive + r.lower() for r in relations)
+
+
+@lru_cache(maxsize=64)
 def _role_patterns(
     user_role: str, assistant_role: str, relations: tuple[str, ...]
 ) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None, re.Pattern[str] | None]:
@@ -145,10 +154,11 @@ class RoleReversal:
             service = None if absent(view, _SERVICE_HINTS) else _SERVICE.search(text)
             if service:
                 return False, f"the user speaks as the {other} ({service.group(0)!r}): {_show(text)}"
-            found = yours.search(text) if yours is not None and not absent(view, "your ") else None
+            hints = _relation_hints("your ", scene.user_relations)
+            found = yours.search(text) if yours is not None and not absent(view, hints) else None
             if found:
                 return False, f"the user speaks as the {other} ({found.group(0)!r}): {_show(text)}"
-        elif mine is not None and not absent(view, "my "):
+        elif mine is not None and not absent(view, _relation_hints("my ", scene.user_relations)):
             # The assistant's side has no partner in the scene: "my husband" is the user speaking.
             found = mine.search(text)
             if found:
