@@ -440,3 +440,29 @@ def test_pe_plan_warns_when_delta_or_private_data_make_the_guarantee_weak(tmp_pa
         ),
     )
     assert not any("1/N" in note or "mostly noise" in note for note in sound.notes)
+
+
+def test_gen_without_dedup_exports_the_journals_without_holding_the_samples(tmp_path):
+    from fountain.run.samples import ResultSamples
+
+    setup = SETUP.replace("{seeds}", "3").replace("{derivations}", "1") + "raters:\n  dedup:\n    enabled: false\n"
+    spec = load_spec(make_spec(tmp_path, setup=setup))
+    out = tmp_path / "out"
+    result = run_framework(spec, options(out), provider=FakeProvider())
+    journals = records(out / "seeds.jsonl") + records(out / "derivations.jsonl")
+    dataset = records(out / "dataset.jsonl")
+    assert len(dataset) == len(journals) > 6
+    assert [d["metadata"]["id"] for d in dataset] == [j["metadata"]["id"] for j in journals]
+    assert [d["messages"] for d in dataset] == [j["messages"] for j in journals]
+    # the result's samples are read from the journals on demand, not a list held in memory
+    assert isinstance(result.samples, ResultSamples) and len(result.samples) == len(dataset)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["dataset_records"] == len(dataset)
+    assert manifest["framework"]["dedup"] == {"enabled": False}
+
+
+def test_the_result_says_resumed_only_when_an_earlier_run_was_continued(tmp_path):
+    spec = load_spec(make_spec(tmp_path, seeds=1, derivations=1))
+    out = tmp_path / "out"
+    assert run_framework(spec, options(out), provider=FakeProvider()).resumed is False
+    assert run_framework(spec, options(out), provider=FakeProvider()).resumed is True

@@ -10,6 +10,7 @@ through its :class:`~fountain.frameworks.context.RunContext`, rates with its
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 from fountain.frameworks.context import RunContext
@@ -32,5 +33,5 @@ class Framework(ABC):
         self.privacy = privacy
 
     @abstractmethod
-    async def run(self) -> list[Sample]:
+    async def run(self) -> Sequence[Sample]:
         """Generate and rate; return the dataset (the runner exports it)."""

@@ -3,6 +3,8 @@ the model for a scenario and personas (:mod:`fountain.generation.enrich`, done b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fountain.frameworks.base import Framework
 from fountain.types import Sample
 
@@ -10,11 +12,11 @@ from fountain.types import Sample
 class Gen(Framework):
     name = "Gen"
 
-    async def run(self) -> list[Sample]:
+    async def run(self) -> Sequence[Sample]:
         ctx = self.ctx
         result = await ctx.run_round()
         ctx.seeds_requested = result.counts.get("seeds_requested", 0)
-        kept, rejects, info = await self.rating.dedup(result.samples)
+        kept, rejects, info = await self.rating.dedup_last(result.samples)
         ctx.framework_rejects = rejects
         ctx.info["dedup"] = info
         return kept

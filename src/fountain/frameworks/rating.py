@@ -134,6 +134,17 @@ class Rating:
         vectors = await self.embeddings.encode_async(work["candidates"]) if work["candidates"] else None
         return self._end(work, vectors)
 
+    async def dedup_last(
+        self, samples: Sequence[Sample]
+    ) -> tuple[Sequence[Sample], list[dict[str, Any]], dict[str, Any]]:
+        """:meth:`dedup` of the run's last round, whose samples go straight to the export: with
+        dedup off they come back as they are (a round's
+        :class:`~fountain.run.samples.ResultSamples` are read from the journals once, by the
+        export, never all held in memory)."""
+        if not self.ctx.source.raters.dedup.enabled:
+            return samples, [], {"enabled": False}
+        return await self.dedup(samples)
+
     def dedup_sync(
         self, samples: Sequence[Sample], earlier: Sequence[Sample] = ()
     ) -> tuple[list[Sample], list[dict[str, Any]], dict[str, Any]]:

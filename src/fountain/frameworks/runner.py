@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class Runner:
             plan, options, provider, rounds=framework_cls.rounds, enriches=framework_cls.enriches
         )
         self.own_provider = provider is None
+        self.resumed = False
         self.embeddings = Embeddings(ctx, embedder)
         self.rating = Rating(ctx, self.embeddings, noise_rng)
         self.privacy = PrivacyAccount(ctx)
@@ -84,7 +86,7 @@ class Runner:
             self.ctx.options.export.resume,
             provider=public_identity(self.ctx.provider.identity()),
         )
-        self.ctx.resuming = decision.resuming
+        self.ctx.resuming = self.resumed = decision.resuming
         state = load_state(self.ctx.output_dir) if self.ctx.resuming else None
         if state is not None and state.get("framework") != self.framework.name:
             raise OutputError(
@@ -165,7 +167,7 @@ class Runner:
         write_jsonl_atomic(path, merged)
         return merged
 
-    def _export(self, dataset: list[Sample]) -> Path:
+    def _export(self, dataset: Sequence[Sample]) -> Path:
         from fountain.run.export import export_dataset
 
         fmt = dataset_format(self.ctx.effective, self.ctx.options)
@@ -189,7 +191,7 @@ class Runner:
 
         Console(stderr=True).print(f"[yellow]warning: {escape(text)}[/]")
 
-    def _finish(self, dataset: list[Sample]) -> RunResult:
+    def _finish(self, dataset: Sequence[Sample]) -> RunResult:
         """The end of a completed run: rejects, the export, the manifest completed."""
         from fountain.run.manifest import Manifest
         from fountain.run.review import dropped_ids
@@ -250,7 +252,7 @@ class Runner:
             output_dir=self.ctx.output_dir,
             dataset_path=path,
             dataset_records=written,
-            samples=[s for s in dataset if s.id not in dropped],
+            samples=[s for s in dataset if s.id not in dropped] if dropped else dataset,
             counts=counts,
             retries=sum(r.retries for r in self.ctx.results),
             stats=_combine_stats(self.ctx.stats),
@@ -258,7 +260,7 @@ class Runner:
             warnings=list(self.ctx.warnings),
             stopped=None,
             manifest_path=manifest_path,
-            resumed=self.ctx.resuming or bool(last and last.resumed),
+            resumed=self.resumed,  # this invocation continued an earlier one (not: ran several rounds)
             mode=mode,
         )
 
