@@ -477,3 +477,17 @@ def test_deeply_nested_yaml(tmp_path, capsys):
     error = load_error(folder)
     assert "nested too deeply" in error.message
     assert_cli(folder, capsys, "nested too deeply")
+
+
+@pytest.mark.parametrize(
+    "old, new, hint",
+    [
+        ("max_turns: 4", "max_turns: -3", "max_turns: 1"),
+        ("temperature: 0.7", "temperature: 9", "2 is the maximum"),
+    ],
+)
+def test_a_value_out_of_range_gets_a_hint_with_the_bound(tmp_path, capsys, old, new, hint):
+    folder = make_spec(tmp_path, VALID.replace(old, new))
+    problem = find_problem(load_error(folder), "must be")
+    assert problem.hint and hint in problem.hint
+    assert "hint:" in assert_cli(folder, capsys, problem.location)
