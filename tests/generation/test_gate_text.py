@@ -99,3 +99,12 @@ def test_stems_from_the_words_are_the_stems_of_the_text(text):
     from fountain.generation.facts import stems
 
     assert MessageText(text).stems == stems(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "a b", "`x`", "d."]), max_size=30))
+def test_the_gram_set_and_count_are_those_of_the_gram_list(pieces):
+    text = " ".join(pieces)
+    fresh, listed = MessageText(text), MessageText(text)
+    assert fresh.gram_set == frozenset(listed.grams) == listed.gram_set
+    assert fresh.gram_count == len(listed.grams)

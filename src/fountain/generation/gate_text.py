@@ -85,8 +85,17 @@ class MessageText:
     def gram_set(self) -> frozenset[Gram]:
         """The prose's distinct word 4-grams."""
         if self._gram_set is None:
-            self._gram_set = frozenset(self.grams)
+            if self._grams is not None:
+                self._gram_set = frozenset(self._grams)
+            else:  # straight from the words: no list of the 4-grams on the way
+                w = self.prose_words
+                self._gram_set = frozenset(zip(w, w[1:], w[2:], w[3:], strict=False))
         return self._gram_set
+
+    @property
+    def gram_count(self) -> int:
+        """How many 4-grams the prose has (``len(self.grams)``, repeats counted)."""
+        return max(0, len(self.prose_words) - 3)
 
     @property
     def sentences(self) -> set[Gram]:

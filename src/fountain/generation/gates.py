@@ -318,13 +318,13 @@ class Repetition:
         return self.check_text(role, MessageText(text), scene)
 
     def check_text(self, role: str, view: MessageText, scene: Scene) -> Verdict:
-        grams = view.grams
-        if len(grams) >= 8:
-            repeats = len(grams) - len(view.gram_set)
-            if repeats / len(grams) >= scene.quality.repetition:
+        count = view.gram_count
+        if count >= 8:
+            repeats = count - len(view.gram_set)
+            if repeats / count >= scene.quality.repetition:
                 return (
                     False,
-                    f"the {role} message repeats itself ({repeats} of {len(grams)} 4-grams): {_show(view.text)}",
+                    f"the {role} message repeats itself ({repeats} of {count} 4-grams): {_show(view.text)}",
                 )
         return KEEP
 
