@@ -298,6 +298,9 @@ def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
         "I am glad to help.",
         "I'm glad you found the advice helpful.",
         "Good luck with your next case.",
+        "I've been passionate about helping people.",
+        "My work is about helping couples.",
+        "My job isn't just helping families.",
     ],
 )
 def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
@@ -306,3 +309,63 @@ def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
 
     assert _SERVICE.search(line), line
     assert not absent(MessageText(line), _SERVICE_HINTS), line
+
+
+# README command 1's counselee (the local model, read in full): the user talks about its own role as
+# someone else, or about the helper's clients and work as its own. Each must be role_reversal.
+OWN_ROLE_AS_SOMEONE_ELSE = [
+    "I'm not here to make friends, but rather to help the counselee (you) through the money arguments.",
+    "It's a bit disheartening to hear that some of my clients struggle with money and chores.",
+    "I've been so passionate about helping people, and the money arguments are hard on us.",
+    "My work isn't just about helping people, but about the money fights at home.",
+    "The counselee feels that money is the main problem at home.",
+    "The counselee's partner works nights, and they argue about money.",
+    "Could you support the counselee with the money arguments this week?",
+    "I want every one of my counselees to talk about money openly.",
+]
+
+
+@pytest.mark.parametrize("line", OWN_ROLE_AS_SOMEONE_ELSE)
+def test_a_user_line_about_its_own_role_as_someone_else_is_a_role_reversal(scene, line):
+    turn = Turn(line, "Tell me more about the money arguments at home.")
+    assert reason((turn,), scene) == "gate:role_reversal"
+    assert (
+        "talks about the counselee as someone else" in run_gates((turn,), scene)[1]
+        or "speaks as" in (run_gates((turn,), scene)[1])
+    )
+
+
+# The same words where a reader keeps the line: the user naming its own role in the first person,
+# someone else's patients, a compound noun, a customer with customers of its own.
+OWN_ROLE_KEPT = [
+    "As the counselee, I want to talk about the money arguments at home.",
+    "I'm the counselee here, and the money arguments are wearing me down.",
+    "My partner is a nurse who helps patients all night, and then we argue about money.",
+    "My partner's patients call her at home, and we argue about money and chores.",
+    "Am I a typical counselee? We argue about money and chores every week.",
+]
+
+
+@pytest.mark.parametrize("line", OWN_ROLE_KEPT)
+def test_a_user_line_naming_its_own_role_in_the_first_person_is_kept(scene, line):
+    assert run_gates((Turn(line, "Tell me more about the money arguments at home."),), scene) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "The customer service line kept me on hold, and my customers could not order anything.",
+        "The email client crashes whenever I open an attachment from my clients.",
+        "I'm the customer who called yesterday about the router.",
+        "As a loyal customer, I expect the router to work after a reset.",
+    ],
+)
+def test_a_customer_talking_about_service_clients_and_its_own_customers_is_kept(line):
+    support = Scene(user_role="CUSTOMER", assistant_role="SUPPORT_AGENT")
+    assert run_gates((Turn(line, "Let us reset the router together, step by step."),), support) is None
+
+
+def test_a_customer_talking_about_the_customer_as_someone_else_is_a_role_reversal():
+    support = Scene(user_role="CUSTOMER", assistant_role="SUPPORT_AGENT")
+    line = "The customer is frustrated, so please help the customer (you) reset the router."
+    assert reason((Turn(line, "Let us reset the router together, step by step."),), support) == "gate:role_reversal"

@@ -75,11 +75,39 @@ _SERVICE = re.compile(
     # the helper's voice, seen in the 135M model's user lines (issue 14's local runs)
     r"|i(?:'ll| will|'d| would|'m| am)? (?:be )?(?:happy|glad) to help(?: you|(?=\s*[.!]))"
     r"|glad (?:that )?you found (?:the|this|my|that) (?:information|advice|answer|explanation)s? helpful"
-    r"|(?:with|on) your next case)\b",
+    r"|(?:with|on) your next case"
+    # the helper's work in the user's mouth (README command 1's counselee: "I've been so passionate
+    # about helping people", "some of my clients struggle with marriage issues")
+    r"|passionate about helping (?:people|others|couples|families)"
+    r"|my (?:work|job) (?:is|isn't|is not) (?:just |only )?(?:about )?help(?:ing)? (?:people|others|couples|families))\b",
     re.I,
 )
 # one in every match (each alternative above holds one; tests/generation/test_gates.py checks it)
-_SERVICE_HINTS = ("how ", "what ", "welcome to ", "here to ", "thank you for ", " to help", "glad ", "next case")
+_SERVICE_HINTS = (
+    "how ",
+    "what ",
+    "welcome to ",
+    "here to ",
+    "thank you for ",
+    " to help",
+    "glad ",
+    "next case",
+    "helping ",
+    "my work ",
+    "my job ",
+)
+# Words for the people a helper serves: "my clients" is the helper speaking, unless the user's own
+# role is one that has clients or customers of its own (a business owner calling support).
+_CLIENTELE = ("clients", "patients")
+_HAS_CLIENTELE = ("customer", "client", "user", "owner", "manager", "business")
+# After "the <user role>": a word or mark that makes it a person talked about ("the counselee is",
+# "the counselee's", "the counselee."), not a compound ("the customer service", "the student loan").
+_THIRD_PERSON_NEXT = (
+    r"(?:'s\b|s'|\s*[,.;!?)]|\s*$|\s+(?:is|was|has|had|feels|felt|needs|needed|wants|wanted|says|said|thinks|"
+    r"believes|seems|can|could|should|would|will|may|might|must|and|or|who|through|in|with|about|from|to|"
+    r"here|there|now|again)\b)"
+)
+_HELP_VERB = r"(?:help|support|assist|counsel|guide|treat|serve|teach|tutor|coach)(?:s|ed|ing)?"
 
 
 @lru_cache(maxsize=64)
@@ -100,6 +128,34 @@ def _role_patterns(
         return label, me, None, None
     joined = "|".join(re.escape(n) for n in relations)
     return label, me, re.compile(rf"\byour (?:{joined})\b", re.I), re.compile(rf"\bmy (?:{joined})\b", re.I)
+
+
+@lru_cache(maxsize=64)
+def _own_role_pattern(user_role: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A user line that talks about its own role as someone else, and the substrings one of its
+    matches always holds (the shortcut of :func:`~fountain.generation.gate_text.absent`):
+
+    - a role in parentheses, "(you)" / "(me)": "to help the counselee (you)";
+    - a helping verb on its own role or a client: "support the counselee", "help your client";
+    - "the <own role>" as a person talked about ("the counselee is", "the counselee's"), not after
+      "I'm" / "as" ("as the counselee, I ...");
+    - its own role's plural, or clients/patients, as its own people ("my counselees", "my clients").
+    """
+    own = label_words(user_role).lower()
+    own_words = [own] if own not in ("user", "assistant", "") else []
+    people = [re.escape(w) for w in (*own_words, "client")]
+    group = "|".join(people)
+    clientele = [] if own.endswith(_HAS_CLIENTELE) else [*(f"{re.escape(w)}s" for w in own_words), *_CLIENTELE]
+    parts = [
+        r"\b[\w'-]+\s*\((?:you|me)\)",
+        rf"\b{_HELP_VERB} (?:the|your|this|that|a|an|my) (?:{group})s?\b",
+    ]
+    if own_words:
+        parts.append(rf"(?<!\bi'm )(?<!\bi am )(?<!\bas )(?<!\bi was )\bthe {re.escape(own)}{_THIRD_PERSON_NEXT}")
+    if clientele:
+        parts.append(rf"\bmy (?:{'|'.join(clientele)})\b")
+    hints = ("(you)", "(me)", "client", "patient", *own_words)
+    return re.compile("|".join(parts), re.I), hints
 
 
 class RoleReversal:
@@ -123,6 +179,11 @@ class RoleReversal:
             service = None if absent(view, _SERVICE_HINTS) else _SERVICE.search(text)
             if service:
                 return False, f"the user speaks as the {other} ({service.group(0)!r}): {_show(text)}"
+            own, hints = _own_role_pattern(scene.user_role)
+            found = None if absent(view, hints) else own.search(text)
+            if found:
+                user = scene.labels[0]
+                return False, f"the user talks about the {user} as someone else ({found.group(0)!r}): {_show(text)}"
             found = yours.search(text) if yours is not None and not absent(view, "your ") else None
             if found:
                 return False, f"the user speaks as the {other} ({found.group(0)!r}): {_show(text)}"
