@@ -17,8 +17,8 @@ def test_the_user_reads_its_own_role_as_you_without_a_parenthesis():
     play = Roleplay.from_spec(load_spec(SAMPLES / "marriage_counsel"))
     assert "(you)" not in play.user_scene
     assert "The counselor provides counseling to you." in play.user_scene
-    assert "You are married to the partner." in play.user_scene
-    assert "You provide counseling to the counselee." in play.assistant_scene
+    assert "You are married to your partner." in play.user_scene
+    assert "You provide counseling to your counselee." in play.assistant_scene
 
 
 @pytest.mark.parametrize(

@@ -65,9 +65,11 @@ def scene_prose(diagram: Any, me: str | None = None, *, others_attributes: bool 
             break
     for rel in getattr(diagram, "relationships", ()):
         verb = rel.label or "is related to"
+        right = who(rel.right)
         if rel.left == me:
             verb = _second_person(verb)
-        text = f"{who(rel.left)} {verb} {who(rel.right)}"
+            right = right.replace("the ", "your ", 1)  # "You are married to your partner."
+        text = f"{who(rel.left)} {verb} {right}"
         sentences.append(_sentence(text[0].upper() + text[1:]))
     entity = getattr(diagram, "entity", None)
     for name in getattr(diagram, "entities", ()):
