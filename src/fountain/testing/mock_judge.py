@@ -85,7 +85,9 @@ def judge_reply(body: dict[str, Any], options: Any, api: str = "openai") -> str 
     return judge_answer(schema, prompt, options.judge_scores)
 
 
-def judge_envelope(api: str, body: dict[str, Any], text: str, model: str, rng: random.Random, size: int) -> dict[str, Any]:
+def judge_envelope(
+    api: str, body: dict[str, Any], text: str, model: str, rng: random.Random, size: int
+) -> dict[str, Any]:
     """The response body of ``api`` carrying the judge's answer ``text``: an OpenAI
     chat.completion, an Anthropic message (a ``tool_use`` block when a tool is forced and the text
     is a JSON object, as Claude answers; else a text block), a Gemini candidate."""

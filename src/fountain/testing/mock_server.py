@@ -38,7 +38,6 @@ from typing import Any
 from aiohttp import web
 
 from fountain import aio, fastjson
-from fountain.testing.mock_answers import openai_envelope
 from fountain.testing.mock_apis import _ANTHROPIC, _GEMINI, _OPENAI, _Api, _error, _format_refusal
 from fountain.testing.mock_judge import judge_envelope, judge_reply
 from fountain.testing.mock_state import FAULTS, MockOptions, MockState, RecordedRequest, _sleep_until
