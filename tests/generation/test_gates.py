@@ -123,6 +123,11 @@ WORST = [
         "gate:placeholder",
     ),
     (
+        # the local model's learner (language_tutoring, q2) copying its persona line from the prompt
+        Turn("You are this person: a reflective writer who argues about money.", "Tell me about the money."),
+        "gate:placeholder",
+    ),
+    (
         # the counselor answering every line like a rewriting tool
         Turn(
             "We argue about money and chores every week.",

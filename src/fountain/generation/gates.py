@@ -216,6 +216,8 @@ _META = re.compile(
     r"\b(?:(?:describe|write|continue|create|imagine) (?:a|the|this) (?:scene|scenario)"
     r"|for the scenario|the scene description|scene of your own creation|role-?play(?:ing)?"
     r"|as an ai|ai language model"
+    # the role-play prompt's own words copied into a line ("You are this person: a reflective writer")
+    r"|you are this person|say one short thing|only your own words|speak as yourself, in the first person"
     # the rewriting tool's voice ("Here's a rewritten version of the text with improved clarity")
     r"|(?:revised|rewritten|reworked|polished|edited) version of (?:the|this|that|your) (?:text|message|story|passage))\b",
     re.I,
