@@ -374,3 +374,22 @@ def test_a_customer_talking_about_the_customer_as_someone_else_is_a_role_reversa
     support = Scene(user_role="CUSTOMER", assistant_role="SUPPORT_AGENT")
     line = "The customer is frustrated, so please help the customer (you) reset the router."
     assert reason((Turn(line, "Let us reset the router together, step by step."),), support) == "gate:role_reversal"
+
+
+def test_a_role_restating_a_long_stretch_of_its_own_last_line_is_an_echo(scene):
+    # the local model's tech_support derivation (q2): the user's line two messages later
+    first = (
+        "I'll just make sure to give you a bit more detail about the money. This is a story about how the chores "
+        "pile up at home, and I'm going to share that with you in a way that's easy to read without needing an "
+        "extra sentence."
+    )
+    again = (
+        "I'll just make sure to add a bit more detail, and I'm going to share that with you in a way that's easy "
+        "to read without needing an extra sentence."
+    )
+    turns = (Turn(first, "Which arguments about money worry you most?"), Turn(again, "Let us look at one evening."))
+    assert reason(turns, scene) == "gate:echo"
+    said = [("user", first), ("assistant", "Which arguments about money worry you most?")]
+    assert check_utterance_gates("user", again, scene, said)[0] == "gate:echo"
+    # an assistant may restate its own explanation (Janus GPT-4 does): only the share rule applies there
+    assert check_utterance_gates("assistant", again, scene, [("assistant", first), ("user", "Go on.")]) is None

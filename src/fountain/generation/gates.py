@@ -324,14 +324,24 @@ def echoes(
 ) -> bool:
     """True when a message (``grams``) is mostly an earlier one (``before``): it holds at least
     ``threshold`` of the earlier message's 4-grams and they make at least a third of its own, or
-    are at least :data:`ECHO_COPIED_GRAMS` of them and ``before`` is the message just before
-    (``previous``): a long stretch of the other side's last line copied into a long answer."""
+    are at least :data:`ECHO_COPIED_GRAMS` of them and ``before`` is the message just before or
+    the user's own last one (``previous``, :func:`_previous`): a long stretch of the other side's
+    last line copied into a long answer, or a user restating its own last line ("I'll just make
+    sure to add a bit more detail, and I'm going to share that with you in a way that's easy to
+    read ...")."""
     if len(before) < 3 or not grams or before.isdisjoint(grams):
         return False
     shared = len(before & grams)
     if previous and shared >= ECHO_COPIED_GRAMS:
         return True  # a long stretch of the line just before, however long the answer around it
     return shared / len(before) >= threshold and shared / len(grams) >= ECHO_OWN_SHARE
+
+
+def _previous(k: int, n: int, role: str) -> bool:
+    """Whether the ``k``-th of ``n`` earlier messages is one a long copied stretch may not come
+    from: the message just before, or for a user line its own last line (roles alternate). An
+    assistant may restate its own explanation (the Janus GPT-4 coding answers do)."""
+    return k == n - 1 or (role == "user" and k == n - 2)
 
 
 ECHO_OWN_SHARE = 1 / 3
@@ -393,7 +403,7 @@ class Echo:
             grams = view.gram_set
             if i >= start and grams:
                 for k, (before_role, before) in enumerate(earlier):
-                    if echoes(grams, before, scene.quality.echo, previous=k == len(earlier) - 1):
+                    if echoes(grams, before, scene.quality.echo, previous=_previous(k, len(earlier), role)):
                         return False, f"the {role} message echoes an earlier {before_role} message: {_show(view.text)}"
             earlier.append((role, grams))
         return KEEP
@@ -481,6 +491,6 @@ def check_utterance_gates(
     if scene.quality.wants(Echo.name):
         grams = view.gram_set
         for k, (before_role, before_text) in enumerate(earlier):
-            if echoes(grams, prose_grams(before_text), scene.quality.echo, previous=k == len(earlier) - 1):
+            if echoes(grams, prose_grams(before_text), scene.quality.echo, previous=_previous(k, len(earlier), role)):
                 return PREFIX + Echo.name, f"the {role} echoes an earlier {before_role} message: {_show(text)}"
     return None
