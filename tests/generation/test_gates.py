@@ -300,6 +300,7 @@ def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
         "Thank you for reaching out.",
         "How are you feeling today?",
         "I'll be happy to help you.",
+        "I'm always happy to help with that!",
         "I am glad to help.",
         "I'm glad you found the advice helpful.",
         "Good luck with your next case.",

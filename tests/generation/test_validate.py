@@ -395,6 +395,11 @@ def test_stage_directions_and_the_role_label():
         clean_utterance("The counselor: I'm here *smiles warmly* to help.", ("COUNSELEE", "COUNSELOR"))
         == "I'm here to help."
     )
+    # the local model's learner (language_tutoring, q2): directions in parentheses
+    roles = ("LEARNER", "TUTOR")
+    assert clean_utterance("(smiling, a bit nervously) I'm glad you understand.", roles) == "I'm glad you understand."
+    assert clean_utterance("I love Spanish! (smiling)", roles) == "I love Spanish!"
+    assert clean_utterance("I ordered (in Spanish) a coffee.", roles) == "I ordered (in Spanish) a coffee."
 
 
 @pytest.mark.parametrize(

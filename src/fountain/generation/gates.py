@@ -73,7 +73,7 @@ _SERVICE = re.compile(
     r"|thank you for (?:coming|reaching out|contacting)"
     r"|how are you feeling today"
     # the helper's voice, seen in the 135M model's user lines (issue 14's local runs)
-    r"|i(?:'ll| will|'d| would|'m| am)? (?:be )?(?:happy|glad) to help(?: you|(?=\s*[.!]))"
+    r"|i(?:'ll| will|'d| would|'m| am)? (?:always |so )?(?:be )?(?:happy|glad) to help(?: you| with (?:that|this)|(?=\s*[.!]))"
     r"|glad (?:that )?you found (?:the|this|my|that) (?:information|advice|answer|explanation)s? helpful"
     r"|(?:with|on) your next case"
     # the helper's work in the user's mouth (README command 1's counselee: "I've been so passionate

@@ -57,7 +57,10 @@ def clean_utterance(text: str, roles: Sequence[str] = ()) -> str:
     return text
 
 
-_STAGE = re.compile(r"\*[^*\n]{1,60}\*")
+# *smiles warmly*, (smiling, a bit nervously): stage directions, stripped from a line
+_STAGE = re.compile(
+    r"\*[^*\n]{1,60}\*|\((?:smil|laugh|nodd?|sigh|grin|chuckl|paus|wink|shrug)[a-z]*\b[^()\n]{0,40}\)", re.I
+)
 
 
 # A line that tells the scene instead of speaking in it (read in the local model's tech_support and
