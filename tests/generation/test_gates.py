@@ -301,6 +301,8 @@ def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
         "How are you feeling today?",
         "I'll be happy to help you.",
         "I'm always happy to help with that!",
+        "I'm so glad you found me.",
+        "I'll just go ahead and set up the session for you now.",
         "I am glad to help.",
         "I'm glad you found the advice helpful.",
         "Good luck with your next case.",
@@ -328,6 +330,8 @@ OWN_ROLE_AS_SOMEONE_ELSE = [
     "The counselee's partner works nights, and they argue about money.",
     "Could you support the counselee with the money arguments this week?",
     "I want every one of my counselees to talk about money openly.",
+    # the local model's counselee at HEAD~ (q2's marriage_counsel run)
+    "We argue about money, and I'm so glad you found me. I'll just go ahead and set up the session for you now.",
 ]
 
 

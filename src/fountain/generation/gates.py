@@ -75,6 +75,7 @@ _SERVICE = re.compile(
     # the helper's voice, seen in the 135M model's user lines (issue 14's local runs)
     r"|i(?:'ll| will|'d| would|'m| am)? (?:always |so )?(?:be )?(?:happy|glad) to help(?: you| with (?:that|this)|(?=\s*[.!]))"
     r"|glad (?:that )?you found (?:the|this|my|that) (?:information|advice|answer|explanation)s? helpful"
+    r"|glad (?:that )?you found (?:me|us)\b|set up (?:the|a|your) (?:session|appointment) for you"
     r"|(?:with|on) your next case"
     # the helper's work in the user's mouth (README command 1's counselee: "I've been so passionate
     # about helping people", "some of my clients struggle with marriage issues")
@@ -95,6 +96,7 @@ _SERVICE_HINTS = (
     "helping ",
     "my work ",
     "my job ",
+    "set up ",
 )
 # Words for the people a helper serves: "my clients" is the helper speaking, unless the user's own
 # role is one that has clients or customers of its own (a business owner calling support).
