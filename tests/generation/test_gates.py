@@ -128,6 +128,15 @@ WORST = [
         "gate:placeholder",
     ),
     (
+        # the local model's counselor and counselee at q2's HEAD (marriage_counsel): an editor's voice
+        Turn("We argue about money.", "Here's an example of how we could adjust the paragraph about money."),
+        "gate:placeholder",
+    ),
+    (
+        Turn("I added a personal touch to the money fight. In this scene, I also expanded on it.", "Go on."),
+        "gate:placeholder",
+    ),
+    (
         # the issue's counselor answering every line like a rewriting tool
         Turn(
             "We argue about money and chores every week.",

@@ -28,6 +28,9 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from fountain.generation.gate_text import (
+    META as _META,  # meta-text about the writing task (gate:placeholder)
+)
+from fountain.generation.gate_text import (
     Conversation,
     MessageText,
     absent,
@@ -210,20 +213,6 @@ _STAND_IN = re.compile(
     re.I,
 )
 _NAME = re.compile(r"^[A-Z][a-z]+\.?$")
-
-
-# Meta-text: a line about the writing task instead of a line in the scene (read in the local model's
-# data: "I'll describe a scene from my own story", "details for the scenario: 1. The baker ...").
-_META = re.compile(
-    r"\b(?:(?:describe|write|continue|create|imagine) (?:a|the|this) (?:scene|scenario)"
-    r"|for the scenario|the scene description|scene of your own creation|role-?play(?:ing)?"
-    r"|as an ai|ai language model"
-    # the role-play prompt's own words copied into a line ("You are this person: a reflective writer")
-    r"|you are this person|say one short thing|only your own words|speak as yourself, in the first person"
-    # the rewriting tool's voice ("Here's a rewritten version of the text with improved clarity")
-    r"|(?:revised|rewritten|reworked|polished|edited) version of (?:the|this|that|your) (?:text|message|story|passage))\b",
-    re.I,
-)
 
 
 class Placeholder:
