@@ -137,6 +137,10 @@ WORST = [
         "gate:placeholder",
     ),
     (
+        Turn("In the first paragraph: 1. We argue about money.", "Here's an edited version with minor tweaks."),
+        "gate:placeholder",
+    ),
+    (
         # the counselor answering every line like a rewriting tool
         Turn(
             "We argue about money and chores every week.",

@@ -41,7 +41,10 @@ META = re.compile(
     # the editor's voice (q2's marriage_counsel run: "Here's an example of how we could adjust the
     # paragraph", "In this scene, I also expanded on ...", "creative editing")
     r"|(?:adjust|revise|rewrite|edit|expand) (?:the|this|that|my|your) (?:paragraph|passage|text)"
-    r"|in this scene|the previous (?:scene|paragraph)|creative editing)\b",
+    r"|in this scene|the previous (?:scene|paragraph)|creative editing"
+    # language_tutoring at 48d1e1c: "In the first paragraph: 1. The tutor ...", "Here's an edited version with ..."
+    r"|here(?:'s| is) an? (?:edited|revised|rewritten|reworked) version|the (?:first|next) paragraph"
+    r"|this scene takes place|the scene (?:ends|starts|begins))\b",
     re.I,
 )
 
