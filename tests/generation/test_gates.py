@@ -123,6 +123,24 @@ WORST = [
         "gate:placeholder",
     ),
     (
+        # the local model's learner (language_tutoring, q2) copying its persona line from the prompt
+        Turn("You are this person: a reflective writer who argues about money.", "Tell me about the money."),
+        "gate:placeholder",
+    ),
+    (
+        # the local model's counselor and counselee at q2's HEAD (marriage_counsel): an editor's voice
+        Turn("We argue about money.", "Here's an example of how we could adjust the paragraph about money."),
+        "gate:placeholder",
+    ),
+    (
+        Turn("I added a personal touch to the money fight. In this scene, I also expanded on it.", "Go on."),
+        "gate:placeholder",
+    ),
+    (
+        Turn("In the first paragraph: 1. We argue about money.", "Here's an edited version with minor tweaks."),
+        "gate:placeholder",
+    ),
+    (
         # the issue's counselor answering every line like a rewriting tool
         Turn(
             "We argue about money and chores every week.",
@@ -295,9 +313,15 @@ def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
         "Thank you for reaching out.",
         "How are you feeling today?",
         "I'll be happy to help you.",
+        "I'm always happy to help with that!",
+        "I'm so glad you found me.",
+        "I'll just go ahead and set up the session for you now.",
         "I am glad to help.",
         "I'm glad you found the advice helpful.",
         "Good luck with your next case.",
+        "I've been passionate about helping people.",
+        "My work is about helping couples.",
+        "My job isn't just helping families.",
     ],
 )
 def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
@@ -320,11 +344,26 @@ def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
         "I am an AI language model.",
         "Here's a revised version of the text with edits.",
         "Here is a rewritten version of your message.",
+        "You are this person: a reflective writer.",
+        "Say one short thing.",
+        "Use only your own words.",
+        "Speak as yourself, in the first person.",
+        "Here is how we could adjust the paragraph.",
+        "I could expand this passage.",
+        "Let me edit your text.",
+        "In this scene, I also expanded on it.",
+        "As in the previous paragraph.",
+        "That was creative editing.",
+        "Here's an edited version with fixes.",
+        "In the first paragraph: 1. The tutor.",
+        "This scene takes place at night.",
+        "And the scene ends.",
     ],
 )
 def test_every_meta_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
+    from fountain.generation.gate_text import META as _META
+    from fountain.generation.gate_text import META_HINTS as _META_HINTS
     from fountain.generation.gate_text import MessageText, absent
-    from fountain.generation.gates import _META, _META_HINTS
 
     assert _META.search(line), line
     assert not absent(MessageText(line), _META_HINTS), line
@@ -362,3 +401,84 @@ def test_every_relation_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line)
         if pattern.search(text):
             assert not absent(MessageText(text), _relation_hints(possessive, relations)), text
     assert _relation_hints("my ", ("ehefrau", "frau\u0131")) == ("my ",)
+
+
+# README command 1's counselee (the local model, read in full): the user talks about its own role as
+# someone else, or about the helper's clients and work as its own. Each must be role_reversal.
+OWN_ROLE_AS_SOMEONE_ELSE = [
+    "I'm not here to make friends, but rather to help the counselee (you) through the money arguments.",
+    "It's a bit disheartening to hear that some of my clients struggle with money and chores.",
+    "I've been so passionate about helping people, and the money arguments are hard on us.",
+    "My work isn't just about helping people, but about the money fights at home.",
+    "The counselee feels that money is the main problem at home.",
+    "The counselee's partner works nights, and they argue about money.",
+    "Could you support the counselee with the money arguments this week?",
+    "I want every one of my counselees to talk about money openly.",
+    # the local model's counselee at HEAD~ (q2's marriage_counsel run)
+    "We argue about money, and I'm so glad you found me. I'll just go ahead and set up the session for you now.",
+]
+
+
+@pytest.mark.parametrize("line", OWN_ROLE_AS_SOMEONE_ELSE)
+def test_a_user_line_about_its_own_role_as_someone_else_is_a_role_reversal(scene, line):
+    turn = Turn(line, "Tell me more about the money arguments at home.")
+    assert reason((turn,), scene) == "gate:role_reversal"
+    assert (
+        "talks about the counselee as someone else" in run_gates((turn,), scene)[1]
+        or "speaks as" in (run_gates((turn,), scene)[1])
+    )
+
+
+# The same words where a reader keeps the line: the user naming its own role in the first person,
+# someone else's patients, a compound noun, a customer with customers of its own.
+OWN_ROLE_KEPT = [
+    "As the counselee, I want to talk about the money arguments at home.",
+    "I'm the counselee here, and the money arguments are wearing me down.",
+    "My partner is a nurse who helps patients all night, and then we argue about money.",
+    "My partner's patients call her at home, and we argue about money and chores.",
+    "Am I a typical counselee? We argue about money and chores every week.",
+]
+
+
+@pytest.mark.parametrize("line", OWN_ROLE_KEPT)
+def test_a_user_line_naming_its_own_role_in_the_first_person_is_kept(scene, line):
+    assert run_gates((Turn(line, "Tell me more about the money arguments at home."),), scene) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "The customer service line kept me on hold, and my customers could not order anything.",
+        "The email client crashes whenever I open an attachment from my clients.",
+        "I'm the customer who called yesterday about the router.",
+        "As a loyal customer, I expect the router to work after a reset.",
+    ],
+)
+def test_a_customer_talking_about_service_clients_and_its_own_customers_is_kept(line):
+    support = Scene(user_role="CUSTOMER", assistant_role="SUPPORT_AGENT")
+    assert run_gates((Turn(line, "Let us reset the router together, step by step."),), support) is None
+
+
+def test_a_customer_talking_about_the_customer_as_someone_else_is_a_role_reversal():
+    support = Scene(user_role="CUSTOMER", assistant_role="SUPPORT_AGENT")
+    line = "The customer is frustrated, so please help the customer (you) reset the router."
+    assert reason((Turn(line, "Let us reset the router together, step by step."),), support) == "gate:role_reversal"
+
+
+def test_a_role_restating_a_long_stretch_of_its_own_last_line_is_an_echo(scene):
+    # the local model's tech_support derivation (q2): the user's line two messages later
+    first = (
+        "I'll just make sure to give you a bit more detail about the money. This is a story about how the chores "
+        "pile up at home, and I'm going to share that with you in a way that's easy to read without needing an "
+        "extra sentence."
+    )
+    again = (
+        "I'll just make sure to add a bit more detail, and I'm going to share that with you in a way that's easy "
+        "to read without needing an extra sentence."
+    )
+    turns = (Turn(first, "Which arguments about money worry you most?"), Turn(again, "Let us look at one evening."))
+    assert reason(turns, scene) == "gate:echo"
+    said = [("user", first), ("assistant", "Which arguments about money worry you most?")]
+    assert check_utterance_gates("user", again, scene, said)[0] == "gate:echo"
+    # an assistant may restate its own explanation (Janus GPT-4 does): only the share rule applies there
+    assert check_utterance_gates("assistant", again, scene, [("assistant", first), ("user", "Go on.")]) is None

@@ -395,3 +395,43 @@ def test_stage_directions_and_the_role_label():
         clean_utterance("The counselor: I'm here *smiles warmly* to help.", ("COUNSELEE", "COUNSELOR"))
         == "I'm here to help."
     )
+    # the local model's learner (language_tutoring, q2): directions in parentheses
+    roles = ("LEARNER", "TUTOR")
+    assert clean_utterance("(smiling, a bit nervously) I'm glad you understand.", roles) == "I'm glad you understand."
+    assert clean_utterance("I love Spanish! (smiling)", roles) == "I love Spanish!"
+    assert clean_utterance("I ordered (in Spanish) a coffee.", roles) == "I ordered (in Spanish) a coffee."
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # the local model's tech_support run (q2), each line as it was exported before this rule
+        'I laughed and said, "You know what? I am glad you are doing this."',
+        "The agent looked at you with a friendly smile and started scrolling on her phone.",
+        "I turned to face you, and my expression was warm with a hint of sarcasm.",
+        'We fixed it. You added, "But let me tell you something else."',
+        '"Just want to know how I can help you today," I said with a smile.',
+        "I smiled a little while I was explaining the router problem.",
+    ],
+)
+def test_gestures_quoted_lines_and_a_roles_last_word_are_narration(line):
+    from fountain.generation.utterance import check_utterance
+
+    rules = Rules(roles=("CUSTOMER", "SUPPORT_AGENT"))
+    assert check_utterance(line, "user", rules).reason == "elimination:narration"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "My wife says we never talk about money, and I think she is right.",
+        "I said I would call back after the router reset, so here I am.",
+        "The agent on the phone yesterday told me to reset the router.",
+        "I look at the bills every evening and feel sick about the money.",
+    ],
+)
+def test_speaking_about_what_was_said_is_not_narration(line):
+    from fountain.generation.utterance import check_utterance
+
+    rules = Rules(roles=("CUSTOMER", "SUPPORT_AGENT"))
+    assert check_utterance(line, "user", rules) is None

@@ -230,3 +230,23 @@ def test_an_anthropic_or_gemini_judge_scores_through_its_own_api(tmp_path, mock_
     for record in _accepted(out):
         assert all(1 <= s <= 5 for s in record["metadata"]["judge"]["scores"].values())
     assert judge["judged"] == len(_accepted(out)) + len(_judge_rejects(out))
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("anthropic", "claude-3-5-haiku-latest"), ("gemini", "gemini-2.0-flash")]
+)
+def test_the_mock_pins_an_anthropic_or_gemini_judges_scores_and_malformed_answers(
+    tmp_path, mock_server, monkeypatch, provider, model
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    mock_server.configure(judge_scores={"*": 4, "helpful_safe": 5}, judge_malformed=1)
+    block = f"judge:\n  provider: {provider}\n  model: {model}\n  base_url: {mock_server.url}\n"
+    out = tmp_path / "out"
+    generate(_spec(tmp_path, "\n" + block), run_helpers.options(out, provider="fake"))
+    judge = _manifest(out)["judge"]
+    assert judge["judged"] > 0 and judge["requests"] == judge["judged"] + 1  # the prose verdict asked again
+    assert _judge_rejects(out) == []
+    pinned = {name: 5 if name == "helpful_safe" else 4 for name in CRITERIA}
+    assert [r["metadata"]["judge"]["scores"] for r in _accepted(out)] == [pinned] * judge["judged"]

@@ -191,6 +191,14 @@ class Runner:
 
         Console(stderr=True).print(f"[yellow]warning: {escape(text)}[/]")
 
+    def _note_judge(self, section: Any) -> None:
+        """A re-export that ran no round judged nothing: say so when another judge was asked."""
+        from fountain.run.judge_config import reexport_note
+
+        note = reexport_note(self.ctx.effective, self.ctx.options, self.ctx.provider, section)
+        if note is not None and note not in self.ctx.warnings:
+            self.ctx.warnings.append(note)
+
     def _finish(self, dataset: Sequence[Sample]) -> RunResult:
         """The end of a completed run: rejects, the export, the manifest completed."""
         from fountain.run.manifest import Manifest
@@ -228,6 +236,7 @@ class Runner:
                 manifest.counts.update(counts)
             else:
                 counts = {**manifest.counts, "dataset_records": written}
+                self._note_judge(manifest.extra.get("judge"))
             manifest.extra["framework"] = self.ctx.info
             privacy = self.privacy.section()
             if privacy is not None:

@@ -28,6 +28,44 @@ _STEM_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # fountain.generation.facts' wo
 SENTENCE_MIN_WORDS = 9
 
 
+# Meta-text (gate:placeholder): a line about the writing task instead of a line in the scene (read in the local model's
+# data: "I'll describe a scene from my own story", "details for the scenario: 1. The baker ...").
+META = re.compile(
+    r"\b(?:(?:describe|write|continue|create|imagine) (?:a|the|this) (?:scene|scenario)"
+    r"|for the scenario|the scene description|scene of your own creation|role-?play(?:ing)?"
+    r"|as an ai|ai language model"
+    # the role-play prompt's own words copied into a line ("You are this person: a reflective writer")
+    r"|you are this person|say one short thing|only your own words|speak as yourself, in the first person"
+    # the rewriting tool's voice ("Here's a rewritten version of the text with improved clarity")
+    r"|(?:revised|rewritten|reworked|polished|edited) version of (?:the|this|that|your) (?:text|message|story|passage)"
+    # the editor's voice (q2's marriage_counsel run: "Here's an example of how we could adjust the
+    # paragraph", "In this scene, I also expanded on ...", "creative editing")
+    r"|(?:adjust|revise|rewrite|edit|expand) (?:the|this|that|my|your) (?:paragraph|passage|text)"
+    r"|in this scene|the previous (?:scene|paragraph)|creative editing"
+    # language_tutoring at 48d1e1c: "In the first paragraph: 1. The tutor ...", "Here's an edited version with ..."
+    r"|here(?:'s| is) an? (?:edited|revised|rewritten|reworked) version|the (?:first|next) paragraph"
+    r"|this scene takes place|the scene (?:ends|starts|begins))\b",
+    re.I,
+)
+# One in every META match (each alternative above holds one; tests/generation/test_gates.py checks
+# an example of each): a message without any is not searched.
+META_HINTS = (
+    "scen",
+    "role",
+    "an ai",
+    "language model",
+    "this person",
+    "one short thing",
+    "your own words",
+    "speak as yourself",
+    "version",
+    "paragraph",
+    "passage",
+    "text",
+    "creative editing",
+)
+
+
 def prose(text: str) -> str:
     """``text`` without code (fenced blocks and inline spans): code repeats itself by nature."""
     return _CODE.sub(" ", text) if "`" in text else text

@@ -28,6 +28,12 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from fountain.generation.gate_text import (
+    META as _META,  # meta-text about the writing task (gate:placeholder)
+)
+from fountain.generation.gate_text import (
+    META_HINTS as _META_HINTS,
+)
+from fountain.generation.gate_text import (
     Conversation,
     MessageText,
     absent,
@@ -73,9 +79,14 @@ _SERVICE = re.compile(
     r"|thank you for (?:coming|reaching out|contacting)"
     r"|how are you feeling today"
     # the helper's voice, seen in the 135M model's user lines (issue 14's local runs)
-    r"|i(?:'ll| will|'d| would|'m| am)? (?:be )?(?:happy|glad) to help(?: you|(?=\s*[.!]))"
+    r"|i(?:'ll| will|'d| would|'m| am)? (?:always |so )?(?:be )?(?:happy|glad) to help(?: you| with (?:that|this)|(?=\s*[.!]))"
     r"|glad (?:that )?you found (?:the|this|my|that) (?:information|advice|answer|explanation)s? helpful"
-    r"|(?:with|on) your next case)\b",
+    r"|glad (?:that )?you found (?:me|us)\b|set up (?:the|a|your) (?:session|appointment) for you"
+    r"|(?:with|on) your next case"
+    # the helper's work in the user's mouth (README command 1's counselee: "I've been so passionate
+    # about helping people", "some of my clients struggle with marriage issues")
+    r"|passionate about helping (?:people|others|couples|families)"
+    r"|my (?:work|job) (?:is|isn't|is not) (?:just |only )?(?:about )?help(?:ing)? (?:people|others|couples|families))\b",
     re.I,
 )
 # one in every match (each alternative above holds one; tests/generation/test_gates.py checks it)
@@ -92,7 +103,24 @@ _SERVICE_HINTS = (
     " to help",
     "glad ",
     "next case",
+    "helping ",
+    "my work ",
+    "my job ",
+    "set up ",
 )
+
+# Words for the people a helper serves: "my clients" is the helper speaking, unless the user's own
+# role is one that has clients or customers of its own (a business owner calling support).
+_CLIENTELE = ("clients", "patients")
+_HAS_CLIENTELE = ("customer", "client", "user", "owner", "manager", "business")
+# After "the <user role>": a word or mark that makes it a person talked about ("the counselee is",
+# "the counselee's", "the counselee."), not a compound ("the customer service", "the student loan").
+_THIRD_PERSON_NEXT = (
+    r"(?:'s\b|s'|\s*[,.;!?)]|\s*$|\s+(?:is|was|has|had|feels|felt|needs|needed|wants|wanted|says|said|thinks|"
+    r"believes|seems|can|could|should|would|will|may|might|must|and|or|who|through|in|with|about|from|to|"
+    r"here|there|now|again)\b)"
+)
+_HELP_VERB = r"(?:help|support|assist|counsel|guide|treat|serve|teach|tutor|coach)(?:s|ed|ing)?"
 
 
 # one in every match of the "introduces itself as the other role" pattern of _role_patterns
@@ -128,6 +156,34 @@ def _role_patterns(
     return label, me, re.compile(rf"\byour (?:{joined})\b", re.I), re.compile(rf"\bmy (?:{joined})\b", re.I)
 
 
+@lru_cache(maxsize=64)
+def _own_role_pattern(user_role: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A user line that talks about its own role as someone else, and the substrings one of its
+    matches always holds (the shortcut of :func:`~fountain.generation.gate_text.absent`):
+
+    - a role in parentheses, "(you)" / "(me)": "to help the counselee (you)";
+    - a helping verb on its own role or a client: "support the counselee", "help your client";
+    - "the <own role>" as a person talked about ("the counselee is", "the counselee's"), not after
+      "I'm" / "as" ("as the counselee, I ...");
+    - its own role's plural, or clients/patients, as its own people ("my counselees", "my clients").
+    """
+    own = label_words(user_role).lower()
+    own_words = [own] if own not in ("user", "assistant", "") else []
+    people = [re.escape(w) for w in (*own_words, "client")]
+    group = "|".join(people)
+    clientele = [] if own.endswith(_HAS_CLIENTELE) else [*(f"{re.escape(w)}s" for w in own_words), *_CLIENTELE]
+    parts = [
+        r"\b[\w'-]+\s*\((?:you|me)\)",
+        rf"\b{_HELP_VERB} (?:the|your|this|that|a|an|my) (?:{group})s?\b",
+    ]
+    if own_words:
+        parts.append(rf"(?<!\bi'm )(?<!\bi am )(?<!\bas )(?<!\bi was )\bthe {re.escape(own)}{_THIRD_PERSON_NEXT}")
+    if clientele:
+        parts.append(rf"\bmy (?:{'|'.join(clientele)})\b")
+    hints = ("(you)", "(me)", "client", "patient", *own_words)
+    return re.compile("|".join(parts), re.I), hints
+
+
 class RoleReversal:
     """Role labels inside a message; a user message that speaks as the assistant's role."""
 
@@ -154,6 +210,11 @@ class RoleReversal:
             service = None if absent(view, _SERVICE_HINTS) else _SERVICE.search(text)
             if service:
                 return False, f"the user speaks as the {other} ({service.group(0)!r}): {_show(text)}"
+            own, hints = _own_role_pattern(scene.user_role)
+            found = None if absent(view, hints) else own.search(text)
+            if found:
+                user = scene.labels[0]
+                return False, f"the user talks about the {user} as someone else ({found.group(0)!r}): {_show(text)}"
             hints = _relation_hints("your ", scene.user_relations)
             found = yours.search(text) if yours is not None and not absent(view, hints) else None
             if found:
@@ -179,20 +240,6 @@ _STAND_IN = re.compile(
     re.I,
 )
 _NAME = re.compile(r"^[A-Z][a-z]+\.?$")
-
-
-# Meta-text: a line about the writing task instead of a line in the scene (read in the local model's
-# data: "I'll describe a scene from my own story", "details for the scenario: 1. The baker ...").
-_META = re.compile(
-    r"\b(?:(?:describe|write|continue|create|imagine) (?:a|the|this) (?:scene|scenario)"
-    r"|for the scenario|the scene description|scene of your own creation|role-?play(?:ing)?"
-    r"|as an ai|ai language model"
-    # the rewriting tool's voice ("Here's a rewritten version of the text with improved clarity")
-    r"|(?:revised|rewritten|reworked|polished|edited) version of (?:the|this|that|your) (?:text|message|story|passage))\b",
-    re.I,
-)
-# one in every _META match ("scene"/"scenario", "role-play", "as an ai", "ai language model", "version")
-_META_HINTS = ("scen", "role", "an ai", "language model", "version")
 
 
 class Placeholder:
@@ -295,14 +342,24 @@ def echoes(
 ) -> bool:
     """True when a message (``grams``) is mostly an earlier one (``before``): it holds at least
     ``threshold`` of the earlier message's 4-grams and they make at least a third of its own, or
-    are at least :data:`ECHO_COPIED_GRAMS` of them and ``before`` is the message just before
-    (``previous``): a long stretch of the other side's last line copied into a long answer."""
+    are at least :data:`ECHO_COPIED_GRAMS` of them and ``before`` is the message just before or
+    the user's own last one (``previous``, :func:`_previous`): a long stretch of the other side's
+    last line copied into a long answer, or a user restating its own last line ("I'll just make
+    sure to add a bit more detail, and I'm going to share that with you in a way that's easy to
+    read ...")."""
     if len(before) < 3 or not grams or before.isdisjoint(grams):
         return False
     shared = len(before & grams)
     if previous and shared >= ECHO_COPIED_GRAMS:
         return True  # a long stretch of the line just before, however long the answer around it
     return shared / len(before) >= threshold and shared / len(grams) >= ECHO_OWN_SHARE
+
+
+def _previous(k: int, n: int, role: str) -> bool:
+    """Whether the ``k``-th of ``n`` earlier messages is one a long copied stretch may not come
+    from: the message just before, or for a user line its own last line (roles alternate). An
+    assistant may restate its own explanation (the Janus GPT-4 coding answers do)."""
+    return k == n - 1 or (role == "user" and k == n - 2)
 
 
 ECHO_OWN_SHARE = 1 / 3
@@ -364,7 +421,7 @@ class Echo:
             grams = view.gram_set
             if i >= start and grams:
                 for k, (before_role, before) in enumerate(earlier):
-                    if echoes(grams, before, scene.quality.echo, previous=k == len(earlier) - 1):
+                    if echoes(grams, before, scene.quality.echo, previous=_previous(k, len(earlier), role)):
                         return False, f"the {role} message echoes an earlier {before_role} message: {_show(view.text)}"
             earlier.append((role, grams))
         return KEEP
@@ -452,6 +509,6 @@ def check_utterance_gates(
     if scene.quality.wants(Echo.name):
         grams = view.gram_set
         for k, (before_role, before_text) in enumerate(earlier):
-            if echoes(grams, prose_grams(before_text), scene.quality.echo, previous=k == len(earlier) - 1):
+            if echoes(grams, prose_grams(before_text), scene.quality.echo, previous=_previous(k, len(earlier), role)):
                 return PREFIX + Echo.name, f"the {role} echoes an earlier {before_role} message: {_show(text)}"
     return None

@@ -48,13 +48,14 @@ def scene_prose(diagram: Any, me: str | None = None, *, others_attributes: bool 
     A small model follows prose far better than a structured listing: ``COUNSELOR ||--|{
     COUNSELEE : "provides counseling to"`` becomes "The counselor provides counseling to the
     counselee."; an attribute is mentioned only when its comment gives it a value. ``me`` (an
-    entity name) is the one the reader plays: "the counselee (you)", "Your concern: ..."; without
+    entity name) is the one the reader plays: "... provides counseling to you", "Your concern: ..."
+    (not "the counselee (you)": the small model copied that into its lines); without
     ``others_attributes`` only the reader's own attributes are told (the user side does not need
     the counselor's name and years of practice, and a small model parrots what it is told).
     """
 
     def who(name: str) -> str:
-        return f"the {role_name(name)} (you)" if name == me else f"the {role_name(name)}"
+        return "you" if name == me else f"the {role_name(name)}"
 
     sentences: list[str] = []
     for attr in ("title", "acc_title", "acc_descr"):
@@ -64,7 +65,11 @@ def scene_prose(diagram: Any, me: str | None = None, *, others_attributes: bool 
             break
     for rel in getattr(diagram, "relationships", ()):
         verb = rel.label or "is related to"
-        text = f"{who(rel.left)} {verb} {who(rel.right)}"
+        right = who(rel.right)
+        if rel.left == me:
+            verb = _second_person(verb)
+            right = right.replace("the ", "your ", 1)  # "You are married to your partner."
+        text = f"{who(rel.left)} {verb} {right}"
         sentences.append(_sentence(text[0].upper() + text[1:]))
     entity = getattr(diagram, "entity", None)
     for name in getattr(diagram, "entities", ()):
@@ -81,6 +86,25 @@ def scene_prose(diagram: Any, me: str | None = None, *, others_attributes: bool 
                 sentences.append(_sentence(f"{owner} {what}: {attribute.comment}"))
     sentences.extend(_sentence(note) for note in getattr(diagram, "notes", ()) if note.strip())
     return " ".join(s for s in sentences if s)
+
+
+_SECOND_PERSON = {"is": "are", "was": "were", "has": "have", "does": "do"}
+
+
+def _second_person(verb: str) -> str:
+    """A relationship label's verb with "you" as its subject: "is married to" -> "are married to",
+    "provides counseling to" -> "provide counseling to", "teaches" -> "teach"."""
+    first, _, rest = verb.partition(" ")
+    low = first.lower()
+    if low in _SECOND_PERSON:
+        first = _SECOND_PERSON[low]
+    elif low.endswith("ies") and len(low) > 4:
+        first = first[:-3] + "y"
+    elif low.endswith(("ches", "shes", "sses", "xes")):
+        first = first[:-2]
+    elif low.endswith("s") and not low.endswith(("ss", "us")) and len(low) > 3:
+        first = first[:-1]
+    return f"{first} {rest}".strip()
 
 
 def scene_text(spec: Spec, me: str | None = None, *, others_attributes: bool = True) -> str:
@@ -151,8 +175,8 @@ def retry_sampling(sampling: Sampling, attempt: int) -> Sampling:
 
 # What a turn-by-turn retry tells the model about its rejected line (by reason code).
 RETRY_HINTS = {
-    "gate:role_reversal": "Your last line spoke as the {other}. You are the {me}: do not greet, welcome, "
-    "introduce yourself as the {other} or offer help.",
+    "gate:role_reversal": "Your last line spoke as the {other}. You are the {me}: say I and my, do not talk "
+    "about the {me} as someone else, do not greet, welcome, introduce yourself as the {other} or offer help.",
     "gate:echo": "Your last line repeated what was already said. Do not repeat the {other}'s words or your own: "
     "say something new, in different words.",
     "elimination:repetition": "Your last line repeated what was already said. Say something new.",
@@ -172,7 +196,7 @@ class Roleplay:
 
     user: str
     assistant: str
-    user_scene: str  # the scene as the user side reads it ("the counselee (you)")
+    user_scene: str  # the scene as the user side reads it ("... provides counseling to you")
     assistant_scene: str
     category: str
     instruct: bool = False

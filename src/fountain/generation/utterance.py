@@ -57,13 +57,32 @@ def clean_utterance(text: str, roles: Sequence[str] = ()) -> str:
     return text
 
 
-_STAGE = re.compile(r"\*[^*\n]{1,60}\*")
+# *smiles warmly*, (smiling, a bit nervously): stage directions, stripped from a line
+_STAGE = re.compile(
+    r"\*[^*\n]{1,60}\*|\((?:smil|laugh|nodd?|sigh|grin|chuckl|paus|wink|shrug)[a-z]*\b[^()\n]{0,40}\)", re.I
+)
+
+
+# A line that tells the scene instead of speaking in it (read in the local model's tech_support and
+# marriage runs): a gesture in the past tense ("I laughed and said, ...", "I turned to face you"),
+# a quoted line with its speech verb ("You added, "But let me ...").
+_GESTURE = re.compile(
+    r"\b(?:i|you|he|she|they|we|the [a-z]+)\s+(?:laughed|smiled|grinned|chuckled|nodded|sighed|shrugged|winked|"
+    r"turned (?:to|back|around)|leaned (?:in|back|forward)|looked at (?:you|me|him|her))\b",
+    re.I,
+)
+_SPEECH_VERB = r"(?:said|asked|replied|added|answered|exclaimed|whispered|continued)"
+_QUOTED = re.compile(
+    rf"\b(?:i|you|he|she|they|we)\s+{_SPEECH_VERB}\s*,?\s*[\"“]|[\"”]\s*,?\s*(?:i|you|he|she|they|we)\s+{_SPEECH_VERB}\b",
+    re.I,
+)
 
 
 def check_utterance(text: str, role: str, rules: Rules) -> Rejected | None:
     """:func:`check_message` plus the turn-by-turn rule ``elimination:narration``: an utterance that
-    opens by naming a role in the third person ("The counselor smiles and says ...") narrates a
-    scene instead of speaking in it."""
+    opens by naming a role in the third person ("The counselor smiles and says ..."), narrates a
+    gesture ("I laughed and said", "The agent looked at you") or reports a quoted line ("You
+    added, "...") tells a scene instead of speaking in it."""
     problem = check_message(text, role, rules)
     if problem is not None:
         return problem
@@ -72,6 +91,13 @@ def check_utterance(text: str, role: str, rules: Rules) -> Rejected | None:
     for name in names:
         if head.startswith(f"the {name} "):
             return Rejected("elimination:narration", f"the {role} narrates instead of speaking: {text.strip()[:60]!r}")
+    for pattern in (_GESTURE, _QUOTED):
+        match = pattern.search(text)
+        if match:
+            return Rejected(
+                "elimination:narration",
+                f"the {role} narrates instead of speaking ({match.group(0)!r}): {text.strip()[:60]!r}",
+            )
     return None
 
 

@@ -64,3 +64,45 @@ def dry_run_lines(spec: Any, options: Any, run_config: Any, estimate: Any, price
         cost_high = price.cost(Usage(prompt * high, int(settings.max_tokens or 512) * high))
         lines.append(f"judge estimated cost: ${cost_low:,.4f} – ${cost_high:,.4f} (not in the estimate above)")
     return lines
+
+
+def reexport_note(spec: Any, options: Any, run_provider: Any, section: Any) -> str | None:
+    """What a run that judged nothing says when the judge asked now (``--judge`` or the spec's
+    ``judge:`` block) is not the one that scored the folder's records (``section``: the manifest's
+    ``judge``). Frameworks with rounds (Filter, Feedback) skip rounds already complete, so a rerun
+    of a finished run re-exports without judging; None when the judges agree (or neither exists)."""
+    before = section if isinstance(section, dict) and section.get("provider") else None
+    data = getattr(spec, "data", None)
+    if before is None and options.rating.judge is None and not (isinstance(data, dict) and data.get("judge")):
+        return None  # no judge then or now: nothing of the judge is imported
+    from pathlib import PurePath
+
+    from fountain.raters.judge_rubric import judge_settings
+
+    settings = judge_settings(spec, options.rating.judge)
+    now: tuple[str, str | None, str] | None = None
+    if settings is not None:
+        config = judge_config(
+            settings,
+            run_provider.name,
+            getattr(run_provider, "model", None),
+            getattr(run_provider, "base_url", None),
+            options.llm.allow_key_env,
+        )
+        now = (config.provider, config.model, settings.rubric_fingerprint())
+    if before is None and now is None:
+        return None
+    if before is not None and now is not None:
+        same_model = now[1] is None or PurePath(str(now[1])).name == PurePath(str(before.get("model"))).name
+        if before.get("provider") == now[0] and same_model and before.get("rubric") == now[2]:
+            return None
+    was = (
+        "no judge"
+        if before is None
+        else f"judged by {before.get('provider')}:{before.get('model')} (rubric {before.get('rubric')})"
+    )
+    asked = "no judge" if now is None else f"{now[0]}:{now[1] or '(default model)'} (rubric {now[2]})"
+    return (
+        f"judge not applied: every round of this run is complete, so its records were re-exported as they "
+        f"were ({was}); this run asked for {asked}. To judge them again, run into a new folder with --output"
+    )

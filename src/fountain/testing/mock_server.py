@@ -38,9 +38,8 @@ from typing import Any
 from aiohttp import web
 
 from fountain import aio, fastjson
-from fountain.testing.mock_answers import openai_envelope
 from fountain.testing.mock_apis import _ANTHROPIC, _GEMINI, _OPENAI, _Api, _error, _format_refusal
-from fountain.testing.mock_judge import judge_reply
+from fountain.testing.mock_judge import judge_envelope, judge_reply
 from fountain.testing.mock_state import FAULTS, MockOptions, MockState, RecordedRequest, _sleep_until
 
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
@@ -165,9 +164,10 @@ class MockServer:
             await _sleep_until(deadline)
             return self._fault(api, fault, model)
         # A "timeout" answers normally after its hang, to a client that is usually gone by then.
-        verdict = judge_reply(body, opts) if api is _OPENAI else None  # fountain's judge (mock_judge)
+        verdict = judge_reply(body, opts, api.name)  # fountain's judge (mock_judge), in the API's shape
         if verdict is not None:
-            answer = fastjson.dumps_bytes(openai_envelope(verdict, model, random.Random(request_hash), len(raw)))
+            envelope = judge_envelope(api.name, body, verdict, model, random.Random(request_hash), len(raw))
+            answer = fastjson.dumps_bytes(envelope)
         else:
             answer = fastjson.dumps_bytes(api.answer(body, model, random.Random(request_hash), len(raw)))
         await _sleep_until(deadline)
