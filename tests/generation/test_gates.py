@@ -326,7 +326,8 @@ def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
 )
 def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
     from fountain.generation.gate_text import MessageText, absent
-    from fountain.generation.gates import _SERVICE, _SERVICE_HINTS
+    from fountain.generation.role_patterns import SERVICE as _SERVICE
+    from fountain.generation.role_patterns import SERVICE_HINTS as _SERVICE_HINTS
 
     assert _SERVICE.search(line), line
     assert not absent(MessageText(line), _SERVICE_HINTS), line
@@ -381,7 +382,8 @@ def test_every_meta_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
 )
 def test_every_introduction_holds_a_hint_so_the_shortcut_never_skips_it(line):
     from fountain.generation.gate_text import MessageText, absent
-    from fountain.generation.gates import _INTRODUCTION_HINTS, _role_patterns
+    from fountain.generation.role_patterns import INTRODUCTION_HINTS as _INTRODUCTION_HINTS
+    from fountain.generation.role_patterns import role_patterns as _role_patterns
 
     me = _role_patterns("Counselee", "Counselor", ())[1]
     assert me.search(line), line
@@ -391,7 +393,8 @@ def test_every_introduction_holds_a_hint_so_the_shortcut_never_skips_it(line):
 @pytest.mark.parametrize("line", ["How is YOUR Husband?", "Tell your wife.", "your  partner", "Is your Ex-Wife there?"])
 def test_every_relation_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
     from fountain.generation.gate_text import MessageText, absent
-    from fountain.generation.gates import _relation_hints, _role_patterns
+    from fountain.generation.role_patterns import relation_hints as _relation_hints
+    from fountain.generation.role_patterns import role_patterns as _role_patterns
 
     relations = ("husband", "wife", "ex-wife")
     yours = _role_patterns("Counselee", "Counselor", relations)[2]
