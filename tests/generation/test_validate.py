@@ -412,6 +412,7 @@ def test_stage_directions_and_the_role_label():
         'We fixed it. You added, "But let me tell you something else."',
         '"Just want to know how I can help you today," I said with a smile.',
         "I smiled a little while I was explaining the router problem.",
+        "The customer's voice has a low, nostalgic quality, and they look at the screen.",
     ],
 )
 def test_gestures_quoted_lines_and_a_roles_last_word_are_narration(line):

@@ -89,7 +89,7 @@ def check_utterance(text: str, role: str, rules: Rules) -> Rejected | None:
     names = {r.replace("_", " ").strip().lower() for r in rules.roles if r.strip()}
     head = " ".join(words(text)[:4]) + " "
     for name in names:
-        if head.startswith(f"the {name} "):
+        if head.startswith((f"the {name} ", f"the {name}'s ")):  # "The customer's voice has a low ..."
             return Rejected("elimination:narration", f"the {role} narrates instead of speaking: {text.strip()[:60]!r}")
     for pattern in (_GESTURE, _QUOTED):
         match = pattern.search(text)
