@@ -266,3 +266,19 @@ def openai_envelope(text: str, model: str, rng: random.Random, size: int) -> dic
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def anthropic_envelope(
+    content: list[dict[str, Any]], stop: str, model: str, rng: random.Random, size: int, out_tokens: int
+) -> dict[str, Any]:
+    """An Anthropic message body carrying ``content`` blocks (text or tool_use)."""
+    return {
+        "id": f"msg_{rng.randrange(1 << 48):012x}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": size // 4, "output_tokens": out_tokens},
+    }

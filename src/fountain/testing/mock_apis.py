@@ -12,6 +12,7 @@ from fountain.testing.mock_answers import (
     _grounded,
     _text_of,
     _user_text,
+    anthropic_envelope,
     conversation_without_schema,
     instance_from_schema,
     openai_envelope,
@@ -132,16 +133,7 @@ class _Anthropic(_Api):
             text = json.dumps(conversation_without_schema(prompt, rng), ensure_ascii=False)
             content = [{"type": "text", "text": text}]
             out_chars, stop = len(text), "end_turn"
-        return {
-            "id": f"msg_{rng.randrange(1 << 48):012x}",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": content,
-            "stop_reason": stop,
-            "stop_sequence": None,
-            "usage": {"input_tokens": size // 4, "output_tokens": out_chars // 4},
-        }
+        return anthropic_envelope(content, stop, model, rng, size, out_chars // 4)
 
     def error(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
         return _error(

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from fountain.providers.fake_judge import SCHEMA_TITLE, judge_answer
-from fountain.testing.mock_answers import _text_of, openai_envelope
+from fountain.testing.mock_answers import _text_of, anthropic_envelope, openai_envelope
 
 MARKER = "You are fountain's judge"  # fountain.raters.judge.MARKER
 _RUBRIC_LINE = re.compile(r"^- ([a-z][a-z0-9_]*): ", re.M)
@@ -102,16 +102,7 @@ def judge_envelope(
             stop = "tool_use"
         else:
             content, stop = [{"type": "text", "text": text}], "end_turn"
-        return {
-            "id": f"msg_{rng.randrange(1 << 48):012x}",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": content,
-            "stop_reason": stop,
-            "stop_sequence": None,
-            "usage": {"input_tokens": size // 4, "output_tokens": out_tokens},
-        }
+        return anthropic_envelope(content, stop, model, rng, size, out_tokens)
     if api == "gemini":
         return {
             "candidates": [
