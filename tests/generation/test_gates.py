@@ -302,92 +302,82 @@ def test_a_long_answer_that_restates_the_last_line_is_an_echo(scene):
     assert reason((Turn(user, answer),), scene) == "gate:echo"
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "How can I help you?",
-        "So what brings you here?",
-        "Welcome to our clinic.",
-        "What can I do for you?",
-        "I'm here to listen to you.",
-        "Thank you for reaching out.",
-        "How are you feeling today?",
-        "I'll be happy to help you.",
-        "I'm always happy to help with that!",
-        "I'm so glad you found me.",
-        "I'll just go ahead and set up the session for you now.",
-        "I am glad to help.",
-        "I'm glad you found the advice helpful.",
-        "Good luck with your next case.",
-        "I've been passionate about helping people.",
-        "My work is about helping couples.",
-        "My job isn't just helping families.",
-    ],
-)
-def test_every_service_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
-    from fountain.generation.gate_text import MessageText, absent
-    from fountain.generation.role_patterns import SERVICE as _SERVICE
-    from fountain.generation.role_patterns import SERVICE_HINTS as _SERVICE_HINTS
+SERVICE_LINES = [
+    "How can I help you?",
+    "So what brings you here?",
+    "Welcome to our clinic.",
+    "What can I do for you?",
+    "I'm here to listen to you.",
+    "Thank you for reaching out.",
+    "How are you feeling today?",
+    "I'll be happy to help you.",
+    "I'm always happy to help with that!",
+    "I'm so glad you found me.",
+    "I'll just go ahead and set up the session for you now.",
+    "I am glad to help.",
+    "I'm glad you found the advice helpful.",
+    "Good luck with your next case.",
+    "I've been passionate about helping people.",
+    "My work is about helping couples.",
+    "My job isn't just helping families.",
+]
+META_LINES = [
+    "Let me describe a scene from my own story.",
+    "Here are the details for the scenario.",
+    "This is a scene of your own creation.",
+    "We could role-play the talk first.",
+    "Roleplaying it helps.",
+    "As an AI, I cannot feel that.",
+    "I am an AI language model.",
+    "Here's a revised version of the text with edits.",
+    "Here is a rewritten version of your message.",
+    "You are this person: a reflective writer.",
+    "Say one short thing.",
+    "Use only your own words.",
+    "Speak as yourself, in the first person.",
+    "Here is how we could adjust the paragraph.",
+    "I could expand this passage.",
+    "Let me edit your text.",
+    "In this scene, I also expanded on it.",
+    "As in the previous paragraph.",
+    "That was creative editing.",
+    "Here's an edited version with fixes.",
+    "In the first paragraph: 1. The tutor.",
+    "This scene takes place at night.",
+    "And the scene ends.",
+]
+INTRODUCTION_LINES = [
+    "Hello, I'm the counselor here.",
+    "I am your counselor today.",
+    "I work as a marriage counselor.",
+    "My work as a counselor taught me this.",
+    "As your counselor, I suggest a pause.",
+]
 
-    assert _SERVICE.search(line), line
-    assert not absent(MessageText(line), _SERVICE_HINTS), line
 
+def _pattern_and_hints(kind):
+    from fountain.generation.gate_text import META, META_HINTS
+    from fountain.generation.role_patterns import INTRODUCTION_HINTS, SERVICE, SERVICE_HINTS, role_patterns
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "Let me describe a scene from my own story.",
-        "Here are the details for the scenario.",
-        "This is a scene of your own creation.",
-        "We could role-play the talk first.",
-        "Roleplaying it helps.",
-        "As an AI, I cannot feel that.",
-        "I am an AI language model.",
-        "Here's a revised version of the text with edits.",
-        "Here is a rewritten version of your message.",
-        "You are this person: a reflective writer.",
-        "Say one short thing.",
-        "Use only your own words.",
-        "Speak as yourself, in the first person.",
-        "Here is how we could adjust the paragraph.",
-        "I could expand this passage.",
-        "Let me edit your text.",
-        "In this scene, I also expanded on it.",
-        "As in the previous paragraph.",
-        "That was creative editing.",
-        "Here's an edited version with fixes.",
-        "In the first paragraph: 1. The tutor.",
-        "This scene takes place at night.",
-        "And the scene ends.",
-    ],
-)
-def test_every_meta_phrase_holds_a_hint_so_the_shortcut_never_skips_it(line):
-    from fountain.generation.gate_text import META as _META
-    from fountain.generation.gate_text import META_HINTS as _META_HINTS
-    from fountain.generation.gate_text import MessageText, absent
-
-    assert _META.search(line), line
-    assert not absent(MessageText(line), _META_HINTS), line
+    return {
+        "service": (SERVICE, SERVICE_HINTS),
+        "meta": (META, META_HINTS),
+        "introduction": (role_patterns("Counselee", "Counselor", ())[1], INTRODUCTION_HINTS),
+    }[kind]
 
 
 @pytest.mark.parametrize(
-    "line",
-    [
-        "Hello, I'm the counselor here.",
-        "I am your counselor today.",
-        "I work as a marriage counselor.",
-        "My work as a counselor taught me this.",
-        "As your counselor, I suggest a pause.",
-    ],
+    "kind, line",
+    [("service", line) for line in SERVICE_LINES]
+    + [("meta", line) for line in META_LINES]
+    + [("introduction", line) for line in INTRODUCTION_LINES],
 )
-def test_every_introduction_holds_a_hint_so_the_shortcut_never_skips_it(line):
+def test_every_phrase_a_pattern_finds_holds_one_of_its_hints_so_the_shortcut_never_skips_it(kind, line):
     from fountain.generation.gate_text import MessageText, absent
-    from fountain.generation.role_patterns import INTRODUCTION_HINTS as _INTRODUCTION_HINTS
-    from fountain.generation.role_patterns import role_patterns as _role_patterns
 
-    me = _role_patterns("Counselee", "Counselor", ())[1]
-    assert me.search(line), line
-    assert not absent(MessageText(line), _INTRODUCTION_HINTS), line
+    pattern, hints = _pattern_and_hints(kind)
+    assert pattern.search(line), line
+    assert not absent(MessageText(line), hints), line
 
 
 @pytest.mark.parametrize("line", ["How is YOUR Husband?", "Tell your wife.", "your  partner", "Is your Ex-Wife there?"])
