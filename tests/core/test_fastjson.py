@@ -11,10 +11,18 @@ from hypothesis import strategies as st
 from fountain import fastjson
 from fountain.run.journal import Journal, read_journal
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=20,
+
+def _json_of(leaves, max_leaves: int = 20):
+    """JSON values: lists and objects nesting ``leaves``."""
+    return st.recursive(
+        leaves,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=max_leaves,
+    )
+
+
+json_values = _json_of(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
 )
 
 
@@ -146,13 +154,12 @@ def test_a_run_survives_a_lone_surrogate_answer_and_replays_it_from_the_cache(tm
     assert again.dataset_records == 1 and (out / "dataset.jsonl").read_bytes() == dataset
 
 
-_JSON_VALUES = st.recursive(
+_JSON_VALUES = _json_of(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**80), max_value=2**80)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(alphabet='0123456789ab\\"é\ud800', max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
     max_leaves=12,
 )
 
