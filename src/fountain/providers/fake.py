@@ -36,6 +36,7 @@ _WORD = re.compile(r"[A-Za-z][a-z]{3,}")
 _ROLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b")
 # Words of prompts and formats that would make a silly or a rejected conversation.
 _TOPIC = re.compile(r"\btopic:\s*([^.\n%]{1,80})|our work on ([^.\n%\"]{1,80})", re.I)
+_AS_A_ROLE = re.compile(r"\bas an? ([A-Za-z_]+) I\b")  # the user template's "as a {user} I ..."
 _NOT_ROLES = frozenset({"JSON", "USER", "ASSISTANT", "AI", "OK", "I", "A", "II", "III", "ER"})
 
 
@@ -158,6 +159,11 @@ def _utterance(words: _Words, role: str, index: int) -> str:
             text += f" All of this is part of our work on {words.topic}."
     else:
         templates = _fresh(_USER, words.text)
+        # The user's own role (named in the prompt, or "as a <role>" in a conversation being
+        # continued): "What would you suggest for the counselee?" is the user speaking of itself.
+        own = set(words.user.split()) | {m.lower() for m in _AS_A_ROLE.findall(words.text)}
+        if c in own:
+            c = next((w for w in (b, a) if w not in own), "situation")
         text = templates[k % len(templates)].format(o=rng.choice(_OPENERS), a=a, b=b, c=c, user=words.user)
     # The index makes every turn of one conversation distinct even if the draws coincide.
     return text if index == 0 else f"{text} (point {index + 1})"
