@@ -207,7 +207,8 @@ class Runner:
         rejects = self._write_rejects()
         path = self._export(dataset)
         dropped = dropped_ids(self.ctx.output_dir)  # the hand review's drops are not exported
-        written = sum(1 for s in dataset if s.id not in dropped) if dropped else len(dataset)
+        kept = [s for s in dataset if s.id not in dropped] if dropped else dataset
+        written = len(kept)
         seed_turns, accepted = self.ctx.journal_tally()
         gen = self.ctx.effective.generation
         derivations_planned = (
@@ -261,7 +262,7 @@ class Runner:
             output_dir=self.ctx.output_dir,
             dataset_path=path,
             dataset_records=written,
-            samples=[s for s in dataset if s.id not in dropped] if dropped else dataset,
+            samples=kept,
             counts=counts,
             retries=sum(r.retries for r in self.ctx.results),
             stats=_combine_stats(self.ctx.stats),

@@ -191,16 +191,16 @@ _RELATIONS = {
 
 def _out_of_range(f: _Failed) -> list[Problem]:
     relation = _RELATIONS[f.error.validator]
-    hint = _range_hint(f.path) or _bound_hint(f.path, f.error.validator, f.rule)
+    hint = _range_hint(f.path) or _bound_hint(f.path, f.error.validator, f.rule, relation)
     return [Problem(f"{f.name}: must be {relation} {f.rule}, got {f.value}", f.where, hint)]
 
 
-def _bound_hint(path: KeyPath, validator: str, rule: Any) -> str:
+def _bound_hint(path: KeyPath, validator: str, rule: Any, relation: str) -> str:
     """A range error's generic hint: the key set to its bound (an inclusive one) or named."""
     key = str(path[-1]) if path else "the value"
     if validator in ("minimum", "maximum") and isinstance(rule, (int, float)) and not isinstance(rule, bool):
         return f"set it within the allowed range, e.g. {key}: {rule}"
-    return f"set {key} within the allowed range ({_RELATIONS.get(validator, validator)} {rule})"
+    return f"set {key} within the allowed range ({relation} {rule})"
 
 
 def _empty_list(f: _Failed) -> list[Problem]:
