@@ -149,6 +149,16 @@ def test_yaml_syntax_error_points_at_line_and_column(tmp_path, capsys):
     assert_cli(folder, capsys, error.location, "YAML syntax error")
 
 
+def test_an_unclosed_bracket_hint_names_where_it_opened(tmp_path, capsys):
+    text = VALID.replace("category: marriage counsel", "category: [draft marriage counsel")
+    folder = make_spec(tmp_path, text)
+    error = load_error(folder)
+    line, column = position(text, "[draft")
+    assert f"the [ or {{ at line {line}, column {column} is never closed" in error.hint
+    assert "quotes" in error.hint
+    assert_cli(folder, capsys, "is never closed")
+
+
 def test_tab_indentation_gets_a_tab_hint(tmp_path, capsys):
     text = VALID.replace("  seeds_per_direction: 1", "\tseeds_per_direction: 1")
     folder = make_spec(tmp_path, text)

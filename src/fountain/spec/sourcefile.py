@@ -123,7 +123,14 @@ class Locator:
         return {key_path(path): self.at(path) for path in self.values}
 
 
-def _yaml_hint(problem: str, line_text: str) -> str:
+def _yaml_hint(problem: str, line_text: str, opened: Any = None) -> str:
+    """The hint of a YAML syntax error; ``opened``: the mark where an unclosed ``[`` or ``{``
+    began (the error is found later, where the parser gives up)."""
+    if opened is not None:
+        return (
+            f"the [ or {{ at line {opened.line + 1}, column {opened.column + 1} is never closed: if the value "
+            'is text that starts with it, put the whole value in quotes, e.g. key: "[draft] ..."'
+        )
     if "\t" in line_text:
         return "YAML does not allow tab characters for indentation: use spaces"
     if "cannot start any token" in problem:
@@ -138,6 +145,14 @@ def _yaml_hint(problem: str, line_text: str) -> str:
     if "expected a single document" in problem:
         return "setup.yaml holds one document: remove the extra `---` separator"
     return "check the indentation of this line and of the line above it"
+
+
+def _unclosed_flow(error: Any) -> Any:
+    """Where an unclosed flow collection (``[`` or ``{``) began, when that is what failed."""
+    context = error.context or ""
+    if error.context_mark is not None and error.problem_mark is not None and "flow" in context:
+        return error.context_mark
+    return None
 
 
 def compose_yaml(text: str, locator: Locator, problems: list[Problem]) -> Any:
@@ -163,7 +178,9 @@ def compose_yaml(text: str, locator: Locator, problems: list[Problem]) -> Any:
         if line_text.strip():
             message += f"\n    {line_text.rstrip()}\n    {' ' * mark.column}^"
         raise SpecError(
-            message, location=f"{locator.file}:{mark.line + 1}:{mark.column + 1}", hint=_yaml_hint(problem, line_text)
+            message,
+            location=f"{locator.file}:{mark.line + 1}:{mark.column + 1}",
+            hint=_yaml_hint(problem, line_text, _unclosed_flow(error)),
         ) from None
     except yaml.reader.ReaderError as error:
         raise _reader_error(error, text, locator) from None
