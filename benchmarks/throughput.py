@@ -106,6 +106,24 @@ class Server:
         async with aiohttp.ClientSession() as session, session.request(method, self.url + path, json=body) as response:
             return await response.json()
 
+    def cpu_s(self) -> float | None:
+        """CPU time (user + system) the server process has used so far; None where /proc is absent."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    async def measured(self, phase: Any) -> dict[str, Any]:
+        """Await ``phase`` (a coroutine returning a result with ``requests``) and add the server's
+        CPU milliseconds per request to its result: the share of the machine the server took."""
+        before = self.cpu_s()
+        result: dict[str, Any] = await phase
+        after = self.cpu_s()
+        if before is not None and after is not None and result.get("requests"):
+            result["server_cpu_ms_per_request"] = 1000 * (after - before) / result["requests"]
+        return result
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -345,9 +363,10 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
         quiet=True,
         fsync=fsync,
     )
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, loop_cpu = time.process_time(), time.perf_counter(), time.thread_time()
     result = await fountain.generate_async(spec, options)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    loop_cpu = time.thread_time() - loop_cpu  # the event-loop thread alone: one core at most
     stats = result.stats
     tasks = per_direction * len(spec.seed_directions)
     rejected = result.counts.get("rejected", {})
@@ -363,6 +382,7 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
         "rps": stats.requests / span,
         "whole_run_rps": stats.requests / wall,
         "cpu_ms_per_request": 1000 * cpu / max(1, stats.requests),
+        "loop_cpu_ms_per_request": 1000 * loop_cpu / max(1, stats.requests),
         "outcomes": {"accepted": result.dataset_records, **{f"rejected:{k}": v for k, v in rejected.items()}},
         "accounted": result.dataset_records + sum(rejected.values()),
         "retries": stats.retries,
@@ -598,7 +618,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         schema = request_schema(Rules(min_turns=1, max_turns=8))
         if not args.skip_baseline:
             await server.call("POST", "/__mock__/configure", {"error_rate": 0.0, "record": False})
-            results["baseline"] = await baseline(server.url, args.requests, args.concurrency, schema)
+            results["baseline"] = await server.measured(baseline(server.url, args.requests, args.concurrency, schema))
         rates = dict(item.split("=", 1) for item in args.fault)
         await server.call("POST", "/__mock__/reset")  # counters (and options: set them again)
         await server.call(
@@ -643,8 +663,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 },
             )
             with tempfile.TemporaryDirectory() as tmp:
-                results["engine"] = await engine_phase(
-                    server.url, args.requests, args.concurrency, Path(tmp), fsync=not args.no_fsync
+                results["engine"] = await server.measured(
+                    engine_phase(server.url, args.requests, args.concurrency, Path(tmp), fsync=not args.no_fsync)
                 )
         if args.startup:
             with tempfile.TemporaryDirectory() as tmp:
@@ -658,6 +678,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.engine_memory:
             results["memory"] += [run_memory("engine", max(1, args.records // 10)), run_memory("engine", args.records)]
     return results
+
+
+def budget_lines(results: dict[str, Any]) -> list[str]:
+    """Where the engine's time goes on this machine: the event-loop thread's ceiling (one core) and
+    the cores that client and server together would need at the target rate (they share them)."""
+    b, e, cpus = results.get("baseline"), results.get("engine"), results.get("cpus") or 1
+    if not b or not e or "server_cpu_ms_per_request" not in e:
+        return []
+    loop_ms = e["loop_cpu_ms_per_request"]
+    ceiling = 1000 / loop_ms if loop_ms else float("inf")
+    lines = [
+        f"CPU budget ({cpus} CPU(s) shared by client and mock server):",
+        f"  engine event-loop thread: {loop_ms:.3f} ms CPU/request, so at most {ceiling:,.0f} requests/s "
+        f"from that one thread ({ceiling / b['rps']:.0%} of the plain loop)",
+    ]
+    for label, phase, rate in (
+        ("plain loop", b, b["rps"]),
+        (f"engine at {TARGET_RATIO:.0%} of the plain loop", e, TARGET_RATIO * b["rps"]),
+    ):
+        if "server_cpu_ms_per_request" not in phase:
+            continue
+        client, server = phase["cpu_ms_per_request"], phase["server_cpu_ms_per_request"]
+        cores = (client + server) * rate / 1000
+        lines.append(
+            f"  {label}: client {client:.3f} + server {server:.3f} ms CPU/request; at {rate:,.0f} requests/s "
+            f"that is {cores:.2f} cores of this machine's {cpus}"
+        )
+    return lines
 
 
 def report(results: dict[str, Any]) -> None:
@@ -707,6 +755,8 @@ def report(results: dict[str, Any]) -> None:
             f"{e['wall_s'] - e['generation_s']:.2f} s start-up and final export; "
             f"{e['conversations']:,} conversations: {e['outcomes']}, retries {e['retries']}"
         )
+    for line in budget_lines(results):
+        print(line)
     s = results.get("startup")
     if s:
         met = "MET" if s["median_s"] < STARTUP_TARGET_S else "NOT MET"
