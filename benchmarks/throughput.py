@@ -340,7 +340,9 @@ def _bench_spec(folder: Path) -> Path:
     return spec_dir
 
 
-async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsync: bool = True) -> dict[str, Any]:
+async def engine_phase(
+    url: str, n: int, concurrency: int, folder: Path, *, fsync: bool = True, validation_processes: int | None = None
+) -> dict[str, Any]:
     """What ``fountain run`` does (the framework runner, Gen), in-process, on a copy of
     samples/marriage_counsel: about ``n`` seed conversations, one request each (json mode, no
     derivations)."""
@@ -362,6 +364,7 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
         derivations_per_direction=0,
         quiet=True,
         fsync=fsync,
+        validation_processes=validation_processes,
     )
     cpu, wall, loop_cpu = time.process_time(), time.perf_counter(), time.thread_time()
     result = await fountain.generate_async(spec, options)
@@ -383,6 +386,7 @@ async def engine_phase(url: str, n: int, concurrency: int, folder: Path, *, fsyn
         "whole_run_rps": stats.requests / wall,
         "cpu_ms_per_request": 1000 * cpu / max(1, stats.requests),
         "loop_cpu_ms_per_request": 1000 * loop_cpu / max(1, stats.requests),
+        "validation_processes": "auto" if validation_processes is None else validation_processes,
         "outcomes": {"accepted": result.dataset_records, **{f"rejected:{k}": v for k, v in rejected.items()}},
         "accounted": result.dataset_records + sum(rejected.values()),
         "retries": stats.retries,
@@ -664,7 +668,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             with tempfile.TemporaryDirectory() as tmp:
                 results["engine"] = await server.measured(
-                    engine_phase(server.url, args.requests, args.concurrency, Path(tmp), fsync=not args.no_fsync)
+                    engine_phase(
+                        server.url,
+                        args.requests,
+                        args.concurrency,
+                        Path(tmp),
+                        fsync=not args.no_fsync,
+                        validation_processes=args.validation_processes,
+                    )
                 )
         if args.startup:
             with tempfile.TemporaryDirectory() as tmp:
@@ -745,7 +756,8 @@ def report(results: dict[str, Any]) -> None:
     e = results.get("engine")
     if e:
         print(
-            f"engine (fountain run, json mode): {e['rps']:,.0f} requests/s while generating"
+            f"engine (fountain run, json mode, validation processes: {e['validation_processes']}): "
+            f"{e['rps']:,.0f} requests/s while generating"
             + (f" ({e['rps'] / ideal:.0%} of ideal)" if ideal else "")
             + (f", {e['rps'] / b['rps']:.0%} of the plain loop" if b else "")
             + f", {e['cpu_ms_per_request']:.3f} ms CPU/request (whole run)"
@@ -853,6 +865,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-journal", action="store_true", help="breakdown: validate but do not write journal lines")
     parser.add_argument(
         "--engine", action="store_true", help="also run the whole engine (fountain run on samples/marriage_counsel)"
+    )
+    parser.add_argument(
+        "--validation-processes",
+        type=int,
+        default=None,
+        help="the engine's --validation-processes (default: fountain's choice, none below 4 CPUs)",
     )
     parser.add_argument(
         "--engine-memory",

@@ -122,6 +122,12 @@ def _with_sigterm_as_interrupt(call):
 @click.option("--ray-address", help="Ray cluster to join with --executor ray (default: start a local Ray).")
 @click.option("--ray-actors", type=click.IntRange(min=1), help="Generation actors with --executor ray (default 2).")
 @click.option(
+    "--validation-processes",
+    type=click.IntRange(min=0),
+    help="Validate json answers in N worker processes, beside the event loop (default: 1 per 4 CPUs, "
+    "up to 4, for remote APIs on machines with 4+ CPUs; 0: in the event loop).",
+)
+@click.option(
     "--replay",
     type=click.Path(dir_okay=False, path_type=str),
     help="Fake provider: replay recorded outputs (Janus outputs.json or fountain JSONL).",

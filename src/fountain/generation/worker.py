@@ -32,7 +32,8 @@ from fountain.generation.roleplay import retry_sampling
 from fountain.generation.rules import Accepted, Rejected, Rules
 from fountain.generation.shape import request_schema
 from fountain.generation.utterance import check_utterance, clean_utterance, trim_to_sentence
-from fountain.generation.validate import check_turns, validate_completion, words
+from fountain.generation.validate import check_turns, words
+from fountain.generation.validation_pool import InlineValidator
 from fountain.providers.base import Completion, Message, Request
 from fountain.safety import safe_text
 from fountain.types import Provenance, Sample, Turn, Usage
@@ -101,6 +102,7 @@ class Worker:
         scenario: str = "",
         iteration: int = 0,
         on_retry: Callable[[], None] | None = None,
+        validator: InlineValidator | None = None,
     ) -> None:
         self.spec = spec
         self.dispatcher = model
@@ -111,6 +113,8 @@ class Worker:
         self.instruct = self.type == "instruct"
         self.rules = Rules.from_spec(spec)
         self.schema = request_schema(self.rules)
+        # json mode's answers: validated in the event loop, or in worker processes (a ValidationPool)
+        self.validator = validator or InlineValidator(self.rules)
         self.mode = mode
         self.reask = provider_name != "local"
         self.seed = seed
@@ -210,28 +214,13 @@ class Worker:
             state.raw = completion.text if isinstance(completion.text, str) else str(completion.text)
             state.model = completion.model or state.model
             payload = completion.data if completion.data is not None else state.raw
-            result = self._validate(payload, task, prefix, parent_turns, completion.finish_reason)
+            result = await self.validator(payload, task.kind, prefix, parent_turns, completion.finish_reason)
             if isinstance(result, Accepted):
                 turns = prefix + result.turns
                 return self._accept(task, turns, state, prompt_hash, attempt)
             rejected = result
             state.reasons.append(result.reason)
         return self._reject(task, rejected, state, prompt_hash)
-
-    def _validate(
-        self, payload: Any, task: Task, prefix: Sequence[Turn], parent: Sequence[Turn], finish_reason: str | None
-    ) -> Accepted | Rejected:
-        try:
-            return validate_completion(
-                payload,
-                spec_or_rules=self.rules,
-                kind=task.kind,
-                prefix=prefix,
-                parent=parent,
-                finish_reason=finish_reason,
-            )
-        except Exception as error:  # noqa: BLE001 - a model's answer must never crash the run
-            return Rejected("schema", f"the answer could not be validated: {type(error).__name__}: {error}")
 
     async def _turns_task(self, task: Task, parent: Sample | None) -> Outcome:
         """A turn-by-turn conversation; with the local model a rejected one is started again

@@ -28,22 +28,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from fountain.errors import FountainError, ProviderError
-from fountain.generation.plan import (
-    DERIVATION,
-    SEED,
-    Task,
-    derivation_tasks,
-    seed_tasks,
-)
+from fountain.generation.plan import DERIVATION, SEED, Task, derivation_tasks, seed_tasks
 from fountain.generation.requests import resolve_mode, spec_fingerprint
+from fountain.generation.rules import Rules
+from fountain.generation.validation_pool import make_validator
 from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
 from fountain.run import judging  # light: the judge itself is imported only when a run has one
 from fountain.run.finish import RoundEnd, finish_round
-from fountain.run.journal import (
-    Journal,
-    RecordReader,
-)
+from fountain.run.journal import Journal, RecordReader
 from fountain.run.options import (  # make_provider: re-exported (the runner, batch)
     RunOptions,
     RunResult,
@@ -133,7 +126,14 @@ class Engine:
             scenario=self.scenario,
             iteration=self.iteration,
             on_retry=self.progress.on_retry,
+            validator=self._validator(),
         )
+
+    def _validator(self) -> Any:
+        """Where json answers are validated: in the event loop, or in processes (not under Ray)."""
+        execution = self.options.execution
+        processes = execution.validation_processes if (execution.executor or "local") == "local" else 0
+        return make_validator(Rules.from_spec(self.spec), processes, provider=self.provider.name, mode=self.mode)
 
     def _check_executor(self) -> None:
         """An unknown ``--executor``, or Ray not installed, is an error before the run starts."""
@@ -434,8 +434,9 @@ class Engine:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        if self.executor is not None:
-            self.executor.close()
+        for part in (self.executor, self.worker.validator if self.worker else None):
+            if part is not None:
+                part.close()
         self.progress.close()
         for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
             journal.close()

@@ -60,6 +60,7 @@ class ExecutionOptions:
     executor: str | None = None  # local (asyncio, default) | ray
     ray_address: str | None = None  # a Ray cluster (default: a local Ray)
     ray_actors: int | None = None  # generation actors on the Ray executor (default 2)
+    validation_processes: int | None = None  # json answers validated in N processes (None: auto, 0: none)
     fsync: bool = True  # journal lines reach the disk by group commit (see fountain.run.journal)
     quiet: bool = False
     progress: bool | None = None  # None: shown on a terminal unless quiet

@@ -1,0 +1,138 @@
+"""Validation in worker processes gives the event loop's verdicts, batched, and survives a broken pool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+
+import pytest
+
+from fountain.generation.rules import Accepted, Rejected, Rules
+from fountain.generation.validation_pool import (
+    InlineValidator,
+    ValidationPool,
+    auto_processes,
+    make_validator,
+    validate_answer,
+)
+from fountain.types import Turn
+from spec_helpers import make_spec, run_cli
+
+RULES = Rules(min_turns=1, max_turns=4, roles=("COUNSELEE", "COUNSELOR"))
+PREFIX = (Turn("We argue about money every week.", "When do those arguments usually start?"),)
+
+
+def conversation(i: int) -> dict:
+    return {
+        "conversations": [
+            {
+                "user": f"My wife and I argue about money, mostly around payday number {i}.",
+                "assistant": f"Let us look at what each of you expects from payday number {i} first.",
+            }
+        ]
+    }
+
+
+ANSWERS = [
+    (json.dumps(conversation(1)), "seed", (), (), "stop"),
+    (conversation(2), "seed", (), (), "stop"),  # already parsed JSON
+    ('{"conversations": [{"user": "cut', "seed", (), (), "length"),  # truncated
+    ("no JSON here at all", "seed", (), (), "stop"),
+    (json.dumps({"conversations": []}), "seed", (), (), "stop"),
+    (json.dumps(conversation(3)), "derivation", PREFIX, PREFIX, "stop"),
+    ("[" * 5000 + "]" * 5000, "seed", (), (), "stop"),  # nests too deeply
+    ({"conversations": "not a list"}, "seed", (), (), "stop"),
+]
+
+
+def verdicts(validator, answers):
+    async def main():
+        try:
+            return await asyncio.gather(*(validator(*answer) for answer in answers))
+        finally:
+            validator.close()
+
+    return asyncio.run(main())
+
+
+def test_a_pool_gives_the_event_loops_verdicts_for_good_and_bad_answers():
+    inline = [validate_answer(RULES, *answer) for answer in ANSWERS]
+    assert any(isinstance(v, Accepted) for v in inline) and any(isinstance(v, Rejected) for v in inline)
+    pool = ValidationPool(RULES, 2)
+    assert verdicts(pool, ANSWERS) == inline
+    assert pool.fallbacks == 0
+
+
+def test_many_answers_of_one_tick_each_get_their_own_verdict():
+    answers = [(json.dumps(conversation(i)), "seed", (), (), "stop") for i in range(300)]
+    results = verdicts(ValidationPool(RULES, 2), answers)
+    assert [r.turns[0].user for r in results] == [
+        a["conversations"][0]["user"] for a in map(json.loads, (x[0] for x in answers))
+    ]
+
+
+def test_a_killed_pool_process_falls_back_to_the_event_loop():
+    pool = ValidationPool(RULES, 1)
+
+    async def main():
+        first = await pool(*ANSWERS[0])
+        assert pool._pool is not None
+        for pid in list(pool._pool._processes):  # the pool's own processes, started by the first answer
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        rest = await asyncio.gather(*(pool(*answer) for answer in ANSWERS))
+        pool.close()
+        return first, rest
+
+    first, rest = asyncio.run(main())
+    assert isinstance(first, Accepted)
+    assert rest == [validate_answer(RULES, *answer) for answer in ANSWERS]
+    assert pool.fallbacks == len(ANSWERS)
+
+
+def test_a_closed_pool_still_validates():
+    pool = ValidationPool(RULES, 1)
+    pool.close()
+    assert verdicts(pool, ANSWERS[:2]) == [validate_answer(RULES, *a) for a in ANSWERS[:2]]
+
+
+@pytest.mark.parametrize(
+    ("requested", "provider", "mode", "cpus", "expected"),
+    [
+        (3, "fake", "turns", 1, 3),  # asked for: given
+        (0, "openai", "json", 64, 0),
+        (None, "openai", "json", 2, 0),  # too few cores: the processes would compete with the loop
+        (None, "openai", "json", 4, 1),
+        (None, "anthropic", "json", 8, 2),
+        (None, "gemini", "json", 64, 4),
+        (None, "openai", "turns", 16, 0),
+        (None, "local", "json", 16, 0),
+        (None, "fake", "json", 16, 0),
+    ],
+)
+def test_processes_by_default_only_where_cores_are_spare_and_answers_remote(requested, provider, mode, cpus, expected):
+    assert auto_processes(requested, provider=provider, mode=mode, cpus=cpus) == expected
+
+
+def test_no_processes_means_the_event_loop():
+    validator = make_validator(RULES, 0, provider="openai", mode="json")
+    assert type(validator) is InlineValidator
+
+
+def test_a_run_with_validation_processes_writes_the_same_dataset(tmp_path, capsys):
+    spec = make_spec(tmp_path)
+    datasets = []
+    for processes in ("0", "2"):
+        out = tmp_path / f"out{processes}"
+        code, text = run_cli(
+            ["run", "-t", str(spec), "--provider", "fake", "--seed", "3", "-o", str(out), "-q",
+             "--mode", "json", "--validation-processes", processes],
+            capsys,
+        )  # fmt: skip
+        assert code == 0, text
+        datasets.append((out / "dataset.jsonl").read_text(encoding="utf-8"))
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["runs"][-1]["options"]["validation_processes"] == int(processes)
+    assert datasets[0] == datasets[1] and datasets[0].count("\n") >= 2
