@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,46 @@ def test_a_killed_pool_process_falls_back_to_the_event_loop():
     assert isinstance(first, Accepted)
     assert rest == [validate_answer(RULES, *answer) for answer in ANSWERS]
     assert pool.fallbacks == len(ANSWERS)
+
+
+def test_ctrl_c_is_left_to_the_run_not_its_pool_processes():
+    # As from a terminal: SIGINT handled (a background shell would start everything ignoring it)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        pool = ValidationPool(RULES, 1)
+        pool.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    async def main():
+        await pool(*ANSWERS[0])
+        assert pool._pool is not None
+        pids = list(pool._pool._processes)
+        for pid in pids:  # what Ctrl-C does to the process group
+            os.kill(pid, signal.SIGINT)
+        await asyncio.sleep(0.5)
+        assert all(Path(f"/proc/{pid}").exists() for pid in pids) or not Path("/proc/self").exists()
+        return await pool(*ANSWERS[1])
+
+    try:
+        result = asyncio.run(main())
+    finally:
+        pool.close()
+    assert result == validate_answer(RULES, *ANSWERS[1])
+    assert pool.fallbacks == 0
+
+
+def test_a_pool_process_ignores_ctrl_c_from_its_start(monkeypatch):
+    from fountain.generation import validation_pool
+
+    monkeypatch.setattr(validation_pool, "_RULES", None)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        validation_pool._init(RULES)  # what each pool process runs first
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert validation_pool._ready()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_closed_pool_still_validates():

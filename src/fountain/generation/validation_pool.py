@@ -66,8 +66,12 @@ _RULES: Rules | None = None
 
 
 def _init(rules: Rules) -> None:
+    import signal
+
     global _RULES
     _RULES = rules
+    # Ctrl-C reaches the whole process group: the run stops its pool itself (no child traceback)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _validate_batch(items: list[Item]) -> list[Accepted | Rejected]:
