@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
@@ -53,7 +52,7 @@ def verdicts(validator, answers):
         try:
             return await asyncio.gather(*(validator(*answer) for answer in answers))
         finally:
-            validator.close()
+            await validator.aclose()
 
     return asyncio.run(main())
 
@@ -79,12 +78,11 @@ def test_a_killed_pool_process_falls_back_to_the_event_loop():
 
     async def main():
         first = await pool(*ANSWERS[0])
-        assert pool._pool is not None
-        for pid in list(pool._pool._processes):  # the pool's own processes, started by the first answer
-            os.kill(pid, signal.SIGKILL)
+        for child in pool._children:  # the pool's own process, started by the first answer
+            os.kill(child.pid, signal.SIGKILL)
         await asyncio.sleep(0.5)
         rest = await asyncio.gather(*(pool(*answer) for answer in ANSWERS))
-        pool.close()
+        await pool.aclose()
         return first, rest
 
     first, rest = asyncio.run(main())
@@ -94,48 +92,51 @@ def test_a_killed_pool_process_falls_back_to_the_event_loop():
 
 
 def test_ctrl_c_is_left_to_the_run_not_its_pool_processes():
-    # As from a terminal: SIGINT handled (a background shell would start everything ignoring it)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        pool = ValidationPool(RULES, 1)
-        pool.start()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    pool = ValidationPool(RULES, 1)
 
     async def main():
         await pool(*ANSWERS[0])
-        assert pool._pool is not None
-        pids = list(pool._pool._processes)
+        pids = [child.pid for child in pool._children]
         for pid in pids:  # what Ctrl-C does to the process group
             os.kill(pid, signal.SIGINT)
         await asyncio.sleep(0.5)
-        assert all(Path(f"/proc/{pid}").exists() for pid in pids) or not Path("/proc/self").exists()
-        return await pool(*ANSWERS[1])
+        alive = [child.returncode is None for child in pool._children]
+        try:
+            return alive, await pool(*ANSWERS[1])
+        finally:
+            await pool.aclose()
 
+    # As from a terminal: SIGINT handled here, so the process starts with it at its default (a
+    # background shell would start everything with SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        result = asyncio.run(main())
+        alive, result = asyncio.run(main())
     finally:
-        pool.close()
+        signal.signal(signal.SIGINT, previous)
+    assert alive == [True]
     assert result == validate_answer(RULES, *ANSWERS[1])
     assert pool.fallbacks == 0
 
 
-def test_a_pool_process_ignores_ctrl_c_from_its_start(monkeypatch):
-    from fountain.generation import validation_pool
+def test_a_pool_started_without_an_event_loop_starts_with_the_first_answer():
+    pool = ValidationPool(RULES, 1)
+    pool.start()  # no running loop: nothing yet
+    assert pool._tasks == []
+    assert verdicts(pool, ANSWERS[:3]) == [validate_answer(RULES, *a) for a in ANSWERS[:3]]
+    assert len(pool._children) == 1 and pool.fallbacks == 0
 
-    monkeypatch.setattr(validation_pool, "_RULES", None)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        validation_pool._init(RULES)  # what each pool process runs first
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        assert validation_pool._ready()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+
+def test_processes_end_when_the_pool_closes():
+    pool = ValidationPool(RULES, 2)
+    verdicts(pool, ANSWERS)
+    assert len(pool._children) == 2
+    assert all(child.returncode == 0 for child in pool._children)
 
 
 def test_a_closed_pool_still_validates():
     pool = ValidationPool(RULES, 1)
     pool.close()
+    assert pool._tasks == []
     assert verdicts(pool, ANSWERS[:2]) == [validate_answer(RULES, *a) for a in ANSWERS[:2]]
 
 
@@ -177,3 +178,27 @@ def test_a_run_with_validation_processes_writes_the_same_dataset(tmp_path, capsy
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         assert manifest["runs"][-1]["options"]["validation_processes"] == int(processes)
     assert datasets[0] == datasets[1] and datasets[0].count("\n") >= 2
+
+
+def test_a_users_script_without_a_main_guard_runs_once(tmp_path):
+    # multiprocessing's spawn would import the script again in each process (and run it again)
+    import subprocess
+    import sys
+
+    spec = make_spec(tmp_path)
+    marker = tmp_path / "runs.txt"
+    script = tmp_path / "my_pipeline.py"
+    script.write_text(
+        "import fountain\n"
+        f"open({str(marker)!r}, 'a').write('run\\n')\n"
+        f"spec = fountain.load_spec({str(spec)!r})\n"
+        f"result = fountain.generate(spec, fountain.RunOptions(provider='fake', seed=1, mode='json', quiet=True,\n"
+        f"    output={str(tmp_path / 'out')!r}, validation_processes=2))\n"
+        "print(result.dataset_records)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) >= 2
+    assert marker.read_text(encoding="utf-8") == "run\n"
+    assert "Traceback" not in done.stderr

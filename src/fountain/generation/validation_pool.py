@@ -1,13 +1,14 @@
 """Where a json-mode answer is validated: in the event loop, or in worker processes.
 
 Validation (JSON, shape, rules, quality gates) is the largest share of the event loop's CPU time
-per request (about half, ``benchmarks/throughput.py``'s CPU budget). One event-loop thread
-therefore caps a run's request rate however many cores the machine has. A
-:class:`ValidationPool` moves that work into worker processes: the answers that arrive in one
-event-loop tick go to them as one batch per process (a hop costs about 0.2 ms, a batch shares
-it), and each caller gets its verdict back. The verdicts are the ones the event loop would give
-(the same function runs there); a pool that breaks (a process killed) falls back to validating
-in the event loop, so no answer is lost or judged twice.
+per request (about half, ``benchmarks/throughput.py``'s CPU budget), and one event-loop thread
+caps a run's request rate however many cores the machine has. A :class:`ValidationPool` moves
+that work into worker processes (:mod:`fountain.generation.validation_worker`, each fed through
+a pipe): answers wait in one list, and each process takes its share of them as one batch when it
+is free, so the hand-off is shared by every answer that arrived meanwhile. Each caller gets the
+verdict the event loop would have given (the same function runs there). A process that fails
+(killed, never started) turns the pool into in-event-loop validation: no answer is lost or
+judged twice.
 
 It pays only where cores are spare: :func:`auto_processes` turns it on for remote providers on
 machines with at least :data:`MIN_CPUS` CPUs.
@@ -16,33 +17,27 @@ machines with at least :data:`MIN_CPUS` CPUs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pickle
+import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
+from pathlib import Path
 from typing import Any
 
 from fountain.generation.rules import Accepted, Rejected, Rules
-from fountain.generation.validate import validate_completion
+from fountain.generation.validation_worker import HEADER, frame, validate_answer
 from fountain.types import Turn
 
 MIN_CPUS = 4  # below this the pool's processes compete with the event loop and the server
 MAX_AUTO_PROCESSES = 4
 REMOTE_PROVIDERS = frozenset({"openai", "anthropic", "gemini"})
 
+Verdict = Accepted | Rejected
 Item = tuple[Any, str, tuple[Turn, ...], tuple[Turn, ...], "str | None"]
+Waiting = tuple[Item, "asyncio.Future[Verdict]"]
 
-
-def validate_answer(
-    rules: Rules, payload: Any, kind: str, prefix: Sequence[Turn], parent: Sequence[Turn], finish_reason: str | None
-) -> Accepted | Rejected:
-    """One answer's verdict; never raises on model output."""
-    try:
-        return validate_completion(
-            payload, spec_or_rules=rules, kind=kind, prefix=prefix, parent=parent, finish_reason=finish_reason
-        )
-    except Exception as error:  # noqa: BLE001 - a model's answer must never crash the run
-        return Rejected("schema", f"the answer could not be validated: {type(error).__name__}: {error}")
+__all__ = ["InlineValidator", "ValidationPool", "auto_processes", "make_validator", "validate_answer"]
 
 
 class InlineValidator:
@@ -53,100 +48,133 @@ class InlineValidator:
 
     async def __call__(
         self, payload: Any, kind: str, prefix: Sequence[Turn], parent: Sequence[Turn], finish_reason: str | None
-    ) -> Accepted | Rejected:
+    ) -> Verdict:
         return validate_answer(self.rules, payload, kind, prefix, parent, finish_reason)
+
+    def start(self) -> None:
+        """Nothing to start."""
 
     def close(self) -> None:
         """Nothing to release."""
 
-
-# --- in a pool process ------------------------------------------------------------------------------
-
-_RULES: Rules | None = None
-
-
-def _init(rules: Rules) -> None:
-    import signal
-
-    global _RULES
-    _RULES = rules
-    # Ctrl-C reaches the whole process group: the run stops its pool itself (no child traceback)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _validate_batch(items: list[Item]) -> list[Accepted | Rejected]:
-    assert _RULES is not None, "the pool process was not initialised"
-    return [validate_answer(_RULES, *item) for item in items]
-
-
-def _ready() -> bool:
-    return _RULES is not None
-
-
-# --- in the run's process ----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Nothing to wait for."""
 
 
 class ValidationPool(InlineValidator):
-    """Validation in ``processes`` worker processes, batched per event-loop tick."""
+    """Validation in ``processes`` worker processes, each taking a batch of the waiting answers."""
 
     def __init__(self, rules: Rules, processes: int) -> None:
-        import multiprocessing
-
         super().__init__(rules)
         self.processes = max(1, processes)
-        # spawn, not fork: the run's process has threads (journal sync, cache checkpoints, HTTP)
-        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(rules,)
-        )
-        self._waiting: list[tuple[Item, asyncio.Future[Accepted | Rejected]]] = []
-        self.fallbacks = 0  # answers validated in the event loop because the pool broke
+        self._waiting: list[Waiting] = []
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._children: list[asyncio.subprocess.Process] = []
+        self._working = True  # False once a process failed or the pool closed: the event loop validates
+        self.fallbacks = 0  # answers validated in the event loop because a process failed
 
     def start(self) -> None:
-        """Start the processes now (in the background) rather than at the first answer."""
-        if self._pool is not None:
-            for _ in range(self.processes):
-                self._pool.submit(_ready)
+        """Start the processes (in the background, from within the running event loop)."""
+        if self._tasks or not self._working:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop yet: started by the first answer
+            return
+        self._wake = asyncio.Event()
+        rules = frame(self.rules)
+        self._tasks = [loop.create_task(self._serve(rules)) for _ in range(self.processes)]
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """:meth:`close`, then wait for the processes to end (killed after ``timeout`` seconds)."""
+        self.close()
+        for child in self._children:
+            try:
+                await asyncio.wait_for(child.wait(), timeout)
+            except (asyncio.TimeoutError, ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
 
     async def __call__(
         self, payload: Any, kind: str, prefix: Sequence[Turn], parent: Sequence[Turn], finish_reason: str | None
-    ) -> Accepted | Rejected:
-        if self._pool is None:
+    ) -> Verdict:
+        if not self._working:
             return validate_answer(self.rules, payload, kind, prefix, parent, finish_reason)
-        loop = asyncio.get_running_loop()
-        verdict: asyncio.Future[Accepted | Rejected] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._send)
+        self.start()
+        assert self._wake is not None
+        verdict: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._waiting.append(((payload, kind, tuple(prefix), tuple(parent), finish_reason), verdict))
+        self._wake.set()
         return await verdict
 
-    def _send(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        size = -(-len(waiting) // self.processes)
-        for start in range(0, len(waiting), size):
-            chunk = waiting[start : start + size]
-            try:
-                assert self._pool is not None
-                future = asyncio.wrap_future(self._pool.submit(_validate_batch, [item for item, _ in chunk]))
-            except Exception:  # noqa: BLE001 - a broken or closed pool: validate here
-                self._resolve(chunk, None)
-                continue
-            future.add_done_callback(partial(self._resolve, chunk))
+    async def _serve(self, rules: bytes) -> None:
+        """One process: started, given the rules, then fed batches until the pool closes."""
+        assert self._wake is not None
+        chunk: list[Waiting] = []
+        try:
+            child = await _spawn()
+            self._children.append(child)
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(rules)
+            while True:
+                while not self._waiting:
+                    self._wake.clear()
+                    await self._wake.wait()
+                chunk = self._take()
+                child.stdin.write(frame([item for item, _ in chunk]))
+                await child.stdin.drain()
+                (size,) = HEADER.unpack(await child.stdout.readexactly(HEADER.size))
+                results = pickle.loads(await child.stdout.readexactly(size))
+                for (_, verdict), result in zip(chunk, results, strict=True):
+                    if not verdict.done():
+                        verdict.set_result(result)
+                chunk = []
+        except asyncio.CancelledError:
+            self._settle(chunk)
+            raise
+        except Exception:  # noqa: BLE001 - a failed process: the event loop validates from now on
+            self._working = False
+            self._settle(chunk)
+            self._settle(self._take(everything=True))
 
-    def _resolve(self, chunk: list[tuple[Item, asyncio.Future[Accepted | Rejected]]], future: Any) -> None:
-        results: list[Accepted | Rejected] | None = None
-        if future is not None and not future.cancelled() and future.exception() is None:
-            results = future.result()
-        if results is None or len(results) != len(chunk):
-            self.fallbacks += len(chunk)
-            results = [validate_answer(self.rules, *item) for item, _ in chunk]
-        for (_, verdict), result in zip(chunk, results, strict=True):
+    def _take(self, *, everything: bool = False) -> list[Waiting]:
+        """This process's share of the waiting answers."""
+        share = len(self._waiting) if everything else -(-len(self._waiting) // self.processes)
+        taken, self._waiting = self._waiting[:share], self._waiting[share:]
+        return taken
+
+    def _settle(self, chunk: list[Waiting]) -> None:
+        for item, verdict in chunk:
             if not verdict.done():
-                verdict.set_result(result)
+                self.fallbacks += 1
+                verdict.set_result(validate_answer(self.rules, *item))
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the processes (each ends at the end of its input) and validate what still waits."""
+        self._working = False
+        for task in self._tasks:
+            task.cancel()
+        for child in self._children:
+            if child.returncode is None and child.stdin is not None:
+                with contextlib.suppress(Exception):
+                    child.stdin.close()
+        self._settle(self._take(everything=True))
+
+
+async def _spawn() -> asyncio.subprocess.Process:
+    # The child imports the same fountain as this process, wherever it was imported from.
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fountain.generation.validation_worker",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
 
 
 def auto_processes(requested: int | None, *, provider: str, mode: str, cpus: int | None = None) -> int:

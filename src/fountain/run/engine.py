@@ -434,9 +434,10 @@ class Engine:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for part in (self.executor, self.worker.validator if self.worker else None):
-            if part is not None:
-                part.close()
+        if self.executor is not None:
+            self.executor.close()
+        if self.worker is not None:
+            await self.worker.validator.aclose()
         self.progress.close()
         for journal in (self.seeds_journal, self.derivations_journal, self.rejects_journal):
             journal.close()
