@@ -4,8 +4,8 @@ Validation (JSON, shape, rules, quality gates) is the largest share of the event
 per request (about half, ``benchmarks/throughput.py``'s CPU budget), and one event-loop thread
 caps a run's request rate however many cores the machine has. A :class:`ValidationPool` moves
 that work into worker processes (:mod:`fountain.generation.validation_worker`, each fed through
-a pipe): answers wait in one list, and each process takes its share of them as one batch when it
-is free, so the hand-off is shared by every answer that arrived meanwhile. Each caller gets the
+a pipe): answers wait in one list, and a free process takes them all as one batch, so the
+hand-off is shared by every answer that arrived meanwhile. Each caller gets the
 verdict the event loop would have given (the same function runs there). A process that fails
 (killed, never started) turns the pool into in-event-loop validation: no answer is lost or
 judged twice.
@@ -31,6 +31,7 @@ from fountain.types import Turn
 
 MIN_CPUS = 4  # below this the pool's processes compete with the event loop and the server
 MAX_AUTO_PROCESSES = 4
+MAX_BATCH = 256  # answers sent to a process at once
 REMOTE_PROVIDERS = frozenset({"openai", "anthropic", "gemini"})
 
 Verdict = Accepted | Rejected
@@ -139,8 +140,9 @@ class ValidationPool(InlineValidator):
             self._settle(self._take(everything=True))
 
     def _take(self, *, everything: bool = False) -> list[Waiting]:
-        """This process's share of the waiting answers."""
-        share = len(self._waiting) if everything else -(-len(self._waiting) // self.processes)
+        """What a free process takes: every waiting answer, up to :data:`MAX_BATCH` (a second
+        process gets work while the first is busy, and batches stay as large as the load allows)."""
+        share = len(self._waiting) if everything else MAX_BATCH
         taken, self._waiting = self._waiting[:share], self._waiting[share:]
         return taken
 
