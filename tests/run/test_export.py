@@ -98,3 +98,50 @@ def test_unknown_format(tmp_path):
 
 def test_empty_dataset_is_an_empty_file(tmp_path):
     assert export_dataset([], tmp_path).read_text() == ""
+
+
+@pytest.mark.parametrize("system_message", [None, "You are a patient counselor.", "Another system line."])
+def test_the_journals_lines_export_as_the_samples_would(tmp_path, system_message):
+    # A run's samples (ResultSamples) export by copying their canonical journal lines: the bytes
+    # must be what the same samples give one by one, a system message added where one is missing.
+    from fountain.frameworks import run_framework
+    from fountain.providers.fake import FakeProvider
+    from fountain.run.samples import ResultSamples
+    from fountain.spec.load import load_spec
+    from framework_helpers import SETUP, make_spec, options
+
+    setup = SETUP.replace("{seeds}", "3").replace("{derivations}", "1") + "raters:\n  dedup:\n    enabled: false\n"
+    result = run_framework(
+        load_spec(make_spec(tmp_path, setup=setup)), options(tmp_path / "out"), provider=FakeProvider()
+    )
+    samples = result.samples
+    assert isinstance(samples, ResultSamples) and len(samples) > 6
+    with_system = sum(1 for s in samples if s.system)
+    fast = export_dataset(samples, tmp_path / "fast", system_message=system_message)
+    slow = export_dataset(list(samples), tmp_path / "slow", system_message=system_message)
+    assert fast.read_bytes() == slow.read_bytes()
+    lines = [json.loads(line) for line in fast.read_text(encoding="utf-8").splitlines()]
+    has_system = sum(1 for r in lines if r["messages"][0]["role"] == "system")
+    assert has_system == (len(lines) if system_message else with_system)
+    assert 0 <= with_system < len(lines)  # some samples have no system message of their own
+
+
+def test_journal_lines_with_their_own_system_message_are_copied_as_they_are(tmp_path):
+    from array import array
+
+    from fountain.run.journal import dumps_record
+    from fountain.run.samples import ResultSamples
+
+    samples = [_sample(0, system="Own system."), _sample(1), _sample(2, kind="derivation", system="Own system.")]
+    journal = tmp_path / "seeds.jsonl"
+    lines = [(dumps_record(s.to_record()) + "\n").encode("utf-8") for s in samples]
+    journal.write_bytes(b"".join(lines))
+    offsets = array("q", [0])
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    stream = ResultSamples([(journal, offsets)])
+    fast = export_dataset(stream, tmp_path / "fast", system_message="Added.")
+    slow = export_dataset(samples, tmp_path / "slow", system_message="Added.")
+    assert fast.read_bytes() == slow.read_bytes()
+    systems = [json.loads(line)["messages"][0]["content"] for line in fast.read_text(encoding="utf-8").splitlines()]
+    assert systems == ["Own system.", "Added.", "Own system."]

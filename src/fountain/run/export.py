@@ -10,10 +10,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fountain import fastjson
 from fountain.errors import OutputError
 from fountain.run.atomic import write_jsonl_atomic, write_lines_atomic
 from fountain.run.outputs import DATASET_FILES
 from fountain.run.review import dropped_ids
+from fountain.run.samples import ResultSamples
 from fountain.types import Sample
 
 FORMATS = ("messages", "sharegpt", "janus")
@@ -128,11 +130,27 @@ def export_dataset(
     dropped = dropped_ids(path.parent)
     if dropped:
         samples = (s for s in samples if s.id not in dropped)
+    if fmt == "messages" and prefix_loss == "keep" and isinstance(samples, ResultSamples):
+        return write_lines_atomic(path, _messages_lines(samples, system_message))
     if fmt == "messages":
         return write_jsonl_atomic(path, (messages_record(s, system_message, prefix_loss) for s in samples))
     if fmt == "sharegpt":
         return write_jsonl_atomic(path, (sharegpt_record(s, system_message, prefix_loss) for s in samples))
     return write_lines_atomic(path, _janus_chunks(samples))
+
+
+_SYSTEM_FIRST = b'{"messages":[{"role":"system",'
+
+
+def _messages_lines(samples: ResultSamples, system_message: str | None) -> Iterator[bytes | str]:
+    """``messages`` lines straight from the journals: a canonical journal line is the record
+    :func:`messages_record` gives, unless the system message is to be added to it."""
+    for line in samples.lines():
+        if system_message and not line.startswith(_SYSTEM_FIRST):
+            sample = Sample.from_record(fastjson.loads_exact(line))
+            yield fastjson.dumps(messages_record(sample, system_message)) + "\n"
+        else:
+            yield line
 
 
 def _janus_chunks(samples: Iterable[Sample]) -> Iterator[str]:

@@ -235,5 +235,15 @@ class ResultSamples(SequenceABC[Sample]):
                 for line in handle:
                     yield Sample.from_record(fastjson.loads_exact(line))
 
+    def lines(self) -> Iterator[bytes]:
+        """The samples' journal lines, in order, as they are on disk. The end of the round wrote
+        them canonical: each is exactly ``dumps_record(sample.to_record())`` and a newline."""
+        for path, offsets, identity in self._parts:
+            if len(offsets) <= 1:
+                continue
+            self._check(path, identity)
+            with open(path, "rb") as handle:
+                yield from handle
+
     def __repr__(self) -> str:
         return f"<ResultSamples: {self._len} samples in {', '.join(p.name for p, _, _ in self._parts)}>"
