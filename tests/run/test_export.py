@@ -100,7 +100,7 @@ def test_empty_dataset_is_an_empty_file(tmp_path):
     assert export_dataset([], tmp_path).read_text() == ""
 
 
-@pytest.mark.parametrize("system_message", [None, "You are a patient counselor.", "Another system line."])
+@pytest.mark.parametrize("system_message", [None, "You are a patient counselor.", 'Ünïcode, "quotes",\nand a \\ line.'])
 def test_the_journals_lines_export_as_the_samples_would(tmp_path, system_message):
     # A run's samples (ResultSamples) export by copying their canonical journal lines: the bytes
     # must be what the same samples give one by one, a system message added where one is missing.

@@ -139,18 +139,24 @@ def export_dataset(
     return write_lines_atomic(path, _janus_chunks(samples))
 
 
-_SYSTEM_FIRST = b'{"messages":[{"role":"system",'
+_MESSAGES_START = b'{"messages":['
+_SYSTEM_FIRST = _MESSAGES_START + b'{"role":"system",'
 
 
 def _messages_lines(samples: ResultSamples, system_message: str | None) -> Iterator[bytes | str]:
     """``messages`` lines straight from the journals: a canonical journal line is the record
-    :func:`messages_record` gives, unless the system message is to be added to it."""
+    :func:`messages_record` gives, once the system message is put first where it is to be added
+    (the metadata does not depend on it)."""
+    system = fastjson.dumps({"role": "system", "content": system_message}).encode("utf-8") + b","
+    start = len(_MESSAGES_START)
     for line in samples.lines():
-        if system_message and not line.startswith(_SYSTEM_FIRST):
+        if not system_message or line.startswith(_SYSTEM_FIRST):
+            yield line
+        elif line.startswith(_MESSAGES_START):
+            yield _MESSAGES_START + system + line[start:]
+        else:  # not canonical after all: the record itself
             sample = Sample.from_record(fastjson.loads_exact(line))
             yield fastjson.dumps(messages_record(sample, system_message)) + "\n"
-        else:
-            yield line
 
 
 def _janus_chunks(samples: Iterable[Sample]) -> Iterator[str]:
