@@ -145,7 +145,8 @@ def test_a_closed_pool_still_validates():
     [
         (3, "fake", "turns", 1, 3),  # asked for: given
         (0, "openai", "json", 64, 0),
-        (None, "openai", "json", 2, 0),  # too few cores: the processes would compete with the loop
+        (None, "openai", "json", 1, 0),  # one core: a process would only take the loop's time
+        (None, "openai", "json", 2, 1),
         (None, "openai", "json", 4, 1),
         (None, "anthropic", "json", 8, 2),
         (None, "gemini", "json", 64, 4),

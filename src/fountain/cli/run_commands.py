@@ -124,8 +124,8 @@ def _with_sigterm_as_interrupt(call):
 @click.option(
     "--validation-processes",
     type=click.IntRange(min=0),
-    help="Validate json answers in N worker processes, beside the event loop (default: 1 per 4 CPUs, "
-    "up to 4, for remote APIs on machines with 4+ CPUs; 0: in the event loop).",
+    help="Validate json answers in N worker processes, beside the event loop (default for remote "
+    "APIs in json mode: 1 per 4 CPUs, at least 1 from 2 CPUs, at most 4; 0: in the event loop).",
 )
 @click.option(
     "--replay",

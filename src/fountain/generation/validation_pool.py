@@ -10,8 +10,11 @@ verdict the event loop would have given (the same function runs there). A proces
 (killed, never started) turns the pool into in-event-loop validation: no answer is lost or
 judged twice.
 
-It pays only where cores are spare: :func:`auto_processes` turns it on for remote providers on
-machines with at least :data:`MIN_CPUS` CPUs.
+It pays where the event loop is the bottleneck and another core has time: :func:`auto_processes`
+turns it on for remote APIs in json mode on machines with at least :data:`MIN_CPUS` CPUs (on a
+2-core machine that also ran the mock server, one process took the whole run from 48% to 56-57% of
+a plain aiohttp loop, ``benchmarks/throughput.py``). Local and fake models answer slower than they
+are validated, and turns mode validates utterances one by one: those validate in the event loop.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from fountain.generation.rules import Accepted, Rejected, Rules
 from fountain.generation.validation_worker import HEADER, frame, validate_answer
 from fountain.types import Turn
 
-MIN_CPUS = 4  # below this the pool's processes compete with the event loop and the server
+MIN_CPUS = 2  # on one CPU a process could only take time from the event loop
+CPUS_PER_PROCESS = 4  # beyond the first process (2 CPUs: 1; 8: 2; 16 and more: 4)
 MAX_AUTO_PROCESSES = 4
 MAX_BATCH = 256  # answers sent to a process at once
 REMOTE_PROVIDERS = frozenset({"openai", "anthropic", "gemini"})
@@ -193,7 +197,7 @@ def auto_processes(requested: int | None, *, provider: str, mode: str, cpus: int
     )
     if mode != "json" or provider not in REMOTE_PROVIDERS or not cpus or cpus < MIN_CPUS:
         return 0
-    return min(MAX_AUTO_PROCESSES, cpus // MIN_CPUS)
+    return min(MAX_AUTO_PROCESSES, max(1, cpus // CPUS_PER_PROCESS))
 
 
 def make_validator(rules: Rules, requested: int | None, *, provider: str, mode: str) -> InlineValidator:

@@ -236,18 +236,20 @@ class Engine:
             offset, length = self.rejects_journal.append(retried)
             self.rejects[retried["id"]] = (retried["reason"], offset, length)
 
+    def _stopped(self) -> bool:
+        return self.stop_error is not None or self.crash is not None
+
+    def _forget(self, task: Task) -> None:
+        """A task that is not recorded: a seed's reserve of derivations leaves the progress total."""
+        if task.kind == SEED and self._reserve:
+            self.progress.add_total(-self._reserve)
+
     async def _worker(self, queue: asyncio.Queue[Task]) -> None:
         while True:
             task = await queue.get()
             try:
-                if (
-                    self.stop_error is not None
-                    or self.crash is not None
-                    or self._done(task.id)
-                    or self._target_reached()
-                ):
-                    if task.kind == SEED and self._reserve:
-                        self.progress.add_total(-self._reserve)  # never run: its reserve goes
+                if self._stopped() or self._done(task.id) or self._target_reached():
+                    self._forget(task)  # never run
                     continue
                 try:
                     parent = self.samples.get(task.parent_id) if task.parent_id else None
@@ -267,6 +269,9 @@ class Engine:
                     outcome = self.worker.provider_error(task, error)
                 except FountainError as error:
                     self.stop_error = error
+                    continue
+                if outcome.sample is not None and self._target_reached():
+                    self._forget(task)  # in flight when the target was reached (its answer stays cached)
                     continue
                 queued = 0
                 follows = self._record(outcome)
