@@ -47,9 +47,21 @@ ANSWERS = [
 ]
 
 
-def verdicts(validator, answers):
+async def warmed(pool):
+    """``pool`` once its processes are ready (until then the event loop validates)."""
+    pool.start()
+    for _ in range(300):
+        if pool.ready == getattr(pool, "processes", 0):
+            return pool
+        await asyncio.sleep(0.05)
+    raise AssertionError("the pool's processes did not start")
+
+
+def verdicts(validator, answers, *, wait=True):
     async def main():
         try:
+            if wait and isinstance(validator, ValidationPool):
+                await warmed(validator)
             return await asyncio.gather(*(validator(*answer) for answer in answers))
         finally:
             await validator.aclose()
@@ -62,12 +74,14 @@ def test_a_pool_gives_the_event_loops_verdicts_for_good_and_bad_answers():
     assert any(isinstance(v, Accepted) for v in inline) and any(isinstance(v, Rejected) for v in inline)
     pool = ValidationPool(RULES, 2)
     assert verdicts(pool, ANSWERS) == inline
-    assert pool.fallbacks == 0
+    assert pool.fallbacks == 0 and pool.validated == len(ANSWERS)  # every one in a pool process
 
 
 def test_many_answers_of_one_tick_each_get_their_own_verdict():
     answers = [(json.dumps(conversation(i)), "seed", (), (), "stop") for i in range(300)]
-    results = verdicts(ValidationPool(RULES, 2), answers)
+    pool = ValidationPool(RULES, 2)
+    results = verdicts(pool, answers)
+    assert pool.validated == len(answers)
     assert [r.turns[0].user for r in results] == [
         a["conversations"][0]["user"] for a in map(json.loads, (x[0] for x in answers))
     ]
@@ -77,7 +91,7 @@ def test_a_killed_pool_process_falls_back_to_the_event_loop():
     pool = ValidationPool(RULES, 1)
 
     async def main():
-        first = await pool(*ANSWERS[0])
+        first = await (await warmed(pool))(*ANSWERS[0])
         for child in pool._children:  # the pool's own process, started by the first answer
             os.kill(child.pid, signal.SIGKILL)
         await asyncio.sleep(0.5)
@@ -95,7 +109,7 @@ def test_ctrl_c_is_left_to_the_run_not_its_pool_processes():
     pool = ValidationPool(RULES, 1)
 
     async def main():
-        await pool(*ANSWERS[0])
+        await (await warmed(pool))(*ANSWERS[0])
         pids = [child.pid for child in pool._children]
         for pid in pids:  # what Ctrl-C does to the process group
             os.kill(pid, signal.SIGINT)
@@ -122,7 +136,16 @@ def test_a_pool_started_without_an_event_loop_starts_with_the_first_answer():
     pool = ValidationPool(RULES, 1)
     pool.start()  # no running loop: nothing yet
     assert pool._tasks == []
-    assert verdicts(pool, ANSWERS[:3]) == [validate_answer(RULES, *a) for a in ANSWERS[:3]]
+
+    async def main():
+        first = await pool(*ANSWERS[0])  # starts the process; validated here meanwhile
+        assert pool._tasks and pool.ready == 0
+        await warmed(pool)
+        rest = await asyncio.gather(*(pool(*answer) for answer in ANSWERS[1:3]))
+        await pool.aclose()
+        return [first, *rest]
+
+    assert asyncio.run(main()) == [validate_answer(RULES, *a) for a in ANSWERS[:3]]
     assert len(pool._children) == 1 and pool.fallbacks == 0
 
 
@@ -133,11 +156,24 @@ def test_processes_end_when_the_pool_closes():
     assert all(child.returncode == 0 for child in pool._children)
 
 
+def test_what_a_site_hook_prints_at_start_up_does_not_corrupt_the_pipe(tmp_path, monkeypatch):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os, sys\nprint('banner from sitecustomize')\nsys.stdout.flush()\nos.write(1, b'\\x00\\x01raw bytes')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hooks))
+    pool = ValidationPool(RULES, 1)
+    assert verdicts(pool, ANSWERS) == [validate_answer(RULES, *a) for a in ANSWERS]
+    assert pool.validated == len(ANSWERS) and pool.fallbacks == 0
+
+
 def test_a_closed_pool_still_validates():
     pool = ValidationPool(RULES, 1)
     pool.close()
     assert pool._tasks == []
-    assert verdicts(pool, ANSWERS[:2]) == [validate_answer(RULES, *a) for a in ANSWERS[:2]]
+    assert verdicts(pool, ANSWERS[:2], wait=False) == [validate_answer(RULES, *a) for a in ANSWERS[:2]]
 
 
 @pytest.mark.parametrize(

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from fountain.generation.rules import Accepted, Rejected, Rules
-from fountain.generation.validation_worker import HEADER, frame, validate_answer
+from fountain.generation.validation_worker import HEADER, READY, frame, validate_answer
 from fountain.types import Turn
 
 MIN_CPUS = 2  # on one CPU a process could only take time from the event loop
 CPUS_PER_PROCESS = 4  # beyond the first process (2 CPUs: 1; 8: 2; 16 and more: 4)
 MAX_AUTO_PROCESSES = 4
 MAX_BATCH = 256  # answers sent to a process at once
+START_TIMEOUT_S = 60.0  # a process not ready by then: validation stays in the event loop
 REMOTE_PROVIDERS = frozenset({"openai", "anthropic", "gemini"})
 
 Verdict = Accepted | Rejected
@@ -77,7 +78,9 @@ class ValidationPool(InlineValidator):
         self._tasks: list[asyncio.Task[None]] = []
         self._children: list[asyncio.subprocess.Process] = []
         self._working = True  # False once a process failed or the pool closed: the event loop validates
+        self.ready = 0  # processes started and ready; until one is, the event loop validates
         self.fallbacks = 0  # answers validated in the event loop because a process failed
+        self.validated = 0  # answers validated in the processes
 
     def start(self) -> None:
         """Start the processes (in the background, from within the running event loop)."""
@@ -104,9 +107,9 @@ class ValidationPool(InlineValidator):
     async def __call__(
         self, payload: Any, kind: str, prefix: Sequence[Turn], parent: Sequence[Turn], finish_reason: str | None
     ) -> Verdict:
-        if not self._working:
-            return validate_answer(self.rules, payload, kind, prefix, parent, finish_reason)
         self.start()
+        if not self._working or not self.ready:
+            return validate_answer(self.rules, payload, kind, prefix, parent, finish_reason)
         assert self._wake is not None
         verdict: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._waiting.append(((payload, kind, tuple(prefix), tuple(parent), finish_reason), verdict))
@@ -121,7 +124,9 @@ class ValidationPool(InlineValidator):
             child = await _spawn()
             self._children.append(child)
             assert child.stdin is not None and child.stdout is not None
+            await asyncio.wait_for(child.stdout.readuntil(READY), START_TIMEOUT_S)
             child.stdin.write(rules)
+            self.ready += 1
             while True:
                 while not self._waiting:
                     self._wake.clear()
@@ -131,6 +136,7 @@ class ValidationPool(InlineValidator):
                 await child.stdin.drain()
                 (size,) = HEADER.unpack(await child.stdout.readexactly(HEADER.size))
                 results = pickle.loads(await child.stdout.readexactly(size))
+                self.validated += len(results)
                 for (_, verdict), result in zip(chunk, results, strict=True):
                     if not verdict.done():
                         verdict.set_result(result)

@@ -2,8 +2,8 @@
 
 ``python -m fountain.generation.validation_worker`` reads frames from stdin (a 4-byte big-endian
 length, then a pickle): first the run's :class:`~fountain.generation.rules.Rules`, then batches of
-answers, each answered on stdout by one frame with the batch's verdicts. It ends at the end of its
-input. Only the run that started it writes to it (pickle is read from that run alone).
+answers, each answered on stdout by one frame with the batch's verdicts, after a :data:`READY`
+marker (whatever a site hook printed before it is skipped). It ends at the end of its input. Only the run that started it writes to it (pickle is read from that run alone).
 
 A plain module run, not :mod:`multiprocessing`: that would import the parent's ``__main__`` again
 in the child (a user's own script), and it needs no more than a pipe.
@@ -24,6 +24,8 @@ from fountain.generation.validate import validate_completion
 from fountain.types import Turn
 
 HEADER = struct.Struct(">I")
+# Written first: what a site hook printed at start-up before it is skipped by the reader.
+READY = b"\x00fountain-validation-worker-1\x00\n"
 
 
 def validate_answer(
@@ -59,8 +61,12 @@ def main() -> None:
     # Ctrl-C reaches the whole process group: the run stops its pool itself (no traceback here).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     source = sys.stdin.buffer
-    sink = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    sys.stdout = sys.stderr  # anything else printed must not end up inside a frame
+    sys.stdout.flush()
+    sink = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything else written to stdout, from Python or C, goes to stderr
+    sys.stdout = sys.stderr
+    sink.write(READY)
+    sink.flush()
     rules = _read_frame(source)
     if not isinstance(rules, Rules):
         return
