@@ -59,7 +59,7 @@ def measure(folder: str | Path, output: Path, *, seed: int | None = None) -> dic
         "utterance_rejects": counts.get("utterance_rejects", {}),
         "seconds": round(elapsed, 1),
         "requests": result.counts.get("requests") if isinstance(result.counts, dict) else None,
-        **{k: figures.get(k) for k in (*LIMITS, "placeholder_rate", "grounded_rate")},
+        **{k: figures.get(k) for k in (*LIMITS, "placeholder_rate", "grounded_rate", "agreement_rate")},
     }
     row["meets_target"] = row["exported"] >= MIN_EXPORTED and all(
         figures.get(k) is not None and figures[k] <= limit for k, limit in LIMITS.items()
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{row['spec']:32} exported {row['exported']}/{row['planned']}  cut-off {_pct(row['cut_off_rate'])}"
                 f"  echo {_pct(row['echo_rate'])}  user-as-assistant {_pct(row['user_as_assistant_rate'])}"
-                f"  grounded {_pct(row['grounded_rate'])}  {row['seconds']}s  "
+                f"  grounded {_pct(row['grounded_rate'])}  agreement {_pct(row['agreement_rate'])}  {row['seconds']}s  "
                 f"{'MEETS' if row['meets_target'] else 'MISSES'} the target",
                 flush=True,
             )

@@ -68,6 +68,50 @@ def test_in_role_below_90_percent_warns():
     assert q["figures"]["neutral_share"] == 0.3
 
 
+# README command 1's output (SmolLM2-135M), abridged: both speakers mostly agree and praise.
+AGREEING = conv(
+    "I'm glad you agree with me, and I completely understand your concern about money.",
+    "I'm glad I can share this with you, and it's a topic many couples struggle to discuss.",
+    "You're right, I appreciate your feedback on how we talk about the bills.",
+    "Absolutely! It's a delicate balance when you look at every part of a marriage.",
+    "Your story is truly inspiring, and I'm happy we connected on this topic.",
+    "Thank you for sharing this with me. Family is what makes life worth living.",
+)
+
+
+def test_a_conversation_that_only_agrees_is_measured_and_warned_about():
+    q = quality_section([AGREEING], diagram=DIAGRAM, user_role="COUNSELEE", assistant_role="COUNSELOR")
+    assert q["figures"]["agreement_rate"] == 1.0
+    assert any("agreeing with or praising" in w for w in q["warnings"])
+    good = quality_section([GOOD], diagram=DIAGRAM, user_role="COUNSELEE", assistant_role="COUNSELOR")
+    assert good["figures"]["agreement_rate"] == 0
+
+
+def test_agreement_needs_the_opening_not_a_word_inside():
+    q = quality_section(
+        [conv("We do not agree on money at all.", "Which of you is right about the budget, do you think?")]
+    )
+    assert q["figures"]["agreement_rate"] == 0
+
+
+def test_the_janus_gpt4_reference_of_agreement_is_what_this_module_measures():
+    import json
+    from pathlib import Path
+
+    import pytest
+
+    folder = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "janus" / "coding_assist_gpt"
+    if not folder.is_dir():
+        pytest.skip("the Janus corpus (../shared/corpus/janus) is not here")
+    conversations = []
+    for record in json.loads((folder / "outputs.json").read_text(encoding="utf-8")):
+        turns = record["conversations"]
+        turns = [turns] if isinstance(turns, dict) else turns
+        conversations.append([m for t in turns for m in (("user", t["user"]), ("assistant", t["assistant"]))])
+    rate = quality_section(conversations)["figures"]["agreement_rate"]
+    assert round(rate, 3) == DEFINITIONS["agreement_rate"][2]
+
+
 def test_every_metric_is_defined_with_a_janus_reference():
     q = quality_section([GOOD])
     assert set(q["definitions"]) == set(DEFINITIONS)

@@ -8,6 +8,7 @@ Janus GPT-4 outputs (``coding_assist_gpt``, measured with this module) as a refe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,12 @@ DEFINITIONS: dict[str, tuple[str, str, float | None]] = {
         "low: a high share means 'in role' says little",
         0.19,
     ),
+    "agreement_rate": (
+        "share of messages that open by agreeing with or praising the other speaker ('I completely agree', "
+        "'You're right', 'I'm glad...', 'Absolutely', 'That's a great...', 'Thank you for sharing')",
+        "low (a pleasantry now and then); above 40% the conversation mostly stands still",
+        0.112,
+    ),
     "grounded_rate": (
         "share of conversations mentioning at least one scene fact (a %% note or an attribute comment); "
         "bare attribute names and common words do not count",
@@ -67,6 +74,24 @@ DEFINITIONS: dict[str, tuple[str, str, float | None]] = {
         1.0,
     ),
 }
+
+
+# A message that opens by agreeing with or praising the other speaker (after an optional "Yes,").
+AGREEMENT_OPENER = re.compile(
+    r"""^\W*(?:(?:yes|oh|well|wow|ah)[,!.]?\s+)?(?:
+      i\s+(?:completely\s+|totally\s+|absolutely\s+|fully\s+|really\s+|wholeheartedly\s+)?agree
+    | i\s+couldn['’]?t\s+agree
+    | you(?:['’]re|\s+are)\s+(?:so\s+|absolutely\s+|completely\s+|totally\s+|quite\s+)?right
+    | (?:i['’]m|i\s+am)\s+(?:so\s+|really\s+|truly\s+)?glad
+    | (?:that['’]s|that\s+is|what\s+a|it['’]s)\s+(?:such\s+)?(?:a\s+)?
+      (?:great|wonderful|excellent|fantastic|beautiful|powerful|amazing|lovely)\b
+    | thank(?:s|\s+you)(?:\s+so\s+much)?\s+for\s+sharing
+    | (?:absolutely|exactly|totally|definitely)\b
+    | your\s+(?:story|summary|perspective|message|words)\s+(?:is|are)
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+AGREEMENT_WARN = 0.4
 
 
 def _within_repetition(texts: Sequence[str]) -> float:
@@ -97,7 +122,7 @@ def quality_section(
     scene = Scene.from_diagram(diagram, user_role, assistant_role)  # the gates' rules, relations included
     facts = scene.facts
     cut, place, role = CutOff(), Placeholder(), RoleReversal()
-    messages = cut_n = place_n = echo_n = users = reversed_n = grounded = 0
+    messages = cut_n = place_n = echo_n = users = reversed_n = grounded = agreeing = 0
     repetition: list[float] = []
     for conversation in conversations:
         texts = [(r, t) for r, t in conversation if r in ("user", "assistant")]
@@ -105,6 +130,7 @@ def quality_section(
         for r, text in texts:
             messages += 1
             cut_n += not cut.check_message(r, text, scene)[0]
+            agreeing += AGREEMENT_OPENER.match(text) is not None
             place_n += not place.check_message(r, text, scene)[0]
             grams = prose_grams(text)
             echo_n += any(
@@ -126,6 +152,7 @@ def quality_section(
         "placeholder_rate": place_n / messages if messages else None,
         "repetition_within": sum(repetition) / n if n else None,
         "neutral_share": _neutral(role_consistency),
+        "agreement_rate": agreeing / messages if messages else None,
         "grounded_rate": grounded / n if (n and facts) else None,
         "facts": len(facts),
     }
@@ -161,6 +188,12 @@ def warnings(figures: dict[str, Any], role_consistency: dict[str, Any] | None) -
     rate = figures.get("user_as_assistant_rate")
     if rate is not None and rate > 0.05:
         out.append(f"{rate:.0%} of user turns speak as the assistant's role (above 5%)")
+    agreement = figures.get("agreement_rate")
+    if agreement is not None and agreement > AGREEMENT_WARN:
+        out.append(
+            f"{agreement:.0%} of messages open by agreeing with or praising the other speaker (above "
+            f"{AGREEMENT_WARN:.0%}): the conversations mostly stand still"
+        )
     for key, label in (("cut_off_rate", "cut off"), ("echo_rate", "echo an earlier message")):
         value = figures.get(key)
         if value is not None and value > 0.05:
