@@ -194,14 +194,11 @@ def auto_processes(requested: int | None, *, provider: str, mode: str, cpus: int
     has cores to spare and the answers come from a remote API in json mode."""
     if requested is not None:
         return max(0, requested)
-    cpus = (
-        cpus
-        if cpus is not None
-        else len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count()
-    )
-    if mode != "json" or provider not in REMOTE_PROVIDERS or not cpus or cpus < MIN_CPUS:
+    if cpus is None:
+        from fountain.providers.local import available_cores
+
+        cpus = available_cores()
+    if mode != "json" or provider not in REMOTE_PROVIDERS or cpus < MIN_CPUS:
         return 0
     return min(MAX_AUTO_PROCESSES, max(1, cpus // CPUS_PER_PROCESS))
 

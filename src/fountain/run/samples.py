@@ -227,13 +227,8 @@ class ResultSamples(SequenceABC[Sample]):
         raise IndexError("sample index out of range")
 
     def __iter__(self) -> Iterator[Sample]:
-        for path, offsets, identity in self._parts:
-            if len(offsets) <= 1:
-                continue
-            self._check(path, identity)
-            with open(path, "rb") as handle:
-                for line in handle:
-                    yield Sample.from_record(fastjson.loads_exact(line))
+        for line in self.lines():
+            yield Sample.from_record(fastjson.loads_exact(line))
 
     def lines(self) -> Iterator[bytes]:
         """The samples' journal lines, in order, as they are on disk. The end of the round wrote
