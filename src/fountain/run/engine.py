@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from fountain.errors import FountainError, ProviderError
 from fountain.generation.plan import DERIVATION, SEED, Task, derivation_tasks, seed_tasks
 from fountain.generation.requests import resolve_mode, spec_fingerprint
-from fountain.generation.rules import Rules
 from fountain.generation.validation_pool import make_validator
 from fountain.generation.worker import PROVIDER_ERROR, Outcome, Worker
 from fountain.providers.base import Provider
@@ -114,7 +113,7 @@ class Engine:
         return self.worker.retries if self.worker is not None else 0
 
     def _make_worker(self) -> Worker:
-        return Worker(
+        worker = Worker(
             self.spec,
             self.dispatcher,
             provider_name=self.provider.name,
@@ -126,14 +125,12 @@ class Engine:
             scenario=self.scenario,
             iteration=self.iteration,
             on_retry=self.progress.on_retry,
-            validator=self._validator(),
         )
-
-    def _validator(self) -> Any:
-        """Where json answers are validated: in the event loop, or in processes (not under Ray)."""
+        # Where json answers are validated: in the event loop, or in processes (not under Ray).
         execution = self.options.execution
         processes = execution.validation_processes if (execution.executor or "local") == "local" else 0
-        return make_validator(Rules.from_spec(self.spec), processes, provider=self.provider.name, mode=self.mode)
+        worker.validator = make_validator(worker.rules, processes, provider=self.provider.name, mode=self.mode)
+        return worker
 
     def _check_executor(self) -> None:
         """An unknown ``--executor``, or Ray not installed, is an error before the run starts."""
