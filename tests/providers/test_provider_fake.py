@@ -43,6 +43,18 @@ def test_answers_are_schema_valid_within_bounds(lo, hi):
         assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
 
 
+def test_a_continued_conversation_does_not_name_the_topic_again():
+    # Janus derivation prompts show the diagram (its "Topic:" line) before the conversation being
+    # continued, whose first answer already said the topic sentence: saying it again is a repeat
+    # the quality gates reject (gate:repetition), which cost every such derivation a retry.
+    first = ask(FakeProvider(), _request(request_schema(Rules(min_turns=1, max_turns=1))))
+    assert "part of our work on marriage guidance" in first.text
+    continued = PROMPT + " Continue this conversation: " + first.text
+    for index in range(6):
+        answer = ask(FakeProvider(), _request(request_schema(Rules(min_turns=1, max_turns=3)), index, prompt=continued))
+        assert "our work on" not in answer.text
+
+
 def test_instruct_shape():
     rules = Rules(type="instruct")
     completion = ask(FakeProvider(), _request(request_schema(rules)))

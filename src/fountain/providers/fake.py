@@ -36,6 +36,7 @@ _WORD = re.compile(r"[A-Za-z][a-z]{3,}")
 _ROLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b")
 # Words of prompts and formats that would make a silly or a rejected conversation.
 _TOPIC = re.compile(r"\btopic:\s*([^.\n%]{1,80})|our work on ([^.\n%\"]{1,80})", re.I)
+_TOPIC_SENTENCE = re.compile(r"part of our work on ", re.I)  # the sentence an assistant turn adds once
 _AS_A_ROLE = re.compile(r"\bas an? ([A-Za-z_]+) I\b")  # the user template's "as a {user} I ..."
 _NOT_ROLES = frozenset({"JSON", "USER", "ASSISTANT", "AI", "OK", "I", "A", "II", "III", "ER"})
 
@@ -89,8 +90,9 @@ class _Words:
         self.text = text
         topic = _TOPIC.search(text)
         self.topic = " ".join((topic.group(1) or topic.group(2)).split()) if topic else ""
-        # A conversation being continued already names it (it is the prefix of the new one).
-        self.topic_shown = bool(topic and topic.group(2))
+        # A conversation being continued already names it (it is the prefix of the new one),
+        # wherever in the prompt the diagram's "Topic:" line comes.
+        self.topic_shown = _TOPIC_SENTENCE.search(text) is not None
 
     def pick(self, n: int = 1) -> list[str]:
         if len(self.words) >= n:
